@@ -1,0 +1,121 @@
+/**
+ * `npm run etl`: the whole ETL on this machine, in one command. Applies the
+ * migrations to the local D1, starts the Worker with `wrangler dev` (Miniflare:
+ * local D1, Queues and R2, no Cloudflare account), starts one run, follows it
+ * to the end and prints a summary. Exit code 0 only for a complete run.
+ *
+ *   npm run etl                          # downloads from the official location
+ *   npm run etl -- --source DIR|URL      # the four .gz files from a directory or base URL
+ *   npm run etl -- --force               # reload even if the archives are unchanged
+ */
+import { parseArgs } from "node:util";
+import { randomBytes } from "node:crypto";
+import { serveArchives } from "./lib/archive-server";
+import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "./lib/dev-server";
+
+const USAGE = "usage: npm run etl -- [--source DIR|URL] [--force] [--timeout SECONDS]";
+
+interface RunJson {
+  id: string;
+  status: string;
+  source: string;
+  unchanged: boolean;
+  splits: Record<string, { expected: number | null; loaded: number }>;
+  checksums: Record<string, string> | null;
+  error: string | null;
+  durationMs: number;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      source: { type: "string" },
+      force: { type: "boolean", default: false },
+      timeout: { type: "string", default: "1800" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const timeoutMs = Number(values.timeout) * 1000;
+  if (!(timeoutMs > 0)) throw new Error(`--timeout must be a positive number of seconds\n${USAGE}`);
+
+  const archives =
+    values.source && !/^https?:\/\//.test(values.source) ? await serveArchives(values.source) : undefined;
+  const source = archives?.url ?? values.source;
+  let dev: DevServer | undefined;
+  try {
+    await applyLocalMigrations();
+    // Local queues do not outlive the dev server that held them: a run left
+    // active by an interrupted `npm run etl` can never finish, so close it.
+    await localD1(
+      "UPDATE runs SET status = 'failed', error = 'interrupted: the local dev server stopped before the run finished', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ') WHERE status IN ('queued', 'extracting', 'loading')",
+    );
+    const token = randomBytes(24).toString("hex");
+    dev = await startDevServer({ vars: { ETL_TOKEN: token } });
+    console.log(`worker: ${dev.url} (log: ${dev.logFile})`);
+
+    const res = await fetch(`${dev.url}/runs`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ trigger: "cli", force: values.force, ...(source ? { source } : {}) }),
+    });
+    const started = (await res.json()) as { run?: RunJson; error?: string };
+    if (!res.ok || !started.run)
+      throw new Error(`could not start a run: HTTP ${res.status}: ${started.error ?? "no detail"}`);
+    console.log(`run ${started.run.id}: source ${started.run.source}`);
+
+    const run = await follow(dev.url, started.run.id, timeoutMs);
+    printSummary(run);
+    return run.status === "complete" ? 0 : 1;
+  } finally {
+    await dev?.stop();
+    await archives?.close();
+  }
+}
+
+async function follow(url: string, id: string, timeoutMs: number): Promise<RunJson> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    const res = await fetch(`${url}/runs/${id}`);
+    const { run } = (await res.json()) as { run: RunJson };
+    const line = `${run.status} ${Object.entries(run.splits)
+      .map(([s, p]) => `${s} ${p.loaded}/${p.expected ?? "?"}`)
+      .join(", ")}`;
+    if (line !== last) console.log(`  ${line}`);
+    last = line;
+    if (run.status === "complete" || run.status === "failed") return run;
+    if (Date.now() > deadline)
+      throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${run.status})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function printSummary(run: RunJson): void {
+  const seconds = (run.durationMs / 1000).toFixed(1);
+  if (run.status !== "complete") {
+    console.error(`run ${run.id} failed after ${seconds} s: ${run.error}`);
+    return;
+  }
+  const rows = Object.values(run.splits).reduce((n, s) => n + s.loaded, 0);
+  console.log(
+    `run ${run.id} complete in ${seconds} s${run.unchanged ? " (archives unchanged since the last run: nothing rewritten)" : ""}`,
+  );
+  for (const [split, p] of Object.entries(run.splits)) console.log(`  ${split.padEnd(5)} ${p.loaded} rows`);
+  console.log(`  total ${rows} rows`);
+  for (const [file, md5] of Object.entries(run.checksums ?? {})) console.log(`  ${file}  md5 ${md5}`);
+  console.log(
+    'query: npx wrangler d1 execute images --local --command "SELECT split, label, COUNT(*) FROM images GROUP BY 1, 2"',
+  );
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`etl: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,88 @@
+/** Drives wrangler for the local scripts: migrations, `d1 execute`, and a `wrangler dev` child process. */
+import { spawn, execFile } from "node:child_process";
+import { createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { promisify } from "node:util";
+
+const run = promisify(execFile);
+const wrangler = join(process.cwd(), "node_modules", ".bin", "wrangler");
+
+export async function applyLocalMigrations(): Promise<void> {
+  await run(wrangler, ["d1", "migrations", "apply", "images", "--local"], { env: { ...process.env, CI: "true" } });
+}
+
+export async function localD1<T = Record<string, unknown>>(command: string): Promise<T[]> {
+  const { stdout } = await run(wrangler, ["d1", "execute", "images", "--local", "--json", "--command", command], {
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const parsed = JSON.parse(stdout) as { results: T[] }[];
+  return parsed.flatMap((p) => p.results);
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((ok) => srv.listen(0, "127.0.0.1", ok));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((ok) => srv.close(ok));
+  return port;
+}
+
+export interface DevServer {
+  readonly url: string;
+  readonly logFile: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+export async function startDevServer(
+  opts: { vars?: Record<string, string>; readyTimeoutMs?: number } = {},
+): Promise<DevServer> {
+  const port = await freePort();
+  await mkdir(".wrangler", { recursive: true });
+  const logFile = join(".wrangler", "etl-dev.log");
+  const log = createWriteStream(logFile);
+  const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  const child = spawn(
+    wrangler,
+    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", ...vars],
+    {
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    },
+  );
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<number | null>((ok) => child.once("exit", ok));
+  const stop = async () => {
+    if (child.exitCode === null) {
+      try {
+        process.kill(-child.pid!, "SIGTERM");
+      } catch {}
+      await Promise.race([exited, new Promise((ok) => setTimeout(ok, 5000))]);
+      if (child.exitCode === null) {
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {}
+      }
+    }
+    log.end();
+  };
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}; see ${logFile}`);
+    try {
+      const res = await fetch(`${url}/runs?limit=1`);
+      if (res.ok) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`wrangler dev did not answer within ${(opts.readyTimeoutMs ?? 60_000) / 1000} s; see ${logFile}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, logFile, pid: child.pid!, stop };
+}

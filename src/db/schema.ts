@@ -1,0 +1,63 @@
+/**
+ * Typed view of the tables that migrations/0001_initial.sql creates. The SQL
+ * files are the source of truth for the database; this file mirrors them for
+ * drizzle-orm's typed queries, and test/schema.test.ts checks the two agree.
+ */
+import { blob, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { SPLITS } from "../datasets";
+
+export const RUN_STATUSES = ["queued", "extracting", "loading", "complete", "failed"] as const;
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export const ACTIVE_STATUSES = ["queued", "extracting", "loading"] as const satisfies readonly RunStatus[];
+
+export const TRIGGERS = ["cron", "http", "cli"] as const;
+export type Trigger = (typeof TRIGGERS)[number];
+
+export const images = sqliteTable(
+  "images",
+  {
+    split: text("split", { enum: SPLITS }).notNull(),
+    idx: integer("idx").notNull(),
+    label: integer("label").notNull(),
+    pixels: blob("pixels", { mode: "buffer" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.split, t.idx] })],
+);
+
+export const classes = sqliteTable("classes", {
+  label: integer("label").primaryKey(),
+  name: text("name").notNull(),
+});
+
+export const runs = sqliteTable("runs", {
+  id: text("id").primaryKey(),
+  trigger: text("trigger", { enum: TRIGGERS }).notNull(),
+  source: text("source").notNull(),
+  status: text("status", { enum: RUN_STATUSES }).notNull(),
+  checksums: text("checksums", { mode: "json" }).$type<Record<string, string>>(),
+  trainExpected: integer("train_expected"),
+  testExpected: integer("test_expected"),
+  trainLoaded: integer("train_loaded").notNull().default(0),
+  testLoaded: integer("test_loaded").notNull().default(0),
+  chunksTotal: integer("chunks_total"),
+  unchanged: integer("unchanged", { mode: "boolean" }).notNull().default(false),
+  error: text("error"),
+  createdAt: text("created_at").notNull(),
+  updatedAt: text("updated_at").notNull(),
+  finishedAt: text("finished_at"),
+});
+
+export type Run = typeof runs.$inferSelect;
+
+export const runChunks = sqliteTable(
+  "run_chunks",
+  {
+    runId: text("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    split: text("split", { enum: SPLITS }).notNull(),
+    start: integer("start").notNull(),
+    count: integer("count").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.runId, t.split, t.start] })],
+);

@@ -1,0 +1,52 @@
+/**
+ * idx-etl Worker: wires the three entry points to the pipeline and nothing else.
+ *   fetch     — HTTP API (src/http/app.ts)
+ *   scheduled — cron trigger: starts a run from the default source
+ *   queue     — extraction jobs, chunk loads, dead letters
+ */
+import { QUEUES, readConfig } from "./env";
+import { app } from "./http/app";
+import { consumeChunks, consumeDeadLetters } from "./pipeline/consume";
+import { runExtractJob } from "./pipeline/job";
+import { parseMessage } from "./pipeline/messages";
+import { database } from "./pipeline/runs";
+import { startRun } from "./pipeline/trigger";
+
+export default {
+  fetch: app.fetch,
+
+  async scheduled(controller, env) {
+    const result = await startRun(database(env.DB), env.JOBS, {
+      trigger: "cron",
+      source: readConfig(env).defaultSource,
+      force: false,
+    });
+    if (result.started) console.log(`cron ${controller.cron}: started run ${result.run.id}`);
+    else
+      console.log(
+        `cron ${controller.cron}: run ${result.active.id} is still ${result.active.status}; not starting another`,
+      );
+  },
+
+  async queue(batch, env) {
+    const cfg = readConfig(env);
+    switch (batch.queue) {
+      case QUEUES.deadLetter:
+        return consumeDeadLetters(batch, env);
+      case QUEUES.chunks:
+        return consumeChunks(batch, env, cfg);
+      case QUEUES.jobs:
+        // max_batch_size = 1: one extraction per invocation.
+        for (const msg of batch.messages) {
+          const m = parseMessage(msg.body);
+          if (m?.kind === "extract") await runExtractJob(m, env, cfg);
+          else console.error(`${QUEUES.jobs}: dropping malformed message ${msg.id}`);
+          msg.ack();
+        }
+        return;
+      default:
+        console.error(`message batch from unknown queue ${batch.queue}; retrying later`);
+        batch.retryAll();
+    }
+  },
+} satisfies ExportedHandler<Env>;

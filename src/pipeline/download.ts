@@ -1,0 +1,97 @@
+/**
+ * Fetching archives: bounded time per attempt, bounded attempts with
+ * exponential backoff, and errors that say which URL failed and how. Whether a
+ * failure is worth retrying is decided here, from the status or the error.
+ */
+import { EtlError, errorMessage, isRetryable } from "../errors";
+
+export interface RetryPolicy {
+  /** Attempts per archive, the first one included. */
+  readonly attempts: number;
+  /** Time allowed for one attempt: headers and the whole body. */
+  readonly timeoutMs: number;
+  /** Delay before the second attempt; doubled for each one after. */
+  readonly backoffMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, timeoutMs: 120_000, backoffMs: 1_000 };
+
+export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
+
+/** GET `url`; resolves to the response body, or throws an EtlError saying why not. */
+export async function openArchive(
+  fetcher: Fetch,
+  url: string,
+  file: string,
+  signal: AbortSignal,
+): Promise<ReadableStream<Uint8Array>> {
+  let res: Response;
+  try {
+    res = await fetcher(url, { signal });
+  } catch (err) {
+    const why = signal.aborted ? "timed out" : `could not connect (${errorMessage(err)})`;
+    throw new EtlError(`${file}: ${why} fetching ${url}`, true);
+  }
+  if (!res.ok) {
+    await res.body?.cancel();
+    // 408, 429 and 5xx can pass; any other 4xx will answer the same again.
+    const retryable = res.status === 408 || res.status === 429 || res.status >= 500;
+    throw new EtlError(`${file}: HTTP ${res.status} ${res.statusText} from ${url}`, retryable);
+  }
+  if (res.body === null) throw new EtlError(`${file}: empty response from ${url}`);
+  return res.body;
+}
+
+/**
+ * Run `attempt` until it succeeds, a failure is not retryable, or attempts run
+ * out. Each attempt gets its own time-out signal.
+ */
+export async function withRetries<T>(
+  policy: RetryPolicy,
+  attempt: (signal: AbortSignal, n: number) => Promise<T>,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  for (let n = 1; ; n++) {
+    const signal = AbortSignal.timeout(policy.timeoutMs);
+    try {
+      return await attempt(signal, n);
+    } catch (err) {
+      const final = n >= policy.attempts || !isRetryable(err);
+      if (final) {
+        if (err instanceof EtlError && n > 1) throw new EtlError(`${err.message} (after ${n} attempts)`, err.retryable);
+        throw err;
+      }
+      await sleep(policy.backoffMs * 2 ** (n - 1));
+    }
+  }
+}
+
+/** Read a body to its end, turning a broken or timed-out stream into a retryable EtlError. */
+export async function* readBody(
+  body: ReadableStream<Uint8Array>,
+  file: string,
+  signal: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  const reader = body.getReader();
+  let received = 0;
+  const onAbort = () => void reader.cancel(signal.reason).catch(() => {});
+  signal.addEventListener("abort", onAbort);
+  try {
+    for (;;) {
+      let step: ReadableStreamReadResult<Uint8Array>;
+      try {
+        step = await reader.read();
+      } catch (err) {
+        const why = signal.aborted ? "timed out" : errorMessage(err);
+        throw new EtlError(`${file}: download interrupted after ${received} bytes (${why})`, true);
+      }
+      if (signal.aborted) throw new EtlError(`${file}: download timed out after ${received} bytes`, true);
+      if (step.done) return;
+      received += step.value.length;
+      yield step.value;
+    }
+  } finally {
+    signal.removeEventListener("abort", onAbort);
+    reader.releaseLock();
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * Run lifecycle: start (with the one-active-run guard), extracting, loading,
+ * complete, failed. The `runs` row is the single source of truth for a run's
+ * progress and errors; every transition is a conditional UPDATE so that
+ * redelivered messages and racing consumers cannot move a run backwards.
+ */
+import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import * as schema from "../db/schema";
+import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "../db/schema";
+import type { Split } from "../datasets";
+
+export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
+export const database = (d1: D1Database): Db => drizzle(d1, { schema });
+
+const now = (): string => new Date().toISOString();
+
+/** An active run with no progress for this long is presumed dead (its messages exhausted or lost). */
+export const STALE_AFTER_MS = 30 * 60 * 1000;
+
+export type StartResult =
+  { readonly started: true; readonly run: Run } | { readonly started: false; readonly active: Run };
+
+export interface StartRequest {
+  readonly trigger: Trigger;
+  readonly source: string;
+}
+
+/**
+ * Insert a queued run, unless one is active. The partial unique index
+ * `runs_single_active` makes the check and the insert one atomic step.
+ */
+export async function createRun(db: Db, req: StartRequest): Promise<StartResult> {
+  const at = now();
+  await abandonStale(db, at);
+  const id = crypto.randomUUID();
+  const inserted = await db
+    .insert(runs)
+    .values({ id, trigger: req.trigger, source: req.source, status: "queued", createdAt: at, updatedAt: at })
+    .onConflictDoNothing()
+    .returning();
+  const run = inserted[0];
+  if (run) return { started: true, run };
+  const active = await activeRun(db);
+  if (!active) throw new Error("run was not inserted, yet no run is active");
+  return { started: false, active };
+}
+
+export async function activeRun(db: Db): Promise<Run | undefined> {
+  const rows = await db.select().from(runs).where(inArray(runs.status, ACTIVE_STATUSES)).limit(1);
+  return rows[0];
+}
+
+async function abandonStale(db: Db, at: string): Promise<void> {
+  const cutoff = new Date(Date.parse(at) - STALE_AFTER_MS).toISOString();
+  await db
+    .update(runs)
+    .set({
+      status: "failed",
+      error: sql`'abandoned: no progress since ' || ${runs.updatedAt} || coalesce('; last error: ' || ${runs.error}, '')`,
+      updatedAt: at,
+      finishedAt: at,
+    })
+    .where(and(inArray(runs.status, ACTIVE_STATUSES), lt(runs.updatedAt, cutoff)));
+}
+
+export async function getRun(db: Db, id: string): Promise<Run | undefined> {
+  const rows = await db.select().from(runs).where(eq(runs.id, id)).limit(1);
+  return rows[0];
+}
+
+export async function listRuns(db: Db, limit: number): Promise<Run[]> {
+  return db.select().from(runs).orderBy(desc(runs.createdAt)).limit(limit);
+}
+
+/** queued → extracting; false if the run is no longer waiting for extraction. */
+export async function markExtracting(db: Db, id: string): Promise<boolean> {
+  const rows = await db
+    .update(runs)
+    .set({ status: "extracting", updatedAt: now() })
+    .where(and(eq(runs.id, id), inArray(runs.status, ["queued", "extracting"])))
+    .returning({ id: runs.id });
+  return rows.length > 0;
+}
+
+export interface LoadPlan {
+  readonly checksums: Record<string, string>;
+  readonly expected: Readonly<Record<Split, number>>;
+  readonly chunksTotal: number;
+}
+
+/** extracting → loading, with what the run must load. Idempotent for a retried extraction. */
+export async function markLoading(db: Db, id: string, plan: LoadPlan): Promise<boolean> {
+  const rows = await db
+    .update(runs)
+    .set({
+      status: "loading",
+      checksums: plan.checksums,
+      trainExpected: plan.expected.train,
+      testExpected: plan.expected.test,
+      chunksTotal: plan.chunksTotal,
+      error: null,
+      updatedAt: now(),
+    })
+    .where(and(eq(runs.id, id), inArray(runs.status, ["extracting", "loading"])))
+    .returning({ id: runs.id });
+  return rows.length > 0;
+}
+
+/**
+ * The latest complete run, if its archives were byte-identical to these and D1
+ * still holds exactly its rows: then a new load would rewrite the same bytes.
+ */
+export async function unchangedSince(
+  db: Db,
+  checksums: Record<string, string>,
+  expected: Readonly<Record<Split, number>>,
+): Promise<Run | undefined> {
+  const [last] = await db
+    .select()
+    .from(runs)
+    .where(eq(runs.status, "complete"))
+    .orderBy(desc(runs.finishedAt))
+    .limit(1);
+  if (!last?.checksums || !sameChecksums(last.checksums, checksums)) return undefined;
+  if (last.trainExpected !== expected.train || last.testExpected !== expected.test) return undefined;
+  const counts = await countImages(db);
+  return counts.train === expected.train && counts.test === expected.test ? last : undefined;
+}
+
+const sameChecksums = (a: Record<string, string>, b: Record<string, string>): boolean => {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
+};
+
+export async function countImages(db: Db): Promise<Record<Split, number>> {
+  const rows = await db.all<{ split: Split; n: number }>(sql`SELECT split, COUNT(*) AS n FROM images GROUP BY split`);
+  const counts: Record<Split, number> = { train: 0, test: 0 };
+  for (const r of rows) counts[r.split] = r.n;
+  return counts;
+}
+
+/** extracting → complete without a write: the dataset in D1 is already this one. */
+export async function completeUnchanged(db: Db, id: string, plan: Omit<LoadPlan, "chunksTotal">): Promise<void> {
+  const at = now();
+  await db
+    .update(runs)
+    .set({
+      status: "complete",
+      unchanged: true,
+      checksums: plan.checksums,
+      trainExpected: plan.expected.train,
+      testExpected: plan.expected.test,
+      trainLoaded: plan.expected.train,
+      testLoaded: plan.expected.test,
+      chunksTotal: 0,
+      updatedAt: at,
+      finishedAt: at,
+    })
+    .where(and(eq(runs.id, id), eq(runs.status, "extracting")));
+}
+
+/** Any active state → failed, keeping the first reason if two failures race. */
+export async function failRun(db: Db, id: string, reason: string): Promise<boolean> {
+  const at = now();
+  const rows = await db
+    .update(runs)
+    .set({ status: "failed", error: reason, updatedAt: at, finishedAt: at })
+    .where(and(eq(runs.id, id), inArray(runs.status, ACTIVE_STATUSES)))
+    .returning({ id: runs.id });
+  return rows.length > 0;
+}
+
+/** Record a failure that will be retried, so a stuck run shows why. */
+export async function noteRetry(db: Db, id: string, reason: string): Promise<void> {
+  await db
+    .update(runs)
+    .set({ error: `retrying: ${reason}`, updatedAt: now() })
+    .where(and(eq(runs.id, id), inArray(runs.status, ACTIVE_STATUSES)));
+}
+
+export type Completion = "complete" | "pending" | "failed";
+
+/**
+ * Once every chunk is in the ledger: drop rows beyond this dataset's size (left
+ * by an earlier, larger dataset) and mark the run complete only if D1 itself
+ * holds exactly the expected rows — counted in D1, not taken from counters.
+ */
+export async function completeIfDone(db: Db, id: string): Promise<Completion> {
+  const run = await getRun(db, id);
+  if (!run || run.status === "failed") return "failed";
+  if (run.status === "complete") return "complete";
+  if (run.status !== "loading" || run.chunksTotal === null) return "pending";
+  const [done] = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM run_chunks WHERE run_id = ${id}`);
+  if ((done?.n ?? 0) < run.chunksTotal) return "pending";
+
+  const at = now();
+  const trainExpected = run.trainExpected ?? 0;
+  const testExpected = run.testExpected ?? 0;
+  // drizzle's batch takes only query builders; these three statements go to D1 as one raw batch (one transaction).
+  const d1 = db.$client;
+  await d1.batch([
+    d1.prepare("DELETE FROM images WHERE split = 'train' AND idx >= ?1").bind(trainExpected),
+    d1.prepare("DELETE FROM images WHERE split = 'test' AND idx >= ?1").bind(testExpected),
+    d1
+      .prepare(
+        `UPDATE runs SET status = 'complete', updated_at = ?2, finished_at = ?2
+         WHERE id = ?1 AND status = 'loading'
+           AND (SELECT COUNT(*) FROM images WHERE split = 'train') = ?3
+           AND (SELECT COUNT(*) FROM images WHERE split = 'test') = ?4`,
+      )
+      .bind(id, at, trainExpected, testExpected),
+  ]);
+  const after = await getRun(db, id);
+  if (after?.status === "complete") return "complete";
+  if (after?.status !== "loading") return "failed";
+  const counts = await countImages(db);
+  await failRun(
+    db,
+    id,
+    `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows; expected ${trainExpected} and ${testExpected}`,
+  );
+  return "failed";
+}
