@@ -1,0 +1,67 @@
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
+
+const rows = async (sql: string, ...params: unknown[]) =>
+  (
+    await env.DB.prepare(sql)
+      .bind(...params)
+      .all()
+  ).results;
+
+describe("a synthetic dataset through the real Worker, queues and D1", () => {
+  it("loads every image exactly once, with the right label and float32 pixels", async () => {
+    // 1,234 train images: chunks of 500 plus a ragged one, several statements each.
+    const source = await publish(syntheticArchives(1234, 321));
+    const run = await runToEnd({ source });
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("complete");
+    expect(run.splits).toEqual({ train: { expected: 1234, loaded: 1234 }, test: { expected: 321, loaded: 321 } });
+
+    expect(
+      await rows(
+        "SELECT split, COUNT(*) AS n, MIN(idx) AS lo, MAX(idx) AS hi FROM images GROUP BY split ORDER BY split",
+      ),
+    ).toEqual([
+      { split: "test", n: 321, lo: 0, hi: 320 },
+      { split: "train", n: 1234, lo: 0, hi: 1233 },
+    ]);
+
+    const train = syntheticSplit(1234);
+    for (const i of [0, 499, 500, 1233]) {
+      const [row] = await rows("SELECT label, pixels FROM images WHERE split = 'train' AND idx = ?", i);
+      expect(row!.label).toBe(train.labels[i]);
+      const expected = float32LE(
+        Float32Array.from(train.pixels.subarray(i * 784, (i + 1) * 784), (b) => FLOAT_OF_BYTE[b]!),
+      );
+      expect(new Uint8Array(row!.pixels as ArrayBuffer)).toEqual(expected);
+    }
+  });
+
+  it("re-running the same source rewrites nothing and keeps the same rows", async () => {
+    const source = await publish(syntheticArchives(600, 100, 3));
+    const first = await runToEnd({ source });
+    expect(first.status).toBe("complete");
+    const before = await rows("SELECT split, idx, label, hex(pixels) AS h FROM images ORDER BY split, idx");
+
+    const again = await runToEnd({ source });
+    expect(again.status).toBe("complete");
+    expect(again.unchanged).toBe(true);
+
+    const forced = await runToEnd({ source, force: true });
+    expect(forced.status).toBe("complete");
+    expect(forced.unchanged).toBe(false);
+    expect(await rows("SELECT split, idx, label, hex(pixels) AS h FROM images ORDER BY split, idx")).toEqual(before);
+  });
+
+  it("a smaller dataset replaces a larger one without leaving its extra rows", async () => {
+    expect((await runToEnd({ source: await publish(syntheticArchives(900, 200, 5)) })).status).toBe("complete");
+    const run = await runToEnd({ source: await publish(syntheticArchives(300, 50, 6)) });
+    expect(run.status).toBe("complete");
+    expect(await rows("SELECT split, COUNT(*) AS n FROM images GROUP BY split ORDER BY split")).toEqual([
+      { split: "test", n: 50 },
+      { split: "train", n: 300 },
+    ]);
+  });
+});

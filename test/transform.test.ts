@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import golden from "./fixtures/numpy-float32-of-byte.hex?raw";
+import { FLOAT_OF_BYTE, HEX_OF_BYTE, float32LE, normalise, toBytes, writePixelsHex } from "../src/pipeline/transform";
+
+// numpy: (np.arange(256, dtype=np.uint8).astype(np.float32) / 255).tobytes().hex()
+const numpyBytes = Uint8Array.from(golden.trim().match(/../g)!, (h) => parseInt(h, 16));
+
+describe("normalisation", () => {
+  it("equals numpy's float32 x / 255 bit for bit, for every byte value", () => {
+    expect(numpyBytes.length).toBe(256 * 4);
+    expect(float32LE(FLOAT_OF_BYTE)).toEqual(numpyBytes);
+  });
+
+  it("maps 0 to 0 and 255 to 1, monotonically", () => {
+    expect(FLOAT_OF_BYTE[0]).toBe(0);
+    expect(FLOAT_OF_BYTE[255]).toBe(1);
+    for (let b = 1; b < 256; b++) expect(FLOAT_OF_BYTE[b]!).toBeGreaterThan(FLOAT_OF_BYTE[b - 1]!);
+  });
+
+  it("normalise keeps the pixel order (row-major 28×28×1) and round-trips through toBytes", () => {
+    const pixels = Uint8Array.from({ length: 784 }, (_, i) => (i * 31) % 256);
+    const values = normalise(pixels);
+    expect(values.length).toBe(784);
+    expect(values[29]).toBe(FLOAT_OF_BYTE[(29 * 31) % 256]);
+    expect(toBytes(values)).toEqual(pixels);
+  });
+
+  it("the hex table spells each value's little-endian bytes", () => {
+    const text = new TextDecoder().decode(HEX_OF_BYTE);
+    expect(text).toBe(golden.trim());
+    const out = new Uint8Array(3 * 8);
+    expect(writePixelsHex(Uint8Array.of(0, 255, 1), out, 0)).toBe(24);
+    expect(new TextDecoder().decode(out)).toBe("00000000" + "0000803f" + "8180803b");
+  });
+});
