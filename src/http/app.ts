@@ -11,6 +11,7 @@ import { database, getRun, listRuns } from "../pipeline/runs";
 import { startRun } from "../pipeline/trigger";
 import { requireToken } from "./auth";
 import { presentRun } from "./present";
+import { readRoutes } from "./read";
 
 type AppEnv = { Bindings: Env };
 
@@ -96,6 +97,8 @@ app.get("/runs/:id", async (c) => {
   if (!run) return c.json({ error: `no run ${c.req.param("id")}` }, 404);
   return c.json({ run: presentRun(run) });
 });
+
+app.route("/", readRoutes);
 
 app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
 

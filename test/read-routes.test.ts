@@ -1,0 +1,205 @@
+/**
+ * The read API over a synthetic dataset loaded through the real pipeline:
+ * image JSON and PNG (decoded with fast-png), counts, .npy exports and their
+ * paging, and the errors.
+ */
+import { SELF, env } from "cloudflare:test";
+import { decode } from "fast-png";
+import { beforeAll, describe, expect, it } from "vitest";
+import { npyExport } from "../src/read/export";
+import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import { parseNpy } from "./npy";
+import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
+
+const TRAIN = 1234;
+const TEST = 321;
+const train = syntheticSplit(TRAIN);
+const test = syntheticSplit(TEST, 1);
+const CLASSES = [
+  "T-shirt/top",
+  "Trouser",
+  "Pullover",
+  "Dress",
+  "Coat",
+  "Sandal",
+  "Shirt",
+  "Sneaker",
+  "Bag",
+  "Ankle boot",
+];
+
+const get = (path: string) => SELF.fetch(`http://worker${path}`);
+const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
+const floatsLE = (pixels: Uint8Array) => float32LE(Float32Array.from(pixels, (b) => FLOAT_OF_BYTE[b]!));
+
+beforeAll(async () => {
+  const run = await runToEnd({ source: await publish(syntheticArchives(TRAIN, TEST)) });
+  expect(run.status).toBe("complete");
+});
+
+describe("GET /images/:split/:idx", () => {
+  it("describes one image", async () => {
+    const res = await get("/images/train/17");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ split: "train", idx: 17, label: 7, class: "Sneaker", shape: [28, 28, 1] });
+  });
+
+  it("answers 404 for an image that is not loaded and 400 for a bad split or index", async () => {
+    for (const [path, status, error] of [
+      ["/images/train/1234", 404, "no image train/1234"],
+      ["/images/test/321.png", 404, "no image test/321"],
+      ["/images/valid/1", 400, 'split must be train or test, got "valid"'],
+      ["/images/train/-1", 400, 'image must be an index or index.png, got "-1"'],
+      ["/images/train/1.jpg", 400, 'image must be an index or index.png, got "1.jpg"'],
+    ] as const) {
+      const res = await get(path);
+      expect(res.status, path).toBe(status);
+      expect(await res.json(), path).toEqual({ error: error });
+    }
+  });
+});
+
+describe("GET /images/:split/:idx.png", () => {
+  it("is an 8-bit grayscale 28×28 PNG whose pixels are the source bytes", async () => {
+    for (const [split, idx, src] of [
+      ["train", 0, train],
+      ["train", 1233, train],
+      ["test", 5, test],
+    ] as const) {
+      const res = await get(`/images/${split}/${idx}.png`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("Content-Type")).toBe("image/png");
+      const png = decode(await bytesOf(res), { checkCrc: true });
+      expect([png.width, png.height, png.channels, png.depth]).toEqual([28, 28, 1, 8]);
+      expect(Uint8Array.from(png.data)).toEqual(src.pixels.subarray(idx * 784, (idx + 1) * 784));
+    }
+  });
+
+  it("upscales by nearest neighbour with ?scale", async () => {
+    const png = decode(await bytesOf(await get("/images/test/9.png?scale=3")), { checkCrc: true });
+    expect([png.width, png.height]).toEqual([84, 84]);
+    const src = test.pixels.subarray(9 * 784, 10 * 784);
+    for (let y = 0; y < 84; y++)
+      for (let x = 0; x < 84; x++) expect(png.data[y * 84 + x]).toBe(src[Math.floor(y / 3) * 28 + Math.floor(x / 3)]);
+    expect(decode(await bytesOf(await get("/images/test/9.png?scale=16"))).width).toBe(448);
+  });
+
+  it("rejects a scale outside 1..16", async () => {
+    for (const s of ["0", "17", "2.5", "x", ""]) {
+      const res = await get(`/images/test/9.png?scale=${s}`);
+      expect(res.status, s).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/^scale must be an integer from 1 to 16/);
+    }
+  });
+});
+
+describe("GET /stats", () => {
+  it("counts images per class per split and lists samples", async () => {
+    const stats = (await (await get("/stats")).json()) as {
+      splits: Record<string, { total: number; classes: { label: number; name: string; count: number }[] }>;
+      samples: { split: string; byLabel: { label: number; name: string; idx: number[] }[] };
+    };
+    const expected = (n: number, seed: number) =>
+      CLASSES.map((name, label) => ({
+        label,
+        name,
+        count: Array.from({ length: n }, (_, i) => (i + seed) % 10).filter((l) => l === label).length,
+      }));
+    expect(stats.splits.train).toEqual({ total: TRAIN, classes: expected(TRAIN, 0) });
+    expect(stats.splits.test).toEqual({ total: TEST, classes: expected(TEST, 1) });
+    expect(stats.samples.split).toBe("test");
+    // test label of idx i is (i + 1) % 10: class 0's first images are 9, 19, 29…
+    expect(stats.samples.byLabel[0]).toEqual({ label: 0, name: "T-shirt/top", idx: [9, 19, 29, 39, 49, 59, 69, 79] });
+    expect(stats.samples.byLabel.map((c) => c.idx.length)).toEqual(Array(10).fill(8));
+  });
+});
+
+describe("GET /export/:split.npy", () => {
+  it("exports a whole split as float32 (n, 28, 28, 1) equal to the stored BLOBs", async () => {
+    const res = await get("/export/test.npy");
+    expect(res.status).toBe(200);
+    const body = await bytesOf(res);
+    expect(Number(res.headers.get("Content-Length"))).toBe(body.length);
+    const npy = parseNpy(body);
+    expect(npy).toMatchObject({ descr: "<f4", fortranOrder: false, shape: [TEST, 28, 28, 1] });
+    expect(npy.dataOffset % 64).toBe(0);
+    expect(npy.data).toEqual(floatsLE(test.pixels));
+    const stored = await env.DB.prepare("SELECT pixels FROM images WHERE split = 'test' AND idx = 200").first<{
+      pixels: number[];
+    }>();
+    expect(npy.data.subarray(200 * 3136, 201 * 3136)).toEqual(Uint8Array.from(stored!.pixels));
+  });
+
+  it("exports a page with offset and limit, and labels as uint8", async () => {
+    const npy = parseNpy(await bytesOf(await get("/export/train.npy?offset=400&limit=300")));
+    expect(npy.shape).toEqual([300, 28, 28, 1]);
+    expect(npy.data).toEqual(floatsLE(train.pixels.subarray(400 * 784, 700 * 784)));
+
+    const tail = parseNpy(await bytesOf(await get("/export/train.npy?offset=1200&limit=500")));
+    expect(tail.shape).toEqual([34, 28, 28, 1]);
+    expect(parseNpy(await bytesOf(await get("/export/train.npy?offset=1234"))).shape).toEqual([0, 28, 28, 1]);
+
+    const labels = parseNpy(await bytesOf(await get("/export/train-labels.npy")));
+    expect(labels).toMatchObject({ descr: "|u1", shape: [TRAIN] });
+    expect(labels.data).toEqual(train.labels);
+    const some = parseNpy(await bytesOf(await get("/export/test-labels.npy?offset=10&limit=5")));
+    expect(some.shape).toEqual([5]);
+    expect(some.data).toEqual(test.labels.subarray(10, 15));
+  });
+
+  it("rejects bad paging parameters and unknown exports with a JSON error", async () => {
+    for (const [path, status, error] of [
+      ["/export/train.npy?offset=-1", 400, /^offset must be an integer from 0/],
+      ["/export/train.npy?offset=abc", 400, /^offset must be an integer/],
+      ["/export/train.npy?limit=0", 400, /^limit must be an integer from 1/],
+      ["/export/train.npy?limit=1e3", 400, /^limit must be an integer/],
+      ["/export/train.npy?offset=1235", 400, /^offset must be at most 1234/],
+      ["/export/valid.npy", 400, /^split must be train or test/],
+      ["/export/train.csv", 404, /^no export "train.csv"/],
+    ] as const) {
+      const res = await get(path);
+      expect(res.status, path).toBe(status);
+      expect(((await res.json()) as { error: string }).error, path).toMatch(error);
+    }
+  });
+
+  it("reads D1 one page at a time, only as the consumer pulls", async () => {
+    let queries = 0;
+    const counting = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "prepare")
+          return (sql: string) => {
+            queries++;
+            return target.prepare(sql);
+          };
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const file = npyExport(counting, { split: "train", kind: "images", offset: 0, count: TRAIN }, 100);
+    const reader = file.body.getReader();
+    const sizes: number[] = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      sizes.push(value.length);
+      // Never more than the page being read: the stream does not run ahead of its reader.
+      expect(queries).toBe(sizes.length - 1);
+    }
+    expect(sizes.length).toBe(1 + 13);
+    expect(sizes.slice(1, -1).every((n) => n === 100 * 3136)).toBe(true);
+    expect(sizes.at(-1)).toBe(34 * 3136);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(file.byteLength);
+  });
+});
+
+describe("GET /", () => {
+  it("serves the dashboard page", async () => {
+    const res = await get("/");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html).toContain("/stats");
+    expect(html).toContain('id="samples"');
+  });
+});
