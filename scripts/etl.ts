@@ -12,6 +12,8 @@ import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
 import { serveArchives } from "./lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "./lib/dev-server";
+import { progressView } from "./lib/progress";
+import { localDatabaseFile, summaryTable, type StatsJson } from "./lib/summary";
 
 const USAGE = "usage: npm run etl -- [--source DIR|URL] [--force] [--timeout SECONDS]";
 
@@ -68,7 +70,9 @@ async function main(): Promise<number> {
     console.log(`run ${started.run.id}: source ${started.run.source}`);
 
     const run = await follow(dev.url, started.run.id, timeoutMs);
-    printSummary(run);
+    // Counts come from the Worker's read API while it still runs: the same D1 the run wrote.
+    const stats = (await (await fetch(`${dev.url}/stats`)).json()) as StatsJson;
+    printSummary(run, stats, await localDatabaseFile());
     return run.status === "complete" ? 0 : 1;
   } finally {
     await dev?.stop();
@@ -78,35 +82,30 @@ async function main(): Promise<number> {
 
 async function follow(url: string, id: string, timeoutMs: number): Promise<RunJson> {
   const deadline = Date.now() + timeoutMs;
-  let last = "";
-  for (;;) {
-    const res = await fetch(`${url}/runs/${id}`);
-    const { run } = (await res.json()) as { run: RunJson };
-    const line = `${run.status} ${Object.entries(run.splits)
-      .map(([s, p]) => `${s} ${p.loaded}/${p.expected ?? "?"}`)
-      .join(", ")}`;
-    if (line !== last) console.log(`  ${line}`);
-    last = line;
-    if (run.status === "complete" || run.status === "failed") return run;
-    if (Date.now() > deadline)
-      throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${run.status})`);
-    await new Promise((r) => setTimeout(r, 250));
+  const view = progressView();
+  try {
+    for (;;) {
+      const res = await fetch(`${url}/runs/${id}`);
+      const { run } = (await res.json()) as { run: RunJson };
+      view.update(run);
+      if (run.status === "complete" || run.status === "failed") return run;
+      if (Date.now() > deadline)
+        throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${run.status})`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    view.stop();
   }
 }
 
-function printSummary(run: RunJson): void {
+function printSummary(run: RunJson, stats: StatsJson, dbFile: string | undefined): void {
   const seconds = (run.durationMs / 1000).toFixed(1);
   if (run.status !== "complete") {
     console.error(`run ${run.id} failed after ${seconds} s: ${run.error}`);
     return;
   }
-  const rows = Object.values(run.splits).reduce((n, s) => n + s.loaded, 0);
-  console.log(
-    `run ${run.id} complete in ${seconds} s${run.unchanged ? " (archives unchanged since the last run: nothing rewritten)" : ""}`,
-  );
-  for (const [split, p] of Object.entries(run.splits)) console.log(`  ${split.padEnd(5)} ${p.loaded} rows`);
-  console.log(`  total ${rows} rows`);
-  for (const [file, md5] of Object.entries(run.checksums ?? {})) console.log(`  ${file}  md5 ${md5}`);
+  console.log(`run ${run.id} complete in ${seconds} s`);
+  console.log(summaryTable(run, stats, dbFile, process.stdout.isTTY));
   console.log(
     'query: npx wrangler d1 execute images --local --command "SELECT split, label, COUNT(*) FROM images GROUP BY 1, 2"',
   );

@@ -1,0 +1,63 @@
+/** The end-of-run summary table of `npm run etl` (cli-table3), and where the local D1 file lives. */
+import { readdir, stat } from "node:fs/promises";
+import { join, relative } from "node:path";
+import Table from "cli-table3";
+
+export interface StatsJson {
+  splits: Record<string, { total: number; classes: { label: number; name: string; count: number }[] }>;
+}
+
+export interface SummaryRun {
+  id: string;
+  unchanged: boolean;
+  durationMs: number;
+  checksums: Record<string, string> | null;
+}
+
+/** Miniflare keeps each local D1 database as one SQLite file under this directory. */
+const D1_STATE = join(".wrangler", "state", "v3", "d1", "miniflare-D1DatabaseObject");
+
+/** The local D1 file most recently written (there is one per database id). */
+export async function localDatabaseFile(): Promise<string | undefined> {
+  const names = await readdir(D1_STATE).catch(() => [] as string[]);
+  const files = await Promise.all(
+    names
+      .filter((n) => n.endsWith(".sqlite") && n !== "metadata.sqlite")
+      .map(async (n) => ({ path: join(D1_STATE, n), mtime: (await stat(join(D1_STATE, n))).mtimeMs })),
+  );
+  return files.sort((a, b) => b.mtime - a.mtime)[0]?.path;
+}
+
+/** No lines between rows; colours only on a terminal, so logs and pipes stay plain text. */
+const tableStyle = (color: boolean) => ({
+  chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
+  style: color ? {} : { head: [], border: [] },
+});
+
+export function summaryTable(run: SummaryRun, stats: StatsJson, dbFile: string | undefined, color = false): string {
+  const splits = Object.keys(stats.splits);
+  const perClass = new Table({
+    ...tableStyle(color),
+    head: ["class", ...splits],
+    colAligns: ["left", ...splits.map(() => "right" as const)],
+  });
+  const first = stats.splits[splits[0]!]!;
+  first.classes.forEach((c, i) =>
+    perClass.push([
+      `${c.label} ${c.name}`,
+      ...splits.map((s) => stats.splits[s]!.classes[i]!.count.toLocaleString("en")),
+    ]),
+  );
+  perClass.push(["total", ...splits.map((s) => stats.splits[s]!.total.toLocaleString("en"))]);
+
+  const facts = new Table(tableStyle(color));
+  facts.push(
+    { run: run.id },
+    {
+      duration: `${(run.durationMs / 1000).toFixed(1)} s${run.unchanged ? " (archives unchanged: nothing rewritten)" : ""}`,
+    },
+    ...Object.entries(run.checksums ?? {}).map(([file, md5]) => ({ [file]: `md5 ${md5}` })),
+    { "database file": dbFile ? relative(process.cwd(), dbFile) : "(not found under .wrangler/state)" },
+  );
+  return `${perClass.toString()}\n${facts.toString()}`;
+}
