@@ -9,8 +9,13 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 const wrangler = join(process.cwd(), "node_modules", ".bin", "wrangler");
 
-export async function applyLocalMigrations(): Promise<void> {
-  await run(wrangler, ["d1", "migrations", "apply", "images", "--local"], { env: { ...process.env, CI: "true" } });
+/** `persistTo`: a directory for the local D1/R2/Queues state instead of .wrangler/state (tests use a fresh one). */
+const persistArgs = (persistTo?: string): string[] => (persistTo ? ["--persist-to", persistTo] : []);
+
+export async function applyLocalMigrations(opts: { persistTo?: string } = {}): Promise<void> {
+  await run(wrangler, ["d1", "migrations", "apply", "images", "--local", ...persistArgs(opts.persistTo)], {
+    env: { ...process.env, CI: "true" },
+  });
 }
 
 export async function localD1<T = Record<string, unknown>>(command: string): Promise<T[]> {
@@ -37,16 +42,25 @@ export interface DevServer {
 }
 
 export async function startDevServer(
-  opts: { vars?: Record<string, string>; readyTimeoutMs?: number } = {},
+  opts: { vars?: Record<string, string>; readyTimeoutMs?: number; persistTo?: string } = {},
 ): Promise<DevServer> {
   const port = await freePort();
   await mkdir(".wrangler", { recursive: true });
-  const logFile = join(".wrangler", "etl-dev.log");
+  const logFile = opts.persistTo ? join(opts.persistTo, "dev.log") : join(".wrangler", "etl-dev.log");
   const log = createWriteStream(logFile);
   const vars = Object.entries(opts.vars ?? {}).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
   const child = spawn(
     wrangler,
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false", ...vars],
+    [
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--show-interactive-dev-session=false",
+      ...persistArgs(opts.persistTo),
+      ...vars,
+    ],
     {
       env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
       stdio: ["ignore", "pipe", "pipe"],
