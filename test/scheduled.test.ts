@@ -1,4 +1,4 @@
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
 import worker from "../src/index";
@@ -7,11 +7,7 @@ import { publish, syntheticArchives, waitForRun, type RunView } from "./helpers"
 it("the cron trigger starts a run from the default source, and a second tick does not start another", async () => {
   const source = await publish(syntheticArchives(700, 100, 9));
   const cronEnv = { ...env, DEFAULT_SOURCE: source };
-  const tick = async () => {
-    const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ cron: "17 3 * * *" }), cronEnv, ctx);
-    await waitOnExecutionContext(ctx);
-  };
+  const tick = () => worker.scheduled(createScheduledController({ cron: "17 3 * * *" }), cronEnv);
   await tick();
   await tick(); // while the first run is active
 
