@@ -1,0 +1,38 @@
+/** The wrangler.toml, the migrations and the code must agree; these catch drift. */
+import { env } from "cloudflare:workers";
+import { getTableConfig } from "drizzle-orm/sqlite-core";
+import { describe, expect, it } from "vitest";
+import wranglerToml from "../wrangler.toml?raw";
+import * as schema from "../src/db/schema";
+import { FASHION_MNIST } from "../src/datasets";
+import { QUEUES } from "../src/env";
+
+describe("configuration agrees with the code", () => {
+  it("wrangler.toml declares the queues the queue handler dispatches on", () => {
+    for (const name of Object.values(QUEUES)) expect(wranglerToml).toContain(`queue = "${name}"`);
+    expect(wranglerToml).toContain(`dead_letter_queue = "${QUEUES.deadLetter}"`);
+    expect(wranglerToml).toMatch(/database_name = "images"/);
+  });
+
+  it("drizzle's schema has exactly the columns the migrations create", async () => {
+    for (const table of [schema.images, schema.classes, schema.runs, schema.runChunks]) {
+      const { name, columns } = getTableConfig(table);
+      const { results } = await env.DB.prepare(`SELECT name, "notnull" AS nn FROM pragma_table_info(?)`)
+        .bind(name)
+        .all<{
+          name: string;
+          nn: number;
+        }>();
+      expect(results.map((r) => r.name).sort(), name).toEqual(columns.map((c) => c.name).sort());
+      for (const c of columns) {
+        const primary = c.primary || ["images", "run_chunks"].includes(name); // composite keys are NOT NULL too
+        expect(results.find((r) => r.name === c.name)!.nn === 1 || primary, `${name}.${c.name}`).toBe(c.notNull);
+      }
+    }
+  });
+
+  it("the classes table names Fashion-MNIST's ten classes in label order", async () => {
+    const { results } = await env.DB.prepare("SELECT label, name FROM classes ORDER BY label").all();
+    expect(results).toEqual(FASHION_MNIST.classes.map((name, label) => ({ label, name })));
+  });
+});
