@@ -149,9 +149,9 @@ describe("GET /export/:split.npy", () => {
 
   it("rejects bad paging parameters and unknown exports with a JSON error", async () => {
     for (const [path, status, error] of [
-      ["/export/train.npy?offset=-1", 400, /^offset must be an integer from 0/],
+      ["/export/train.npy?offset=-1", 400, /^offset must be an integer of at least 0, got "-1"/],
       ["/export/train.npy?offset=abc", 400, /^offset must be an integer/],
-      ["/export/train.npy?limit=0", 400, /^limit must be an integer from 1/],
+      ["/export/train.npy?limit=0", 400, /^limit must be an integer of at least 1, got "0"/],
       ["/export/train.npy?limit=1e3", 400, /^limit must be an integer/],
       ["/export/train.npy?offset=1235", 400, /^offset must be at most 1234/],
       ["/export/valid.npy", 400, /^split must be train or test/],
@@ -190,6 +190,32 @@ describe("GET /export/:split.npy", () => {
     expect(sizes.slice(1, -1).every((n) => n === 100 * 3136)).toBe(true);
     expect(sizes.at(-1)).toBe(34 * 3136);
     expect(sizes.reduce((a, b) => a + b, 0)).toBe(file.byteLength);
+  });
+});
+
+describe("exports and concurrent loads", () => {
+  it("answers 409 while a run is loading, naming the run", async () => {
+    const at = new Date().toISOString();
+    await env.DB.prepare(
+      "INSERT INTO runs (id, trigger, source, status, created_at, updated_at) VALUES ('loading-run', 'http', 'x', 'loading', ?1, ?1)",
+    )
+      .bind(at)
+      .run();
+    try {
+      const res = await get("/export/train.npy");
+      expect(res.status).toBe(409);
+      expect(await res.json()).toEqual({ error: "run loading-run is loading; export train when it is complete" });
+    } finally {
+      await env.DB.prepare("DELETE FROM runs WHERE id = 'loading-run'").run();
+    }
+    expect((await get("/export/train-labels.npy")).status).toBe(200);
+  });
+
+  it("errors the stream rather than emit a body shorter than its header", async () => {
+    const file = npyExport(env.DB, { split: "train", kind: "images", offset: 1200, count: 100 });
+    await expect(new Response(file.body).arrayBuffer()).rejects.toThrow(
+      "train rows 1200…1299: D1 returned 34; the split changed mid-export",
+    );
   });
 });
 

@@ -27,11 +27,13 @@ function splitParam(raw: string): Split {
 }
 
 /** A query parameter that must be a whole number in [min, max], or absent. */
-function intParam(name: string, raw: string | undefined, min: number, max: number): number | undefined {
+function intParam(name: string, raw: string | undefined, min: number, max?: number): number | undefined {
   if (raw === undefined) return undefined;
   const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max)
-    bad(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(n) || n < min || (max !== undefined && n > max))
+    bad(
+      `${name} must be an integer ${max === undefined ? `of at least ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(raw)}`,
+    );
   return n;
 }
 
@@ -66,14 +68,14 @@ function exportName(raw: string): { split: Split; kind: ExportKind } {
 
 readRoutes.get("/export/:name", async (c) => {
   const { split, kind } = exportName(c.req.param("name"));
-  const offset = intParam("offset", c.req.query("offset"), 0, Number.MAX_SAFE_INTEGER) ?? 0;
-  const limit = intParam("limit", c.req.query("limit"), 1, Number.MAX_SAFE_INTEGER);
+  const offset = intParam("offset", c.req.query("offset"), 0) ?? 0;
+  const limit = intParam("limit", c.req.query("limit"), 1);
   const extent = await readExtent(c.env.DB, split);
-  if (extent.count === 0) return notFound(`split ${split} holds no images; run the ETL first`);
-  if (extent.kind === "gaps")
+  if (extent.kind === "loading")
     throw new HTTPException(409, {
-      message: `split ${split} holds ${extent.count} rows but its indices run to ${extent.end - 1} (a run is loading?); retry when the run is complete`,
+      message: `run ${extent.runId} is loading; export ${split} when it is complete`,
     });
+  if (extent.count === 0) return notFound(`split ${split} holds no images; run the ETL first`);
   if (offset > extent.count) bad(`offset must be at most ${extent.count} (the size of ${split}), got ${offset}`);
   const count = Math.min(limit ?? extent.count, extent.count - offset);
   const file = npyExport(c.env.DB, { split, kind, offset, count });
