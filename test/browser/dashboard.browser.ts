@@ -4,7 +4,7 @@
  * playwright-core), against `wrangler dev` with a fresh local state and a small
  * real dataset: the first 600 train and 300 test Fashion-MNIST images. Runs in
  * Node (vitest.browser.config.ts), not in workerd. Skips, saying why, where
- * /usr/bin/chromium is absent. `UPDATE_SCREENSHOT=1 npm run test:browser`
+ * /usr/bin/chromium (or $CHROMIUM_PATH) is absent. `UPDATE_SCREENSHOT=1 npm run test:browser`
  * refreshes docs/dashboard.png (not on every run: it would dirty the tree).
  */
 import { randomBytes } from "node:crypto";
@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archiveFiles, serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 
-const CHROMIUM = "/usr/bin/chromium";
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHARED = resolve(process.env.FASHION_MNIST_DIR ?? "../shared/fashion-mnist");
 const TRAIN = 600;
 const TEST = 300;
