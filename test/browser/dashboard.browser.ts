@@ -24,6 +24,8 @@ const TRAIN = 600;
 const TEST = 300;
 
 const hasChromium = existsSync(CHROMIUM);
+// CI installs Chromium (.ci/run): there, a missing browser is a failure, not a skip.
+if (!hasChromium && process.env.CI) throw new Error(`no Chromium at ${CHROMIUM}; .ci/run should have installed it`);
 if (!hasChromium)
   console.warn(`dashboard browser test skipped: no Chromium at ${CHROMIUM} (apt-get install -y chromium)`);
 
