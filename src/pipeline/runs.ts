@@ -9,6 +9,7 @@ import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "../db/schema";
 import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "../db/schema";
 import type { Split } from "../datasets";
+import { CLEAR_SHADOW_SQL, runBatch, swapStatements } from "./load";
 
 export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
 export const database = (d1: D1Database): Db => drizzle(d1, { schema });
@@ -73,14 +74,24 @@ export async function listRuns(db: Db, limit: number): Promise<Run[]> {
   return db.select().from(runs).orderBy(desc(runs.createdAt)).limit(limit);
 }
 
-/** queued → extracting; false if the run is no longer waiting for extraction. */
+/**
+ * queued → extracting; false if the run is no longer waiting for extraction.
+ * Empties the shadow table in the same transaction: whatever a failed run left
+ * there must not mix into this one.
+ */
 export async function markExtracting(db: Db, id: string): Promise<boolean> {
-  const rows = await db
-    .update(runs)
-    .set({ status: "extracting", updatedAt: now() })
-    .where(and(eq(runs.id, id), inArray(runs.status, ["queued", "extracting"])))
-    .returning({ id: runs.id });
-  return rows.length > 0;
+  const d1 = db.$client;
+  const [moved] = await d1.batch<{ id: string }>([
+    d1
+      .prepare(
+        "UPDATE runs SET status = 'extracting', updated_at = ?2 WHERE id = ?1 AND status IN ('queued', 'extracting') RETURNING id",
+      )
+      .bind(id, now()),
+    d1
+      .prepare(`${CLEAR_SHADOW_SQL} WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'extracting')`)
+      .bind(id),
+  ]);
+  return (moved?.results.length ?? 0) > 0;
 }
 
 export interface LoadPlan {
@@ -133,8 +144,12 @@ const sameChecksums = (a: Record<string, string>, b: Record<string, string>): bo
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 };
 
-export async function countImages(db: Db): Promise<Record<Split, number>> {
-  const rows = await db.all<{ split: Split; n: number }>(sql`SELECT split, COUNT(*) AS n FROM images GROUP BY split`);
+export const countImages = (db: Db): Promise<Record<Split, number>> => countRows(db, "images");
+
+async function countRows(db: Db, table: "images" | "images_next"): Promise<Record<Split, number>> {
+  const rows = await db.all<{ split: Split; n: number }>(
+    sql`SELECT split, COUNT(*) AS n FROM ${sql.identifier(table)} GROUP BY split`,
+  );
   const counts: Record<Split, number> = { train: 0, test: 0 };
   for (const r of rows) counts[r.split] = r.n;
   return counts;
@@ -182,9 +197,10 @@ export async function noteRetry(db: Db, id: string, reason: string): Promise<voi
 export type Completion = "complete" | "pending" | "failed";
 
 /**
- * Once every chunk is in the ledger: drop rows beyond this dataset's size (left
- * by an earlier, larger dataset) and mark the run complete only if D1 itself
- * holds exactly the expected rows — counted in D1, not taken from counters.
+ * Once every chunk is in the ledger, swap the shadow rows in as the dataset —
+ * only if D1 itself counts exactly the expected rows there (counted in D1 inside
+ * the swap's transaction, not taken from counters). A mismatch fails the run
+ * and leaves `images` as it was.
  */
 export async function completeIfDone(db: Db, id: string): Promise<Completion> {
   const run = await getRun(db, id);
@@ -194,31 +210,22 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
   const [done] = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM run_chunks WHERE run_id = ${id}`);
   if ((done?.n ?? 0) < run.chunksTotal) return "pending";
 
-  const at = now();
-  const trainExpected = run.trainExpected ?? 0;
-  const testExpected = run.testExpected ?? 0;
-  // drizzle's batch takes only query builders; these three statements go to D1 as one raw batch (one transaction).
-  const d1 = db.$client;
-  await d1.batch([
-    d1.prepare("DELETE FROM images WHERE split = 'train' AND idx >= ?1").bind(trainExpected),
-    d1.prepare("DELETE FROM images WHERE split = 'test' AND idx >= ?1").bind(testExpected),
-    d1
-      .prepare(
-        `UPDATE runs SET status = 'complete', updated_at = ?2, finished_at = ?2
-         WHERE id = ?1 AND status = 'loading'
-           AND (SELECT COUNT(*) FROM images WHERE split = 'train') = ?3
-           AND (SELECT COUNT(*) FROM images WHERE split = 'test') = ?4`,
-      )
-      .bind(id, at, trainExpected, testExpected),
-  ]);
-  const after = await getRun(db, id);
-  if (after?.status === "complete") return "complete";
-  if (after?.status !== "loading") return "failed";
-  const counts = await countImages(db);
-  await failRun(
-    db,
-    id,
-    `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows; expected ${trainExpected} and ${testExpected}`,
-  );
-  return "failed";
+  const expected = { train: run.trainExpected ?? 0, test: run.testExpected ?? 0 };
+  try {
+    await runBatch(db.$client, swapStatements(id, expected, now()));
+    return "complete";
+  } catch (err) {
+    // The guard aborted the swap (or D1 failed): find out which from D1 itself.
+    const after = await getRun(db, id);
+    if (after?.status === "complete") return "complete"; // another consumer swapped first
+    if (after?.status !== "loading") return "failed";
+    const counts = await countRows(db, "images_next");
+    if (counts.train === expected.train && counts.test === expected.test) throw err; // transient: retry
+    await failRun(
+      db,
+      id,
+      `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`,
+    );
+    return "failed";
+  }
 }
