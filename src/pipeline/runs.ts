@@ -4,7 +4,7 @@
  * progress and errors; every transition is a conditional UPDATE so that
  * redelivered messages and racing consumers cannot move a run backwards.
  */
-import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "../db/schema";
 import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "../db/schema";
@@ -46,6 +46,64 @@ export async function createRun(db: Db, req: StartRequest): Promise<StartResult>
   if (!active) throw new Error("run was not inserted, yet no run is active");
   return { started: false, active };
 }
+
+export type ResumeResult =
+  | { readonly resumed: true; readonly run: Run }
+  | { readonly resumed: false; readonly why: "unknown" | "not-resumable"; readonly message: string }
+  | { readonly resumed: false; readonly why: "active"; readonly active: Run };
+
+/**
+ * failed → loading, for the latest run and only if it got as far as loading:
+ * then its ledger and shadow rows are still its own (any later run would have
+ * emptied the shadow), so loading the missing chunks finishes the dataset.
+ */
+export async function resumeRun(db: Db, id: string): Promise<ResumeResult> {
+  const at = now();
+  await abandonStale(db, at);
+  let rows: Run[];
+  try {
+    rows = await db
+      .update(runs)
+      .set({ status: "loading", error: null, finishedAt: null, updatedAt: at })
+      .where(
+        and(
+          eq(runs.id, id),
+          eq(runs.status, "failed"),
+          isNotNull(runs.chunksTotal),
+          sql`NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.created_at > ${runs.createdAt})`,
+        ),
+      )
+      .returning();
+  } catch (err) {
+    // runs_single_active refused a second active run.
+    const active = await activeRun(db);
+    if (active) return { resumed: false, why: "active", active };
+    throw err;
+  }
+  if (rows[0]) return { resumed: true, run: rows[0] };
+  const run = await getRun(db, id);
+  if (!run) return { resumed: false, why: "unknown", message: `no run ${id}` };
+  const why =
+    run.status !== "failed"
+      ? `it is ${run.status}`
+      : run.chunksTotal === null
+        ? "it failed before loading began (nothing to resume); start a new run"
+        : "a later run has started since; start a new run";
+  return { resumed: false, why: "not-resumable", message: `run ${id} cannot be resumed: ${why}` };
+}
+
+/** The chunks a run has committed, as `split:start:count`. */
+export async function committedChunks(db: Db, runId: string): Promise<Set<string>> {
+  const rows = await db.select().from(schema.runChunks).where(eq(schema.runChunks.runId, runId));
+  return new Set(rows.map((r) => chunkKey(r)));
+}
+
+export async function forgetChunks(db: Db, runId: string): Promise<void> {
+  await db.delete(schema.runChunks).where(eq(schema.runChunks.runId, runId));
+}
+
+export const chunkKey = (c: { split: string; start: number; count: number }): string =>
+  `${c.split}:${c.start}:${c.count}`;
 
 export async function activeRun(db: Db): Promise<Run | undefined> {
   const rows = await db.select().from(runs).where(inArray(runs.status, ACTIVE_STATUSES)).limit(1);
