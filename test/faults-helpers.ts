@@ -70,7 +70,7 @@ export async function deliver(
   queue: string,
   bodies: readonly EtlMessage[] | readonly unknown[],
   opts: { attempts?: number; env?: Partial<Env> } = {},
-): Promise<{ result: QueueResult; ids: string[] }> {
+): Promise<{ result: QueueResult; ids: string[]; thrown: unknown }> {
   const messages = bodies.map((body) => ({
     id: `m${messageCounter++}`,
     timestamp: new Date(),
@@ -79,8 +79,13 @@ export async function deliver(
   }));
   const batch = createMessageBatch(queue, messages);
   const ctx = createExecutionContext();
-  await (worker.queue as ExportedHandlerQueueHandler<Env>)(batch, { ...env, ...opts.env } as Env, ctx);
-  return { result: await getQueueResult(batch, ctx), ids: messages.map((m) => m.id) };
+  let thrown: unknown;
+  try {
+    await (worker.queue as ExportedHandlerQueueHandler<Env>)(batch, { ...env, ...opts.env } as Env, ctx);
+  } catch (err) {
+    thrown = err; // the runtime retries the whole batch
+  }
+  return { result: await getQueueResult(batch, ctx), ids: messages.map((m) => m.id), thrown };
 }
 
 export const runStatus = async (id: string) => (await getRun(db(), id))!;
@@ -140,3 +145,12 @@ export const postResume = (id: string, token: string | null = TOKEN): Promise<Re
     method: "POST",
     headers: token === null ? {} : { Authorization: `Bearer ${token}` },
   });
+
+/** A queued run whose extraction job the test delivers itself (to choose the env it runs with). */
+export async function queuedRun(source: string): Promise<string> {
+  const started = await createRun(db(), { trigger: "http", source });
+  if (!started.started) throw new Error(`run ${started.active.id} is still active`);
+  return started.run.id;
+}
+
+export const hits = async (url: string): Promise<number> => Number(await (await fetch(`${url}/hits`)).text());
