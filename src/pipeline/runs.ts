@@ -83,6 +83,8 @@ export async function resumeRun(db: Db, id: string): Promise<ResumeResult> {
   if (rows[0]) return { resumed: true, run: rows[0] };
   const run = await getRun(db, id);
   if (!run) return { resumed: false, why: "unknown", message: `no run ${id}` };
+  const active = run.status === "failed" ? await activeRun(db) : undefined;
+  if (active) return { resumed: false, why: "active", active };
   const why =
     run.status !== "failed"
       ? `it is ${run.status}`
