@@ -7,6 +7,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/env";
+import { readBody, withRetries } from "../src/pipeline/download";
 import { dataset, deliver, expectSynthetic, failActive, hits, queuedRun, runStatus } from "./faults-helpers";
 import { publish, runToEnd, syntheticArchives } from "./helpers";
 
@@ -113,5 +114,38 @@ describe("broken connections", () => {
     );
     expect(await dataset()).toEqual(baseline);
     expect(env.FETCH_TIMEOUT_MS).toBe("5000"); // the override was this delivery's only
+  });
+});
+
+describe("the time-out is for silence, not for size", () => {
+  /** A body that sends `chunks` chunks, `gapMs` apart, then (if `stall`) goes silent. */
+  const trickle = (chunks: number, gapMs: number, stall = false) =>
+    new ReadableStream<Uint8Array>({
+      async start(c) {
+        for (let i = 0; i < chunks; i++) {
+          await new Promise((r) => setTimeout(r, gapMs));
+          c.enqueue(new Uint8Array(10));
+        }
+        if (!stall) c.close();
+      },
+    });
+  const policy = { attempts: 1, timeoutMs: 300, backoffMs: 1 };
+  const drain = (body: () => ReadableStream<Uint8Array>) =>
+    withRetries(policy, async (signal, _n, progress) => {
+      let n = 0;
+      for await (const chunk of readBody(body(), "slow.gz", signal, progress)) n += chunk.length;
+      return n;
+    });
+
+  it("a download that keeps moving is not cut off, however long it takes in total", async () => {
+    const started = Date.now();
+    expect(await drain(() => trickle(8, 100))).toBe(80);
+    expect(Date.now() - started).toBeGreaterThan(policy.timeoutMs * 2);
+  });
+
+  it("a download that goes silent is cut off after the time-out", async () => {
+    await expect(drain(() => trickle(3, 50, true))).rejects.toThrow(
+      /^slow.gz: download (timed out after 30 bytes|interrupted after 30 bytes \(timed out\))$/,
+    );
   });
 });

@@ -115,13 +115,13 @@ async function fetchVerified<T>(
   const url = `${opts.source.replace(/\/+$/, "")}/${file}`;
   return withRetries(
     opts.retry,
-    async (signal) => {
+    async (signal, _n, progress) => {
       const body = await openArchive(deps.fetch, url, file, signal);
       const digest = deps.md5();
       const gunzip = new VerifyingGunzip(file);
       const sink = makeSink();
       try {
-        for await (const chunk of readBody(body, file, signal)) {
+        for await (const chunk of readBody(body, file, signal, progress)) {
           await digest.update(chunk);
           for (const out of gunzip.push(chunk)) await sink.write(out);
         }

@@ -281,11 +281,9 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
     if (after?.status !== "loading") return "failed";
     const counts = await countRows(db, "images_next");
     if (counts.train === expected.train && counts.test === expected.test) throw err; // transient: retry
-    await failRun(
-      db,
-      id,
-      `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`,
-    );
+    const reason = `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`;
+    console.error(`run ${id} failed: ${reason}`);
+    await failRun(db, id, reason);
     return "failed";
   }
 }
