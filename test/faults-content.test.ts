@@ -163,6 +163,14 @@ describe("through the real Worker: a bad archive fails the run before any write"
       new RegExp(`^${TRAIN_IMAGES}: archive is truncated`),
     ],
     [
+      "a split of zero images",
+      withFiles({
+        [TEST_LABELS]: gzipSync(idxBytes([0], new Uint8Array(0))),
+        "t10k-images-idx3-ubyte.gz": gzipSync(idxBytes([0, 28, 28], new Uint8Array(0))),
+      }),
+      `${TEST_LABELS}: header says 0 labels: the test split is empty`,
+    ],
+    [
       "a wrong IDX magic",
       withFiles({ [TRAIN_LABELS]: gzipSync(idxBytes([40], split.labels, { type: 0x09 })) }),
       `${TRAIN_LABELS}: magic number 0x00000901 has element type 0x9, expected 0x08 (unsigned byte)`,

@@ -79,6 +79,8 @@ async function extractSplit(
     checksums,
     () => new LabelsSink(labelsFile),
   );
+  // An empty split would complete as a dataset of no rows, replacing a real one.
+  if (labels.length === 0) throw new EtlError(`${labelsFile}: header says 0 labels: the ${spec.split} split is empty`);
   if (opts.official && labels.length !== spec.count) {
     throw new EtlError(`${labelsFile}: expected ${spec.count} labels, header says ${labels.length}`);
   }
