@@ -7,6 +7,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/env";
+import { runBatch, swapStatements } from "../src/pipeline/load";
 import { imagesKey } from "../src/pipeline/staging";
 import {
   counts,
@@ -167,5 +168,34 @@ describe("a staging object missing when a consumer reads it", () => {
       test: { expected: TEST, loaded: TEST },
     });
     await expectSynthetic(TRAIN, TEST, 18);
+  });
+});
+
+describe("the swap that publishes a run's rows", () => {
+  it("refuses rows that D1 does not count, failing the run and keeping the last dataset", async () => {
+    const before = await dataset();
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 19));
+    await deliver(QUEUES.chunks, chunks.slice(0, 3));
+    // Rows lost behind the ledger's back: every chunk will be recorded, yet D1 will not hold them all.
+    await env.DB.prepare("DELETE FROM images_next WHERE split = 'train' AND idx >= 1190").run();
+    await deliver(QUEUES.chunks, [chunks[3]!]);
+    const run = await getRun(runId);
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      "all 4 chunks were recorded but D1 holds 1190 train and 300 test rows for this run; expected 1200 and 300. The previous dataset was left as it was",
+    );
+    expect(await dataset()).toEqual(before);
+  });
+
+  it("happens once per run: a second swap of the same run rolls back whole", async () => {
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 20));
+    await deliver(QUEUES.chunks, chunks);
+    expect((await getRun(runId)).status).toBe("complete");
+    const before = await dataset();
+    await expect(
+      runBatch(env.DB, swapStatements(runId, { train: TRAIN, test: TEST }, new Date().toISOString())),
+    ).rejects.toThrow(/constraint failed/i);
+    expect(await dataset()).toEqual(before);
+    expect(await counts()).toEqual({ train: TRAIN, test: TEST });
   });
 });
