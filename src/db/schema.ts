@@ -1,5 +1,5 @@
 /**
- * Typed view of the tables that migrations/0001_initial.sql creates. The SQL
+ * Typed view of the tables that migrations/ creates. The SQL
  * files are the source of truth for the database; this file mirrors them for
  * drizzle-orm's typed queries, and test/schema.test.ts checks the two agree.
  */
@@ -23,6 +23,31 @@ export const images = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.split, t.idx] })],
 );
+
+/** The shadow a run loads into; swapped with `images` at completion (migrations/0002_shadow_load.sql). */
+export const imagesNext = sqliteTable(
+  "images_next",
+  {
+    split: text("split", { enum: SPLITS }).notNull(),
+    idx: integer("idx").notNull(),
+    label: integer("label").notNull(),
+    pixels: blob("pixels", { mode: "buffer" }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.split, t.idx] })],
+);
+
+/** One row per swap: whose rows became `images`, and the counts D1 held then. */
+export const datasetSwaps = sqliteTable("dataset_swaps", {
+  runId: text("run_id")
+    .primaryKey()
+    .references(() => runs.id, { onDelete: "cascade" }),
+  runStatus: text("run_status").notNull(),
+  trainRows: integer("train_rows").notNull(),
+  testRows: integer("test_rows").notNull(),
+  trainExpected: integer("train_expected").notNull(),
+  testExpected: integer("test_expected").notNull(),
+  swappedAt: text("swapped_at").notNull(),
+});
 
 export const classes = sqliteTable("classes", {
   label: integer("label").primaryKey(),

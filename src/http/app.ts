@@ -8,7 +8,7 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import { TRIGGERS, type Trigger } from "../db/schema";
 import { readConfig } from "../env";
 import { database, getRun, listRuns } from "../pipeline/runs";
-import { startRun } from "../pipeline/trigger";
+import { resume, startRun } from "../pipeline/trigger";
 import { requireToken } from "./auth";
 import { presentRun } from "./present";
 import { readRoutes } from "./read";
@@ -82,6 +82,23 @@ app.post("/runs", requireToken, async (c) => {
     );
   }
   return c.json({ run: presentRun(result.run) }, 202, { Location: `/runs/${result.run.id}` });
+});
+
+app.post("/runs/:id/resume", requireToken, async (c) => {
+  const result = await resume(database(c.env.DB), c.env.JOBS, c.req.param("id"));
+  if (result.resumed) return c.json({ run: presentRun(result.run) }, 202, { Location: `/runs/${result.run.id}` });
+  if (result.why === "unknown") return c.json({ error: result.message }, 404);
+  if (result.why === "active") {
+    return c.json(
+      {
+        error: `run ${result.active.id} is already ${result.active.status}`,
+        activeRunId: result.active.id,
+        run: presentRun(result.active),
+      },
+      409,
+    );
+  }
+  return c.json({ error: result.message }, 409);
 });
 
 app.get("/runs", async (c) => {

@@ -87,7 +87,9 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       const run = await getRun(db, m.runId);
       const what = m.kind === "chunk" ? describeChunk(m) : "extraction";
       const last = run?.error ? `; last error: ${run.error.replace(/^retrying: /, "")}` : "";
-      if (await failRun(db, m.runId, `${what} failed on every delivery and went to the dead-letter queue${last}`)) {
+      const reason = `${what} failed on every delivery and went to the dead-letter queue${last}`;
+      if (await failRun(db, m.runId, reason)) {
+        console.error(`run ${m.runId} failed: ${reason}`);
         await staging.remove(SPLITS.map((s) => imagesKey(m.runId, s)));
       }
     } else {

@@ -8,7 +8,13 @@ import { EtlError, errorMessage, isRetryable } from "../errors";
 export interface RetryPolicy {
   /** Attempts per archive, the first one included. */
   readonly attempts: number;
-  /** Time allowed for one attempt: headers and the whole body. */
+  /**
+   * Time allowed without progress: for the response headers, then between two
+   * body chunks. An idle limit, not a total one: a hung response is cut off
+   * quickly, while a large download that keeps moving is never cut off for
+   * being large or the machine being busy (the consumer's wall-time limit
+   * still bounds an attempt).
+   */
   readonly timeoutMs: number;
   /** Delay before the second attempt; doubled for each one after. */
   readonly backoffMs: number;
@@ -42,19 +48,43 @@ export async function openArchive(
   return res.body;
 }
 
+/** An abort signal that fires after `ms` without a call to `progress`. */
+export class IdleTimeout {
+  private readonly controller = new AbortController();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(private readonly ms: number) {
+    this.progress();
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  readonly progress = (): void => {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.controller.abort(new Error(`no data for ${this.ms} ms`)), this.ms);
+  };
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
 /**
  * Run `attempt` until it succeeds, a failure is not retryable, or attempts run
- * out. Each attempt gets its own time-out signal.
+ * out. Each attempt gets its own idle time-out: `signal` aborts once `progress`
+ * has not been called for `policy.timeoutMs`.
  */
 export async function withRetries<T>(
   policy: RetryPolicy,
-  attempt: (signal: AbortSignal, n: number) => Promise<T>,
+  attempt: (signal: AbortSignal, n: number, progress: () => void) => Promise<T>,
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<T> {
   for (let n = 1; ; n++) {
-    const signal = AbortSignal.timeout(policy.timeoutMs);
+    const idle = new IdleTimeout(policy.timeoutMs);
     try {
-      return await attempt(signal, n);
+      return await attempt(idle.signal, n, idle.progress);
     } catch (err) {
       const final = n >= policy.attempts || !isRetryable(err);
       if (final) {
@@ -62,6 +92,8 @@ export async function withRetries<T>(
         throw err;
       }
       await sleep(policy.backoffMs * 2 ** (n - 1));
+    } finally {
+      idle.clear();
     }
   }
 }
@@ -71,6 +103,7 @@ export async function* readBody(
   body: ReadableStream<Uint8Array>,
   file: string,
   signal: AbortSignal,
+  progress: () => void = () => {},
 ): AsyncGenerator<Uint8Array> {
   const reader = body.getReader();
   let received = 0;
@@ -88,6 +121,7 @@ export async function* readBody(
       if (signal.aborted) throw new EtlError(`${file}: download timed out after ${received} bytes`, true);
       if (step.done) return;
       received += step.value.length;
+      progress();
       yield step.value;
     }
   } finally {

@@ -79,6 +79,8 @@ async function extractSplit(
     checksums,
     () => new LabelsSink(labelsFile),
   );
+  // An empty split would complete as a dataset of no rows, replacing a real one.
+  if (labels.length === 0) throw new EtlError(`${labelsFile}: header says 0 labels: the ${spec.split} split is empty`);
   if (opts.official && labels.length !== spec.count) {
     throw new EtlError(`${labelsFile}: expected ${spec.count} labels, header says ${labels.length}`);
   }
@@ -115,13 +117,13 @@ async function fetchVerified<T>(
   const url = `${opts.source.replace(/\/+$/, "")}/${file}`;
   return withRetries(
     opts.retry,
-    async (signal) => {
+    async (signal, _n, progress) => {
       const body = await openArchive(deps.fetch, url, file, signal);
       const digest = deps.md5();
       const gunzip = new VerifyingGunzip(file);
       const sink = makeSink();
       try {
-        for await (const chunk of readBody(body, file, signal)) {
+        for await (const chunk of readBody(body, file, signal, progress)) {
           await digest.update(chunk);
           for (const out of gunzip.push(chunk)) await sink.write(out);
         }

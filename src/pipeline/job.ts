@@ -10,9 +10,12 @@ import { extract, type Digest, type Extracted } from "./extract";
 import type { ExtractMessage } from "./messages";
 import { packBatches, planChunks } from "./plan";
 import {
+  chunkKey,
+  committedChunks,
   completeIfDone,
   completeUnchanged,
   database,
+  forgetChunks,
   failRun,
   getRun,
   markExtracting,
@@ -22,7 +25,8 @@ import {
 } from "./runs";
 import { r2Staging } from "./staging";
 
-const workersMd5 = (): Digest => {
+/** MD5 with the runtime's DigestStream, fed chunk by chunk. */
+export const workersMd5 = (): Digest => {
   const stream = new crypto.DigestStream("MD5");
   const writer = stream.getWriter();
   return {
@@ -62,9 +66,19 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       await staging.remove(extracted.splits.map((s) => s.imagesKey));
       return;
     }
-    const messages = extracted.splits.flatMap((s) => planChunks(run.id, s, cfg.chunkSize));
-    if (!(await markLoading(db, run.id, { checksums: extracted.checksums, expected, chunksTotal: messages.length })))
+    const planned = extracted.splits.flatMap((s) => planChunks(run.id, s, cfg.chunkSize));
+    if (!(await markLoading(db, run.id, { checksums: extracted.checksums, expected, chunksTotal: planned.length })))
       return;
+    // A redelivered or resumed job sends only what the ledger lacks. If the
+    // ledger holds chunks of another plan (CHUNK_SIZE changed before a resume),
+    // it cannot say what is loaded: forget it and load everything again.
+    let committed = await committedChunks(db, run.id);
+    const plannedKeys = new Set(planned.map(chunkKey));
+    if ([...committed].some((k) => !plannedKeys.has(k))) {
+      await forgetChunks(db, run.id);
+      committed = new Set();
+    }
+    const messages = planned.filter((m) => !committed.has(chunkKey(m)));
     for (const batch of packBatches(messages)) {
       await env.CHUNKS.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));
     }

@@ -2,7 +2,8 @@
  * Loading a chunk into D1: statements built within D1's limits (pure), and the
  * one batch that writes a chunk's rows, its ledger entry and the run's progress
  * in a single transaction — so a redelivered message rewrites the same rows and
- * never double-counts.
+ * never double-counts. Runs load into the shadow table `images_next`, never into
+ * `images` (see migrations/0002_shadow_load.sql and swapStatements).
  */
 import type { Split } from "../datasets";
 import { EtlError } from "../errors";
@@ -33,6 +34,19 @@ SELECT ?1, ?2 + j.key, unicode(substr(?3, j.key + 1, 1)) - 48, unhex(j.value)
 FROM json_each(?4) AS j WHERE true
 ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
 
+/**
+ * The same insert into the shadow table, written only while run ?5 is loading:
+ * a late duplicate of a chunk whose run already completed (and swapped) or
+ * failed writes nothing, checked inside the chunk's own transaction.
+ */
+export const INSERT_SHADOW_SQL = `INSERT INTO images_next (split, idx, label, pixels)
+SELECT ?1, ?2 + j.key, unicode(substr(?3, j.key + 1, 1)) - 48, unhex(j.value)
+FROM json_each(?4) AS j WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?5 AND status = 'loading')
+ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
+
+/** Where buildInsertStatements writes: `images` directly, or run `runId`'s shadow rows. */
+export type InsertTarget = { readonly into: "images" } | { readonly into: "images_next"; readonly runId: string };
+
 /** Hex characters plus the JSON quotes and comma around each image. */
 const jsonBytesPerImage = (pixelsPerImage: number): number => pixelsPerImage * BYTES_PER_VALUE * 2 + 3;
 
@@ -50,7 +64,11 @@ export interface ChunkRows {
   readonly pixelsPerImage: number;
 }
 
-export function buildInsertStatements(rows: ChunkRows, rowsPerStatement: number): Statement[] {
+export function buildInsertStatements(
+  rows: ChunkRows,
+  rowsPerStatement: number,
+  target: InsertTarget = { into: "images" },
+): Statement[] {
   const { split, start, labels, pixels, pixelsPerImage } = rows;
   const count = labels.length;
   if (pixels.length !== count * pixelsPerImage) {
@@ -75,15 +93,19 @@ export function buildInsertStatements(rows: ChunkRows, rowsPerStatement: number)
       json[at++] = 0x22;
     }
     json[at++] = 0x5d; // ]
-    statements.push({
-      sql: INSERT_IMAGES_SQL,
-      params: [split, start + first, labels.slice(first, first + n), decoder.decode(json.subarray(0, at))],
-    });
+    const params = [split, start + first, labels.slice(first, first + n), decoder.decode(json.subarray(0, at))];
+    statements.push(
+      target.into === "images"
+        ? { sql: INSERT_IMAGES_SQL, params }
+        : { sql: INSERT_SHADOW_SQL, params: [...params, target.runId] },
+    );
   }
   return statements;
 }
 
-export const RECORD_CHUNK_SQL = `INSERT INTO run_chunks (run_id, split, start, count) VALUES (?1, ?2, ?3, ?4)
+/** Recorded only while the run is loading, like its rows: the ledger never claims rows that were not written. */
+export const RECORD_CHUNK_SQL = `INSERT INTO run_chunks (run_id, split, start, count)
+SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading')
 ON CONFLICT (run_id, split, start) DO NOTHING`;
 
 /** Progress is derived from the ledger inside the same transaction, so it cannot drift. */
@@ -95,7 +117,7 @@ WHERE id = ?1`;
 
 export function chunkStatements(runId: string, rows: ChunkRows, rowsPerStatement: number, now: string): Statement[] {
   return [
-    ...buildInsertStatements(rows, rowsPerStatement),
+    ...buildInsertStatements(rows, rowsPerStatement, { into: "images_next", runId }),
     { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length] },
     { sql: UPDATE_PROGRESS_SQL, params: [runId, now] },
   ];
@@ -105,3 +127,38 @@ export function chunkStatements(runId: string, rows: ChunkRows, rowsPerStatement
 export async function runBatch(db: D1Database, statements: readonly Statement[]): Promise<void> {
   await db.batch(statements.map((s) => db.prepare(s.sql).bind(...s.params)));
 }
+
+/**
+ * Make run `runId`'s shadow rows the dataset, as one batch (one transaction).
+ * The first statement is the guard: its row in dataset_swaps fails the CHECK
+ * unless the run is loading and D1 counts exactly the expected rows in the
+ * shadow, and fails the primary key if this run already swapped — either way
+ * the whole batch rolls back and `images` is untouched. Then the run is marked
+ * complete and the tables trade names; the old dataset, now the shadow, is
+ * emptied so storage stays at one copy between runs.
+ */
+export function swapStatements(runId: string, expected: Readonly<Record<Split, number>>, now: string): Statement[] {
+  return [
+    {
+      sql: `INSERT INTO dataset_swaps (run_id, run_status, train_rows, test_rows, train_expected, test_expected, swapped_at)
+SELECT ?1, (SELECT status FROM runs WHERE id = ?1),
+  (SELECT COUNT(*) FROM images_next WHERE split = 'train'), (SELECT COUNT(*) FROM images_next WHERE split = 'test'),
+  ?2, ?3, ?4`,
+      params: [runId, expected.train, expected.test, now],
+    },
+    {
+      sql: `UPDATE runs SET status = 'complete', error = NULL, updated_at = ?2, finished_at = ?2 WHERE id = ?1`,
+      params: [runId, now],
+    },
+    // Renaming carries indexes along; drop images_by_label and rebuild it so its name stays true.
+    { sql: "DROP INDEX IF EXISTS images_by_label", params: [] },
+    { sql: "ALTER TABLE images RENAME TO images_prev", params: [] },
+    { sql: "ALTER TABLE images_next RENAME TO images", params: [] },
+    { sql: "ALTER TABLE images_prev RENAME TO images_next", params: [] },
+    { sql: "CREATE INDEX images_by_label ON images (split, label)", params: [] },
+    { sql: "DELETE FROM images_next", params: [] },
+  ];
+}
+
+/** Empty the shadow before a run starts loading into it: leftovers of a failed run must not mix in. */
+export const CLEAR_SHADOW_SQL = "DELETE FROM images_next";

@@ -4,11 +4,12 @@
  * progress and errors; every transition is a conditional UPDATE so that
  * redelivered messages and racing consumers cannot move a run backwards.
  */
-import { and, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "../db/schema";
 import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "../db/schema";
 import type { Split } from "../datasets";
+import { CLEAR_SHADOW_SQL, runBatch, swapStatements } from "./load";
 
 export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
 export const database = (d1: D1Database): Db => drizzle(d1, { schema });
@@ -46,6 +47,66 @@ export async function createRun(db: Db, req: StartRequest): Promise<StartResult>
   return { started: false, active };
 }
 
+export type ResumeResult =
+  | { readonly resumed: true; readonly run: Run }
+  | { readonly resumed: false; readonly why: "unknown" | "not-resumable"; readonly message: string }
+  | { readonly resumed: false; readonly why: "active"; readonly active: Run };
+
+/**
+ * failed → loading, for the latest run and only if it got as far as loading:
+ * then its ledger and shadow rows are still its own (any later run would have
+ * emptied the shadow), so loading the missing chunks finishes the dataset.
+ */
+export async function resumeRun(db: Db, id: string): Promise<ResumeResult> {
+  const at = now();
+  await abandonStale(db, at);
+  let rows: Run[];
+  try {
+    rows = await db
+      .update(runs)
+      .set({ status: "loading", error: null, finishedAt: null, updatedAt: at })
+      .where(
+        and(
+          eq(runs.id, id),
+          eq(runs.status, "failed"),
+          isNotNull(runs.chunksTotal),
+          sql`NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.created_at > ${runs.createdAt})`,
+        ),
+      )
+      .returning();
+  } catch (err) {
+    // runs_single_active refused a second active run.
+    const active = await activeRun(db);
+    if (active) return { resumed: false, why: "active", active };
+    throw err;
+  }
+  if (rows[0]) return { resumed: true, run: rows[0] };
+  const run = await getRun(db, id);
+  if (!run) return { resumed: false, why: "unknown", message: `no run ${id}` };
+  const active = run.status === "failed" ? await activeRun(db) : undefined;
+  if (active) return { resumed: false, why: "active", active };
+  const why =
+    run.status !== "failed"
+      ? `it is ${run.status}`
+      : run.chunksTotal === null
+        ? "it failed before loading began (nothing to resume); start a new run"
+        : "a later run has started since; start a new run";
+  return { resumed: false, why: "not-resumable", message: `run ${id} cannot be resumed: ${why}` };
+}
+
+/** The chunks a run has committed, as `split:start:count`. */
+export async function committedChunks(db: Db, runId: string): Promise<Set<string>> {
+  const rows = await db.select().from(schema.runChunks).where(eq(schema.runChunks.runId, runId));
+  return new Set(rows.map((r) => chunkKey(r)));
+}
+
+export async function forgetChunks(db: Db, runId: string): Promise<void> {
+  await db.delete(schema.runChunks).where(eq(schema.runChunks.runId, runId));
+}
+
+export const chunkKey = (c: { split: string; start: number; count: number }): string =>
+  `${c.split}:${c.start}:${c.count}`;
+
 export async function activeRun(db: Db): Promise<Run | undefined> {
   const rows = await db.select().from(runs).where(inArray(runs.status, ACTIVE_STATUSES)).limit(1);
   return rows[0];
@@ -73,14 +134,24 @@ export async function listRuns(db: Db, limit: number): Promise<Run[]> {
   return db.select().from(runs).orderBy(desc(runs.createdAt)).limit(limit);
 }
 
-/** queued → extracting; false if the run is no longer waiting for extraction. */
+/**
+ * queued → extracting; false if the run is no longer waiting for extraction.
+ * Empties the shadow table in the same transaction: whatever a failed run left
+ * there must not mix into this one.
+ */
 export async function markExtracting(db: Db, id: string): Promise<boolean> {
-  const rows = await db
-    .update(runs)
-    .set({ status: "extracting", updatedAt: now() })
-    .where(and(eq(runs.id, id), inArray(runs.status, ["queued", "extracting"])))
-    .returning({ id: runs.id });
-  return rows.length > 0;
+  const d1 = db.$client;
+  const [moved] = await d1.batch<{ id: string }>([
+    d1
+      .prepare(
+        "UPDATE runs SET status = 'extracting', updated_at = ?2 WHERE id = ?1 AND status IN ('queued', 'extracting') RETURNING id",
+      )
+      .bind(id, now()),
+    d1
+      .prepare(`${CLEAR_SHADOW_SQL} WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'extracting')`)
+      .bind(id),
+  ]);
+  return (moved?.results.length ?? 0) > 0;
 }
 
 export interface LoadPlan {
@@ -133,8 +204,12 @@ const sameChecksums = (a: Record<string, string>, b: Record<string, string>): bo
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 };
 
-export async function countImages(db: Db): Promise<Record<Split, number>> {
-  const rows = await db.all<{ split: Split; n: number }>(sql`SELECT split, COUNT(*) AS n FROM images GROUP BY split`);
+export const countImages = (db: Db): Promise<Record<Split, number>> => countRows(db, "images");
+
+async function countRows(db: Db, table: "images" | "images_next"): Promise<Record<Split, number>> {
+  const rows = await db.all<{ split: Split; n: number }>(
+    sql`SELECT split, COUNT(*) AS n FROM ${sql.identifier(table)} GROUP BY split`,
+  );
   const counts: Record<Split, number> = { train: 0, test: 0 };
   for (const r of rows) counts[r.split] = r.n;
   return counts;
@@ -182,9 +257,10 @@ export async function noteRetry(db: Db, id: string, reason: string): Promise<voi
 export type Completion = "complete" | "pending" | "failed";
 
 /**
- * Once every chunk is in the ledger: drop rows beyond this dataset's size (left
- * by an earlier, larger dataset) and mark the run complete only if D1 itself
- * holds exactly the expected rows — counted in D1, not taken from counters.
+ * Once every chunk is in the ledger, swap the shadow rows in as the dataset —
+ * only if D1 itself counts exactly the expected rows there (counted in D1 inside
+ * the swap's transaction, not taken from counters). A mismatch fails the run
+ * and leaves `images` as it was.
  */
 export async function completeIfDone(db: Db, id: string): Promise<Completion> {
   const run = await getRun(db, id);
@@ -194,31 +270,20 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
   const [done] = await db.all<{ n: number }>(sql`SELECT COUNT(*) AS n FROM run_chunks WHERE run_id = ${id}`);
   if ((done?.n ?? 0) < run.chunksTotal) return "pending";
 
-  const at = now();
-  const trainExpected = run.trainExpected ?? 0;
-  const testExpected = run.testExpected ?? 0;
-  // drizzle's batch takes only query builders; these three statements go to D1 as one raw batch (one transaction).
-  const d1 = db.$client;
-  await d1.batch([
-    d1.prepare("DELETE FROM images WHERE split = 'train' AND idx >= ?1").bind(trainExpected),
-    d1.prepare("DELETE FROM images WHERE split = 'test' AND idx >= ?1").bind(testExpected),
-    d1
-      .prepare(
-        `UPDATE runs SET status = 'complete', updated_at = ?2, finished_at = ?2
-         WHERE id = ?1 AND status = 'loading'
-           AND (SELECT COUNT(*) FROM images WHERE split = 'train') = ?3
-           AND (SELECT COUNT(*) FROM images WHERE split = 'test') = ?4`,
-      )
-      .bind(id, at, trainExpected, testExpected),
-  ]);
-  const after = await getRun(db, id);
-  if (after?.status === "complete") return "complete";
-  if (after?.status !== "loading") return "failed";
-  const counts = await countImages(db);
-  await failRun(
-    db,
-    id,
-    `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows; expected ${trainExpected} and ${testExpected}`,
-  );
-  return "failed";
+  const expected = { train: run.trainExpected ?? 0, test: run.testExpected ?? 0 };
+  try {
+    await runBatch(db.$client, swapStatements(id, expected, now()));
+    return "complete";
+  } catch (err) {
+    // The guard aborted the swap (or D1 failed): find out which from D1 itself.
+    const after = await getRun(db, id);
+    if (after?.status === "complete") return "complete"; // another consumer swapped first
+    if (after?.status !== "loading") return "failed";
+    const counts = await countRows(db, "images_next");
+    if (counts.train === expected.train && counts.test === expected.test) throw err; // transient: retry
+    const reason = `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`;
+    console.error(`run ${id} failed: ${reason}`);
+    await failRun(db, id, reason);
+    return "failed";
+  }
 }

@@ -53,7 +53,7 @@ export function r2Staging(bucket: R2Bucket): Staging {
     async read(key, offset, length) {
       const object = await bucket.get(key, { range: { offset, length } });
       if (object === null) {
-        throw new EtlError(`staging object ${key} is missing (deleted or expired): start a new run`);
+        throw new EtlError(`staging object ${key} is missing (deleted or expired); resume the run or start a new one`);
       }
       const bytes = new Uint8Array(await object.arrayBuffer());
       if (bytes.length !== length) {

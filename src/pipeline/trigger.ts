@@ -6,7 +6,7 @@
 import type { Trigger } from "../db/schema";
 import { errorMessage } from "../errors";
 import type { ExtractMessage } from "./messages";
-import { createRun, failRun, type Db, type StartResult } from "./runs";
+import { createRun, failRun, resumeRun, type Db, type ResumeResult, type StartResult } from "./runs";
 
 export interface TriggerRequest {
   readonly trigger: Trigger;
@@ -23,6 +23,24 @@ export async function startRun(db: Db, jobs: Queue, req: TriggerRequest): Promis
   } catch (err) {
     // Without its job the run would block every later trigger until it went stale.
     await failRun(db, result.run.id, `could not queue the extraction job: ${errorMessage(err)}`);
+    throw err;
+  }
+  return result;
+}
+
+/**
+ * Resume a failed run that had begun loading: re-extract its archives (the
+ * checksums must match what it recorded) and load only the chunks its ledger
+ * lacks, into the shadow rows it already has.
+ */
+export async function resume(db: Db, jobs: Queue, id: string): Promise<ResumeResult> {
+  const result = await resumeRun(db, id);
+  if (!result.resumed) return result;
+  const message: ExtractMessage = { kind: "extract", runId: id, force: true };
+  try {
+    await jobs.send(message, { contentType: "json" });
+  } catch (err) {
+    await failRun(db, id, `could not queue the extraction job to resume: ${errorMessage(err)}`);
     throw err;
   }
   return result;

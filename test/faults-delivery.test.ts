@@ -1,0 +1,201 @@
+/**
+ * Delivery faults: Queues deliver at least once, in any order, and a consumer
+ * can die half-way. Chunk messages are delivered by hand to the Worker's real
+ * queue handler (real D1 and R2); the dead-letter path also runs through the
+ * real queues.
+ */
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it } from "vitest";
+import { QUEUES } from "../src/env";
+import { runBatch, swapStatements } from "../src/pipeline/load";
+import { imagesKey } from "../src/pipeline/staging";
+import {
+  counts,
+  dataset,
+  deliver,
+  expectSynthetic,
+  failActive,
+  failingD1,
+  loadingRun,
+  postResume,
+  rows,
+  runStatus,
+} from "./faults-helpers";
+import { getRun, publish, runToEnd, startRun, syntheticArchives, waitForRun } from "./helpers";
+
+afterEach(() => failActive());
+
+// 1,200 train + 300 test images in chunks of 500: train 0–499, 500–999, 1000–1199 and test 0–299.
+const TRAIN = 1200;
+const TEST = 300;
+
+describe("a chunk delivered more than once", () => {
+  it("writes its rows once and counts its progress once, even after the run completed", async () => {
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 11));
+    expect(chunks).toHaveLength(4);
+    // Every chunk twice in one batch: the second copy finds its rows and ledger entry already there.
+    const { result, ids } = await deliver(QUEUES.chunks, [...chunks, ...chunks]);
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks.sort()).toEqual(ids.sort());
+    const run = await runStatus(runId);
+    expect(run.status).toBe("complete");
+    expect([run.trainLoaded, run.testLoaded]).toEqual([TRAIN, TEST]);
+    await expectSynthetic(TRAIN, TEST, 11);
+    const before = await dataset();
+
+    // A late copy after completion (and after the swap) is acknowledged and writes nothing.
+    const late = await deliver(QUEUES.chunks, [chunks[0]!, chunks[3]!], { attempts: 3 });
+    expect(late.result.explicitAcks.sort()).toEqual(late.ids.sort());
+    expect(await dataset()).toEqual(before);
+    expect(await counts("images_next")).toEqual({});
+    expect(await rows("SELECT run_id FROM dataset_swaps WHERE run_id = ?", runId)).toHaveLength(1);
+  });
+});
+
+describe("chunks delivered out of order", () => {
+  it("completes only when the last one lands, with every row in place", async () => {
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 12));
+    for (const chunk of [...chunks].reverse().slice(0, -1)) {
+      await deliver(QUEUES.chunks, [chunk]);
+      expect((await runStatus(runId)).status).toBe("loading");
+    }
+    await deliver(QUEUES.chunks, [chunks[0]!]);
+    expect((await runStatus(runId)).status).toBe("complete");
+    await expectSynthetic(TRAIN, TEST, 12);
+  });
+});
+
+describe("a consumer that fails half-way through a batch", () => {
+  it("retries what did not commit, and the redelivery adds no duplicate", async () => {
+    const before = await dataset();
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 13));
+    // D1 answers the first chunk's transaction, then becomes unavailable.
+    const { result, ids } = await deliver(QUEUES.chunks, chunks.slice(0, 3), { env: { DB: failingD1(1) } });
+    // The first chunk committed (its completion check needs no batch), the other two are retried.
+    expect(result.explicitAcks).toEqual([ids[0]]);
+    expect(result.retryMessages.map((m) => m.msgId).sort()).toEqual(ids.slice(1).sort());
+    const midway = await runStatus(runId);
+    expect(midway.status).toBe("loading");
+    expect(midway.trainLoaded).toBe(500); // the first chunk's transaction committed, and only it
+    expect(await counts("images_next")).toEqual({ train: 500 });
+    expect(await dataset()).toEqual(before); // nothing reached `images`
+
+    // Queues redeliver the two (and the fourth arrives); a duplicate of the first rewrites its rows.
+    const again = await deliver(QUEUES.chunks, chunks, { attempts: 2 });
+    expect(again.result.explicitAcks.sort()).toEqual(again.ids.sort());
+    const run = await runStatus(runId);
+    expect(run.status).toBe("complete");
+    expect([run.trainLoaded, run.testLoaded]).toEqual([TRAIN, TEST]);
+    expect(run.error).toBeNull();
+    await expectSynthetic(TRAIN, TEST, 13);
+  });
+
+  it("records the retryable error on the run while it retries", async () => {
+    const { runId, chunks } = await loadingRun(syntheticArchives(600, 100, 14));
+    const { result } = await deliver(QUEUES.chunks, [chunks[0]!], { env: { DB: failingD1(0) } });
+    expect(result.retryMessages).toHaveLength(1);
+    expect((await runStatus(runId)).status).toBe("loading");
+    expect((await getRun(runId)).error).toBe(
+      "retrying: train images 0–499: D1_ERROR: injected fault: database unavailable",
+    );
+  });
+});
+
+describe("a message that keeps failing", () => {
+  it("a chunk in the dead-letter queue fails its run with the reason, and the last dataset stays", async () => {
+    expect((await runToEnd({ source: await publish(syntheticArchives(700, 50, 15)) })).status).toBe("complete");
+    const before = await dataset();
+
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 16));
+    await deliver(QUEUES.chunks, [chunks[0]!, chunks[3]!]); // half the run lands in the shadow
+    await deliver(QUEUES.chunks, [chunks[1]!], { attempts: 6, env: { DB: failingD1(0) } });
+    // Queues moves a message to the DLQ after max_retries; the DLQ consumer gets the same body.
+    const { result } = await deliver(QUEUES.deadLetter, [chunks[1]!]);
+    expect(result.explicitAcks).toHaveLength(1);
+
+    const run = await getRun(runId);
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      "train images 500–999 failed on every delivery and went to the dead-letter queue; last error: train images 500–999: D1_ERROR: injected fault: database unavailable",
+    );
+    expect(await dataset()).toEqual(before); // no partial overwrite, no mix of the two sources
+    expect(await env.STAGING.head(imagesKey(runId, "train"))).toBeNull();
+
+    // A late copy of a chunk of the failed run writes nothing anywhere.
+    await deliver(QUEUES.chunks, [chunks[2]!]);
+    expect(await dataset()).toEqual(before);
+    expect((await rows("SELECT * FROM run_chunks WHERE run_id = ? AND start = 1000", runId)).length).toBe(0);
+  });
+
+  it("an extraction job that fails on every delivery lands in the real DLQ and fails the run", async () => {
+    const source = await publish(syntheticArchives(10, 10), { "train-labels-idx1-ubyte.gz": "status:503" });
+    const run = await waitForRun((await startRun({ source })).id);
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      `extraction failed on every delivery and went to the dead-letter queue; last error: train-labels-idx1-ubyte.gz: HTTP 503 Service Unavailable from ${source}/train-labels-idx1-ubyte.gz (after 3 attempts)`,
+    );
+    // 3 deliveries (max_retries = 2) × 3 fetch attempts each.
+    expect(Number(await (await fetch(`${source}/train-labels-idx1-ubyte.gz/hits`)).text())).toBe(9);
+  });
+});
+
+describe("a staging object missing when a consumer reads it", () => {
+  it("fails the run saying so, keeps the last dataset, and the run can be resumed to the exact rows", async () => {
+    expect((await runToEnd({ source: await publish(syntheticArchives(700, 50, 17)) })).status).toBe("complete");
+    const before = await dataset();
+
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 18));
+    await deliver(QUEUES.chunks, [chunks[3]!]); // test split loaded
+    await env.STAGING.delete(imagesKey(runId, "train"));
+    const { result } = await deliver(QUEUES.chunks, [chunks[0]!]);
+    expect(result.explicitAcks).toHaveLength(1); // retrying cannot bring it back
+
+    const failed = await getRun(runId);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toBe(
+      `train images 0–499: staging object runs/${runId}/train-images.idx is missing (deleted or expired); resume the run or start a new one`,
+    );
+    expect(await dataset()).toEqual(before);
+
+    // Resume: the archives are downloaded again and only the missing chunks are loaded.
+    const res = await postResume(runId);
+    expect(res.status).toBe(202);
+    const resumed = await waitForRun(runId);
+    expect(resumed.error).toBeNull();
+    expect(resumed.status).toBe("complete");
+    expect(resumed.splits).toEqual({
+      train: { expected: TRAIN, loaded: TRAIN },
+      test: { expected: TEST, loaded: TEST },
+    });
+    await expectSynthetic(TRAIN, TEST, 18);
+  });
+});
+
+describe("the swap that publishes a run's rows", () => {
+  it("refuses rows that D1 does not count, failing the run and keeping the last dataset", async () => {
+    const before = await dataset();
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 19));
+    await deliver(QUEUES.chunks, chunks.slice(0, 3));
+    // Rows lost behind the ledger's back: every chunk will be recorded, yet D1 will not hold them all.
+    await env.DB.prepare("DELETE FROM images_next WHERE split = 'train' AND idx >= 1190").run();
+    await deliver(QUEUES.chunks, [chunks[3]!]);
+    const run = await getRun(runId);
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      "all 4 chunks were recorded but D1 holds 1190 train and 300 test rows for this run; expected 1200 and 300. The previous dataset was left as it was",
+    );
+    expect(await dataset()).toEqual(before);
+  });
+
+  it("happens once per run: a second swap of the same run rolls back whole", async () => {
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 20));
+    await deliver(QUEUES.chunks, chunks);
+    expect((await getRun(runId)).status).toBe("complete");
+    const before = await dataset();
+    await expect(
+      runBatch(env.DB, swapStatements(runId, { train: TRAIN, test: TEST }, new Date().toISOString())),
+    ).rejects.toThrow(/constraint failed/i);
+    expect(await dataset()).toEqual(before);
+    expect(await counts()).toEqual({ train: TRAIN, test: TEST });
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * Shared by the fault-injection suites: put a run in a known state through the
+ * pipeline's own functions, deliver queue messages by hand to the real consumer
+ * (real D1 and R2), and read what D1 holds.
+ */
+import { createExecutionContext, createMessageBatch, getQueueResult, SELF, type QueueResult } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { expect } from "vitest";
+import { FASHION_MNIST, type Split } from "../src/datasets";
+import { readConfig } from "../src/env";
+import worker from "../src/index";
+import { extract } from "../src/pipeline/extract";
+import { workersMd5 } from "../src/pipeline/job";
+import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
+import { planChunks } from "../src/pipeline/plan";
+import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/pipeline/runs";
+import { r2Staging } from "../src/pipeline/staging";
+import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
+
+export const db = () => database(env.DB);
+
+export const rows = async <T = Record<string, unknown>>(sql: string, ...params: unknown[]): Promise<T[]> =>
+  (
+    await env.DB.prepare(sql)
+      .bind(...params)
+      .all<T>()
+  ).results;
+
+/** Every row of `images`, pixels as hex: equal fingerprints mean the same rows and the same bytes. */
+export const dataset = () => rows("SELECT split, idx, label, hex(pixels) AS h FROM images ORDER BY split, idx");
+
+export const counts = async (table = "images") =>
+  Object.fromEntries(
+    (await rows<{ split: Split; n: number }>(`SELECT split, COUNT(*) AS n FROM ${table} GROUP BY split`)).map((r) => [
+      r.split,
+      r.n,
+    ]),
+  );
+
+/**
+ * A run that has extracted `archives` into staging and is loading, with the
+ * chunk messages its job would send — not sent: the test delivers them.
+ */
+export async function loadingRun(
+  archives: ArchiveSet,
+  chunkSize = readConfig(env).chunkSize,
+): Promise<{ runId: string; source: string; chunks: ChunkMessage[] }> {
+  const source = await publish(archives);
+  const started = await createRun(db(), { trigger: "http", source });
+  if (!started.started) throw new Error(`run ${started.active.id} is still active`);
+  const runId = started.run.id;
+  expect(await markExtracting(db(), runId)).toBe(true);
+  const cfg = readConfig(env);
+  const extracted = await extract(
+    { runId, dataset: FASHION_MNIST, source, official: false, retry: cfg.retry },
+    { fetch: (url, init) => fetch(url, init), staging: r2Staging(env.STAGING), md5: workersMd5 },
+  );
+  const chunks = extracted.splits.flatMap((s) => planChunks(runId, s, chunkSize));
+  const expected = Object.fromEntries(extracted.splits.map((s) => [s.split, s.count])) as Record<Split, number>;
+  expect(await markLoading(db(), runId, { checksums: extracted.checksums, expected, chunksTotal: chunks.length })).toBe(
+    true,
+  );
+  return { runId, source, chunks };
+}
+
+let messageCounter = 0;
+
+/** Deliver `bodies` as one batch from `queue` to the Worker's queue handler; the consumer's verdict. */
+export async function deliver(
+  queue: string,
+  bodies: readonly EtlMessage[] | readonly unknown[],
+  opts: { attempts?: number; env?: Partial<Env> } = {},
+): Promise<{ result: QueueResult; ids: string[]; thrown: unknown }> {
+  const messages = bodies.map((body) => ({
+    id: `m${messageCounter++}`,
+    timestamp: new Date(),
+    attempts: opts.attempts ?? 1,
+    body,
+  }));
+  const batch = createMessageBatch(queue, messages);
+  const ctx = createExecutionContext();
+  let thrown: unknown;
+  try {
+    await (worker.queue as ExportedHandlerQueueHandler<Env>)(batch, { ...env, ...opts.env } as Env, ctx);
+  } catch (err) {
+    thrown = err; // the runtime retries the whole batch
+  }
+  return { result: await getQueueResult(batch, ctx), ids: messages.map((m) => m.id), thrown };
+}
+
+export const runStatus = async (id: string) => (await getRun(db(), id))!;
+
+/** `images` holds exactly syntheticArchives(train, test, seed): counts, and labels and pixels of sampled rows. */
+export async function expectSynthetic(train: number, test: number, seed: number): Promise<void> {
+  expect(await counts()).toEqual({ train, test });
+  for (const [split, n, s] of [
+    ["train", train, seed],
+    ["test", test, seed + 1],
+  ] as const) {
+    const want = syntheticSplit(n, s);
+    for (const i of [0, Math.floor(n / 2), n - 1]) {
+      const [row] = await rows<{ label: number; pixels: number[] }>(
+        "SELECT label, pixels FROM images WHERE split = ? AND idx = ?",
+        split,
+        i,
+      );
+      expect(row!.label).toBe(want.labels[i]);
+      const px = new Float32Array(Uint8Array.from(row!.pixels).buffer);
+      expect(Array.from(px, (v) => Math.round(v * 255))).toEqual(
+        Array.from(want.pixels.subarray(i * 784, (i + 1) * 784)),
+      );
+    }
+  }
+}
+
+/** Fail whatever run a test left active, so the next test can start one. */
+export async function failActive(reason = "test cleanup"): Promise<void> {
+  const active = await activeRun(db());
+  if (active) await failRun(db(), active.id, reason);
+}
+
+/**
+ * The real D1 binding with a fault: `batch` calls after the first `healthy` ones
+ * throw, as D1 does when it is unavailable. Statements still run on real D1.
+ */
+export function failingD1(healthy: number): D1Database {
+  let calls = 0;
+  const real = env.DB;
+  return new Proxy(real, {
+    get(target, prop) {
+      if (prop === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          if (calls++ >= healthy) return Promise.reject(new Error("D1_ERROR: injected fault: database unavailable"));
+          return target.batch(statements);
+        };
+      }
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+export const postResume = (id: string, token: string | null = TOKEN): Promise<Response> =>
+  SELF.fetch(`http://worker/runs/${id}/resume`, {
+    method: "POST",
+    headers: token === null ? {} : { Authorization: `Bearer ${token}` },
+  });
+
+/** A queued run whose extraction job the test delivers itself (to choose the env it runs with). */
+export async function queuedRun(source: string): Promise<string> {
+  const started = await createRun(db(), { trigger: "http", source });
+  if (!started.started) throw new Error(`run ${started.active.id} is still active`);
+  return started.run.id;
+}
+
+export const hits = async (url: string): Promise<number> => Number(await (await fetch(`${url}/hits`)).text());

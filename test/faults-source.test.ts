@@ -1,0 +1,151 @@
+/**
+ * Source faults, served by the test archive server (test/global-setup.ts):
+ * HTTP errors, refused connections, bodies cut short and hung responses. What
+ * a retry can fix is retried (bounded, with backoff); what it cannot fails the
+ * run at once with an error naming the file and the URL.
+ */
+import { env } from "cloudflare:workers";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { QUEUES } from "../src/env";
+import { readBody, withRetries } from "../src/pipeline/download";
+import { dataset, deliver, expectSynthetic, failActive, hits, queuedRun, runStatus } from "./faults-helpers";
+import { publish, runToEnd, syntheticArchives } from "./helpers";
+
+const LABELS = "train-labels-idx1-ubyte.gz";
+const IMAGES = "train-images-idx3-ubyte.gz";
+
+afterEach(() => failActive());
+
+let baseline: Awaited<ReturnType<typeof dataset>>;
+beforeAll(async () => {
+  expect((await runToEnd({ source: await publish(syntheticArchives(300, 40, 21)) })).status).toBe("complete");
+  baseline = await dataset();
+});
+
+describe("HTTP errors", () => {
+  it("404: not retried, the run fails naming the file and URL, the dataset is untouched", async () => {
+    const source = await publish(syntheticArchives(50, 10), { [LABELS]: "status:404" });
+    const run = await runToEnd({ source });
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(`${LABELS}: HTTP 404 Not Found from ${source}/${LABELS}`);
+    expect(await hits(`${source}/${LABELS}`)).toBe(1);
+    expect(await dataset()).toEqual(baseline);
+  });
+
+  it("500 twice, then 200: retried with backoff and the run completes", async () => {
+    const source = await publish(syntheticArchives(120, 30, 22), { [IMAGES]: "status:500:2" });
+    const run = await runToEnd({ source });
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("complete");
+    expect(await hits(`${source}/${IMAGES}`)).toBe(3);
+    await expectSynthetic(120, 30, 22);
+    // Put the baseline back for the tests after this one.
+    expect((await runToEnd({ source: await publish(syntheticArchives(300, 40, 21)) })).status).toBe("complete");
+    expect(await dataset()).toEqual(baseline);
+  });
+
+  it("500 on every attempt: bounded retries, then the run fails with the last error", async () => {
+    const source = await publish(syntheticArchives(50, 10), { [LABELS]: "status:500" });
+    const run = await runToEnd({ source });
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      `extraction failed on every delivery and went to the dead-letter queue; last error: ${LABELS}: HTTP 500 Internal Server Error from ${source}/${LABELS} (after 3 attempts)`,
+    );
+    // FETCH_ATTEMPTS (3) per delivery × 3 deliveries (max_retries = 2): bounded.
+    expect(await hits(`${source}/${LABELS}`)).toBe(9);
+    expect(await dataset()).toEqual(baseline);
+  });
+});
+
+describe("broken connections", () => {
+  it("connection refused: retried, then a clear error", async () => {
+    const source = await publish(syntheticArchives(50, 10), { [LABELS]: "refuse" });
+    const run = await runToEnd({ source });
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatch(
+      new RegExp(
+        `last error: ${LABELS}: could not connect \\(.+\\) fetching ${source}/${LABELS} \\(after 3 attempts\\)$`,
+      ),
+    );
+    expect(await dataset()).toEqual(baseline);
+  });
+
+  it("a response that stops mid-body: retried, then a clear error", async () => {
+    const archives = syntheticArchives(200, 10);
+    const cut = Math.floor(archives[IMAGES]!.length / 2);
+    const source = await publish(archives, { [IMAGES]: `cut:${cut}` });
+    const run = await runToEnd({ source });
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatch(
+      new RegExp(`last error: ${IMAGES}: download interrupted after ${cut} bytes \\(.+\\) \\(after 3 attempts\\)$`),
+    );
+    expect(await dataset()).toEqual(baseline);
+  });
+
+  it("a hung response: each attempt is cut off by the time-out, and the job gives up in bounded time", async () => {
+    // Headers and the first 64 bytes, then silence (the archive must be larger than that).
+    const archives = syntheticArchives(50, 10);
+    expect(archives[IMAGES]!.length).toBeGreaterThan(64);
+    const source = await publish(archives, { [IMAGES]: "hang" });
+    const runId = await queuedRun(source);
+    const started = Date.now();
+    const { result, thrown } = await deliver(QUEUES.jobs, [{ kind: "extract", runId, force: false }], {
+      env: { FETCH_TIMEOUT_MS: "400", FETCH_ATTEMPTS: "2", FETCH_BACKOFF_MS: "10" },
+    });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(3000);
+    expect(elapsed).toBeGreaterThanOrEqual(800);
+    // Retryable: the job throws so Queues redelivers it, and the run says why it is waiting.
+    expect(String(thrown)).toMatch(
+      new RegExp(`${IMAGES}: download (interrupted|timed out) after 64 bytes.*\\(after 2 attempts\\)`),
+    );
+    expect(result.explicitAcks).toEqual([]);
+    expect(await hits(`${source}/${IMAGES}`)).toBe(2);
+    const waiting = await runStatus(runId);
+    expect(waiting.status).toBe("extracting");
+    expect(waiting.error).toMatch(/^retrying: train-images-idx3-ubyte\.gz: download .*timed out/);
+
+    // After its last delivery the job lands in the DLQ, which fails the run with that reason.
+    await deliver(QUEUES.deadLetter, [{ kind: "extract", runId, force: false }]);
+    const failed = await runStatus(runId);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatch(
+      /^extraction failed on every delivery .*; last error: train-images-idx3-ubyte\.gz: download/,
+    );
+    expect(await dataset()).toEqual(baseline);
+    expect(env.FETCH_TIMEOUT_MS).toBe("5000"); // the override was this delivery's only
+  });
+});
+
+describe("the time-out is for silence, not for size", () => {
+  /** A body that sends `chunks` chunks, `gapMs` apart, then (if `stall`) goes silent. */
+  const trickle = (chunks: number, gapMs: number, stall = false) =>
+    new ReadableStream<Uint8Array>({
+      async start(c) {
+        for (let i = 0; i < chunks; i++) {
+          await new Promise((r) => setTimeout(r, gapMs));
+          c.enqueue(new Uint8Array(10));
+        }
+        if (!stall) c.close();
+      },
+    });
+  const policy = { attempts: 1, timeoutMs: 300, backoffMs: 1 };
+  const drain = (body: () => ReadableStream<Uint8Array>) =>
+    withRetries(policy, async (signal, _n, progress) => {
+      let n = 0;
+      for await (const chunk of readBody(body(), "slow.gz", signal, progress)) n += chunk.length;
+      return n;
+    });
+
+  it("a download that keeps moving is not cut off, however long it takes in total", async () => {
+    const started = Date.now();
+    expect(await drain(() => trickle(8, 100))).toBe(80);
+    expect(Date.now() - started).toBeGreaterThan(policy.timeoutMs * 2);
+  });
+
+  it("a download that goes silent is cut off after the time-out", async () => {
+    await expect(drain(() => trickle(3, 50, true))).rejects.toThrow(
+      /^slow.gz: download (timed out after 30 bytes|interrupted after 30 bytes \(timed out\))$/,
+    );
+  });
+});
