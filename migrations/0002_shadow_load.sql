@@ -4,8 +4,9 @@
 -- fails at any point therefore leaves the last complete dataset exactly as it
 -- was: no partial overwrite, no mix of two sources, no row deleted.
 
--- Same columns and checks as `images`. No secondary index: the shadow is only
--- written by primary key; images_by_label is rebuilt on `images` at each swap.
+-- Same columns and checks as `images`. The swap drops the old dataset and
+-- recreates this table empty with the same statement (CREATE_SHADOW_SQL in
+-- src/pipeline/load.ts; test/config.test.ts keeps the two identical).
 CREATE TABLE images_next (
   split  TEXT    NOT NULL CHECK (split IN ('train', 'test')),
   idx    INTEGER NOT NULL CHECK (idx >= 0),

@@ -6,6 +6,7 @@ import wranglerToml from "../wrangler.toml?raw";
 import * as schema from "../src/db/schema";
 import { FASHION_MNIST } from "../src/datasets";
 import { QUEUES } from "../src/env";
+import { CREATE_SHADOW_SQL } from "../src/pipeline/load";
 
 describe("configuration agrees with the code", () => {
   it("wrangler.toml declares the queues the queue handler dispatches on", () => {
@@ -34,5 +35,17 @@ describe("configuration agrees with the code", () => {
   it("the classes table names Fashion-MNIST's ten classes in label order", async () => {
     const { results } = await env.DB.prepare("SELECT label, name FROM classes ORDER BY label").all();
     expect(results).toEqual(FASHION_MNIST.classes.map((name, label) => ({ label, name })));
+  });
+
+  it("the swap recreates the shadow table exactly as the migration created it", async () => {
+    const row = await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = 'images_next'").first<{
+      sql: string;
+    }>();
+    const squash = (sql: string) =>
+      sql
+        .replace(/\s+/g, " ")
+        .replace(/\s*([(),])\s*/g, "$1")
+        .trim();
+    expect(squash(row!.sql)).toBe(squash(CREATE_SHADOW_SQL));
   });
 });
