@@ -13,7 +13,7 @@ interface Consumer {
   max_batch_size?: number;
   max_concurrency?: number;
 }
-const toml = parse(wranglerToml) as { queues: { consumers: Consumer[] }; vars: Record<string, string> };
+const toml = parse(wranglerToml) as unknown as { queues: { consumers: Consumer[] }; vars: Record<string, string> };
 const chunksConsumer = toml.queues.consumers.find((c) => c.queue === QUEUES.chunks);
 const ppi = pixelsPerImage(FASHION_MNIST);
 
