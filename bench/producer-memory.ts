@@ -23,7 +23,7 @@ if (!dir) throw new Error("usage: producer-memory.ts DATA_DIR [--gc]");
 const fileFetch = async (url: string): Promise<Response> => {
   const path = join(dir, decodeURIComponent(new URL(url).pathname.slice(1)));
   const { size } = await stat(path);
-  const body = Readable.toWeb(createReadStream(path)) as ReadableStream<Uint8Array>;
+  const body = Readable.toWeb(createReadStream(path)) as unknown as ReadableStream<Uint8Array>;
   return new Response(body, { headers: { "Content-Length": String(size) } });
 };
 
