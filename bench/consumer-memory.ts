@@ -6,7 +6,7 @@
  * its D1 statements with the real chunkStatements(), and keep them alive until
  * the (simulated) batch call returns. Prints one JSON line.
  *
- *   node --expose-gc --import tsx bench/consumer-memory.ts IMAGES_IDX CHUNK_SIZE BATCH_SIZE ROWS_PER_STATEMENT [--gc]
+ *   node --expose-gc bench/out/consumer-memory.mjs IMAGES_IDX CHUNK_SIZE BATCH_SIZE ROWS_PER_STATEMENT [--gc]
  */
 import { open } from "node:fs/promises";
 import { chunkStatements, type Statement } from "../src/pipeline/load";

@@ -5,7 +5,7 @@
  * fetch Response, node:crypto MD5, and a staging store that counts and discards
  * (R2 keeps the bytes, not the Worker). Prints one JSON line.
  *
- *   node --expose-gc --import tsx bench/producer-memory.ts DATA_DIR [--gc]
+ *   node --expose-gc bench/out/producer-memory.mjs DATA_DIR [--gc [EVERY]]   (bundled by bench/lib/child.ts)
  */
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
@@ -17,8 +17,8 @@ import { extract, type Digest } from "../src/pipeline/extract";
 import type { Staging } from "../src/pipeline/staging";
 import { measurePeak } from "./lib/memory";
 
-const [dir, flag] = process.argv.slice(2);
-if (!dir) throw new Error("usage: producer-memory.ts DATA_DIR [--gc]");
+const [dir, flag, everyArg] = process.argv.slice(2);
+if (!dir) throw new Error("usage: producer-memory.ts DATA_DIR [--gc [EVERY]]");
 
 const fileFetch = async (url: string): Promise<Response> => {
   const path = join(dir, decodeURIComponent(new URL(url).pathname.slice(1)));
@@ -61,6 +61,6 @@ const report = await measurePeak(
     );
     rows = out.splits.reduce((n, s) => n + s.count, 0);
   },
-  { forceGc: flag === "--gc" },
+  { forceGc: flag === "--gc", every: Number(everyArg ?? 1) },
 );
 console.log(JSON.stringify({ ...report, rows, stagedBytes: staged, seconds: (performance.now() - started) / 1000 }));
