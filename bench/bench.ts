@@ -277,7 +277,7 @@ async function main(): Promise<void> {
   log("");
   log(renderMarkdown(results, { brief: true }));
   log(
-    `ratio=${round(results.ratio)} rows_per_s=${results.ours.rowsPerS} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb}`,
+    `ratio=${round(results.ratio)} rows_per_s=${results.ours.rowsPerS} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb}`,
   );
 }
 
