@@ -209,14 +209,29 @@ async function main(): Promise<void> {
   const consumerLive = await probe<ConsumerOut>(consumerProbe, [...consumerArgs, "--gc"]);
 
   // 4. Scaling: the producer path on K× the data.
-  let scaling: { times: number; rows: number; peakMb: number; livePeakMb: number; seconds: number } | undefined;
+  let scaling:
+    | {
+        chunks: number;
+        sendBatchCalls: number;
+        producerSubrequests: number;
+        times: number;
+        rows: number;
+        peakMb: number;
+        livePeakMb: number;
+        seconds: number;
+      }
+    | undefined;
   if (scale > 0) {
     log(`scaling: generating a ${scale}× synthetic set …`);
     const big = await syntheticDataset(dataDir, scale);
     try {
       const p = await probe<ProducerOut>(producerProbe, [big.dir]);
       const live = await probe<ProducerOut>(producerProbe, [big.dir, "--gc", String(2 * scale)]);
+      const scaled = runCost({ train: d1!.train * scale, test: d1!.test * scale }, cfg);
       scaling = {
+        chunks: scaled.queueMessages.chunks,
+        sendBatchCalls: scaled.sendBatchCalls,
+        producerSubrequests: scaled.producerSubrequests,
         times: scale,
         rows: p.rows,
         peakMb: mb(p.peakBytes),
