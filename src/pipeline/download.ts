@@ -51,7 +51,7 @@ export async function openArchive(
 /** An abort signal that fires after `ms` without a call to `progress`. */
 export class IdleTimeout {
   private readonly controller = new AbortController();
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly ms: number) {
     this.progress();
@@ -62,12 +62,12 @@ export class IdleTimeout {
   }
 
   readonly progress = (): void => {
-    clearTimeout(this.timer);
+    this.clear();
     this.timer = setTimeout(() => this.controller.abort(new Error(`no data for ${this.ms} ms`)), this.ms);
   };
 
   clear(): void {
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) clearTimeout(this.timer);
   }
 }
 

@@ -1,0 +1,110 @@
+/**
+ * The cost of one run, computed from the real code paths with the real
+ * configuration: planChunks/packBatches (plan.ts), chunkStatements (load.ts)
+ * and the per-invocation budget (budget.ts).
+ */
+import { readFile } from "node:fs/promises";
+import { parse } from "smol-toml";
+import { FASHION_MNIST, pixelsPerImage, type Split } from "../../src/datasets";
+import { QUEUES, readConfig, type Config } from "../../src/env";
+import { chunkInvocationCost, type InvocationCost } from "../../src/pipeline/budget";
+import { chunkStatements } from "../../src/pipeline/load";
+import { messageBytes, packBatches, planChunks } from "../../src/pipeline/plan";
+import { BYTES_PER_VALUE } from "../../src/pipeline/transform";
+
+export interface ConsumerSettings {
+  readonly maxBatchSize: number;
+  readonly maxBatchTimeout: number | null;
+  readonly maxConcurrency: number | null;
+}
+
+export interface BenchConfig {
+  readonly config: Config;
+  readonly consumer: ConsumerSettings;
+  readonly vars: Record<string, string>;
+}
+
+/** wrangler.toml's vars (with overrides, as `wrangler dev --var` would apply them) and the chunk consumer. */
+export async function benchConfig(overrides: Record<string, string>): Promise<BenchConfig> {
+  const toml = parse(await readFile("wrangler.toml", "utf8")) as unknown as {
+    vars: Record<string, string>;
+    queues: {
+      consumers: { queue: string; max_batch_size?: number; max_batch_timeout?: number; max_concurrency?: number }[];
+    };
+  };
+  const vars = { ...toml.vars, ...overrides };
+  const c = toml.queues.consumers.find((q) => q.queue === QUEUES.chunks);
+  if (!c?.max_batch_size) throw new Error(`wrangler.toml: no max_batch_size for ${QUEUES.chunks}`);
+  return {
+    config: readConfig(vars as unknown as Env),
+    consumer: {
+      maxBatchSize: c.max_batch_size,
+      maxBatchTimeout: c.max_batch_timeout ?? null,
+      maxConcurrency: c.max_concurrency ?? null,
+    },
+    vars,
+  };
+}
+
+export interface RunCost {
+  readonly rows: number;
+  readonly queueMessages: { readonly jobs: number; readonly chunks: number; readonly largestChunkBytes: number };
+  readonly sendBatchCalls: number;
+  readonly consumerInvocationsAtLeast: number;
+  readonly d1StatementsPerChunk: number;
+  readonly d1StatementsTotal: number;
+  readonly perConsumerInvocation: InvocationCost;
+  readonly producerSubrequests: number;
+  readonly bytesStored: { readonly d1Pixels: number; readonly r2Staging: number };
+}
+
+export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunCost {
+  const { config, consumer } = bench;
+  const ppi = pixelsPerImage(FASHION_MNIST);
+  const messages = FASHION_MNIST.splits.flatMap((s) =>
+    planChunks(
+      "00000000-0000-4000-8000-000000000000",
+      { split: s.split, labels: new Uint8Array(counts[s.split]) },
+      config.chunkSize,
+    ),
+  );
+  const batches = packBatches(messages);
+  const rows = counts.train + counts.test;
+  // Statement counts from the real builder, on a zero chunk of each size that occurs.
+  let statements = 0;
+  for (const m of messages) {
+    statements += chunkStatements(
+      m.runId,
+      { split: m.split, start: m.start, labels: m.labels, pixels: new Uint8Array(m.count * ppi), pixelsPerImage: ppi },
+      config.rowsPerStatement,
+      "",
+    ).length;
+  }
+  const perInvocation = chunkInvocationCost({
+    batchSize: consumer.maxBatchSize,
+    chunkSize: config.chunkSize,
+    rowsPerStatement: config.rowsPerStatement,
+    pixelsPerImage: ppi,
+  });
+  const completion = 3; // the completing invocation's batch: two DELETEs and the UPDATE
+  return {
+    rows,
+    queueMessages: {
+      jobs: 1,
+      chunks: messages.length,
+      largestChunkBytes: Math.max(...messages.map(messageBytes)),
+    },
+    sendBatchCalls: batches.length,
+    consumerInvocationsAtLeast: Math.ceil(messages.length / consumer.maxBatchSize),
+    d1StatementsPerChunk: perInvocation.statementsPerChunk,
+    d1StatementsTotal: statements + completion,
+    perConsumerInvocation: perInvocation,
+    // job.ts with force: getRun, markExtracting, markLoading (D1); four archive
+    // fetches; two R2 puts (the images files); the sendBatch calls.
+    producerSubrequests: 3 + FASHION_MNIST.splits.length * 2 + FASHION_MNIST.splits.length + batches.length,
+    bytesStored: {
+      d1Pixels: rows * ppi * BYTES_PER_VALUE,
+      r2Staging: FASHION_MNIST.splits.reduce((n, s) => n + 16 + counts[s.split] * ppi, 0),
+    },
+  };
+}

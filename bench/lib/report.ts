@@ -1,0 +1,194 @@
+/** bench/results.md: the figures as tables, then the hand-kept notes on alternatives tried. */
+import { readFileSync } from "node:fs";
+import type { RunCost } from "./cost";
+import type { Summary } from "./stats";
+
+export interface Results {
+  machine: Record<string, string | number>;
+  config: {
+    maxBatchSize: number;
+    maxBatchTimeout: number | null;
+    maxConcurrency: number | null;
+    chunkSize: number;
+    rowsPerStatement: number;
+    vars: Record<string, string>;
+  };
+  reps: number;
+  baseline: Summary & { rowsPerS: number };
+  ours: Summary & { rowsPerS: number; extractSeconds: Summary; loadSeconds: Summary };
+  ratio: number;
+  memory: {
+    method: string;
+    producerPeakMb: number;
+    producerLivePeakMb: number;
+    producerSeconds: number;
+    consumerPeakMb: number;
+    consumerLivePeakMb: number;
+    consumerParamMb: number;
+    workerdRssIdleMb: number;
+    workerdRssPeakMb: number;
+  };
+  cost: RunCost;
+  crossCheck: { d1Rows: number; d1PixelBytes: number; runChunks: number; chunksTotal: number; agrees: boolean };
+  scaling:
+    | {
+        chunks: number;
+        sendBatchCalls: number;
+        producerSubrequests: number;
+        times: number;
+        rows: number;
+        peakMb: number;
+        livePeakMb: number;
+        seconds: number;
+      }
+    | undefined;
+}
+
+const s = (x: number) => x.toFixed(2);
+const table = (head: string[], rows: (string | number)[][]) =>
+  [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
+    "\n",
+  );
+
+export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): string {
+  const timing = table(
+    ["", "median s", "min s", "max s", "rows/s"],
+    [
+      [
+        "Python baseline (numpy + sqlite3 executemany)",
+        s(r.baseline.median),
+        s(r.baseline.min),
+        s(r.baseline.max),
+        r.baseline.rowsPerS,
+      ],
+      ["idx-etl on local Worker (trigger → complete)", s(r.ours.median), s(r.ours.min), s(r.ours.max), r.ours.rowsPerS],
+      [
+        "  of which extract (trigger → loading)",
+        s(r.ours.extractSeconds.median),
+        s(r.ours.extractSeconds.min),
+        s(r.ours.extractSeconds.max),
+        "",
+      ],
+      [
+        "  of which load (loading → complete)",
+        s(r.ours.loadSeconds.median),
+        s(r.ours.loadSeconds.min),
+        s(r.ours.loadSeconds.max),
+        "",
+      ],
+      ["**ratio ours / baseline (medians)**", `**${s(r.ratio)}**`, "", "", ""],
+    ],
+  );
+  const m = r.memory;
+  const memory = table(
+    ["", "peak MB (heap + external, garbage included)", "live peak MB (forced GC)", "target"],
+    [
+      ["producer: download → MD5 → gunzip → staging", m.producerPeakMb, m.producerLivePeakMb, "≤ 64"],
+      [
+        `one consumer invocation (${r.config.maxBatchSize} chunks of ${r.config.chunkSize})`,
+        m.consumerPeakMb,
+        m.consumerLivePeakMb,
+        "≤ 32",
+      ],
+      [
+        "workerd RSS, whole local runtime incl. D1/R2/Queues (idle → peak)",
+        `${m.workerdRssIdleMb} → ${m.workerdRssPeakMb}`,
+        "",
+        "context only",
+      ],
+    ],
+  );
+  const c = r.cost;
+  const inv = c.perConsumerInvocation;
+  const cost = table(
+    ["cost of one run", "value"],
+    [
+      ["rows written", c.rows],
+      [
+        "queue messages (jobs + chunks)",
+        `${c.queueMessages.jobs} + ${c.queueMessages.chunks} (largest chunk message ${c.queueMessages.largestChunkBytes} B)`,
+      ],
+      ["sendBatch calls", c.sendBatchCalls],
+      ["consumer invocations (at least)", c.consumerInvocationsAtLeast],
+      [
+        "D1 statements per chunk (one batch)",
+        `${c.d1StatementsPerChunk} (${inv.insertsPerChunk} INSERTs + ledger + progress)`,
+      ],
+      ["D1 statements per consumer invocation, worst case", `${inv.d1Queries} (limit 50)`],
+      ["subrequests per consumer invocation, worst case", `${inv.subrequests} (limit 50)`],
+      ["subrequests of the producer invocation", `${c.producerSubrequests} (limit 50)`],
+      ["D1 statements in the whole run", c.d1StatementsTotal],
+      ["bytes stored: D1 pixel BLOBs", c.bytesStored.d1Pixels],
+      ["bytes staged in R2 (deleted at the end)", c.bytesStored.r2Staging],
+      [
+        "cross-check in local D1 after the last run",
+        `${r.crossCheck.d1Rows} rows, ${r.crossCheck.d1PixelBytes} pixel bytes, ${r.crossCheck.runChunks}/${r.crossCheck.chunksTotal} chunks in run_chunks: ${r.crossCheck.agrees ? "agrees" : "**DISAGREES**"}`,
+      ],
+    ],
+  );
+  const sc = r.scaling;
+  const scaling = sc
+    ? table(
+        ["producer path", "rows", "peak MB", "live peak MB", "seconds"],
+        [
+          ["Fashion-MNIST", c.rows, m.producerPeakMb, m.producerLivePeakMb, m.producerSeconds],
+          [`synthetic ${sc.times}×`, sc.rows, sc.peakMb, sc.livePeakMb, sc.seconds],
+        ],
+      )
+    : "(skipped: --scale 0)";
+  const perChunkMs = (r.ours.loadSeconds.median * 1000) / c.queueMessages.chunks;
+  const extractUsPerRow = (r.ours.extractSeconds.median * 1e6) / c.rows;
+  const projection = [
+    `Time grows linearly with rows; memory does not. Measured per-unit costs (medians above): load ${perChunkMs.toFixed(1)} ms per chunk of ${r.config.chunkSize}`,
+    `(local D1 writes one batch at a time), extract ${extractUsPerRow.toFixed(0)} µs per row in workerd. Projected full local ETL at ${sc?.times ?? 10}×:`,
+    `~${(((perChunkMs / 1000) * c.queueMessages.chunks + (extractUsPerRow / 1e6) * c.rows) * (sc?.times ?? 10)).toFixed(0)} s, with the same per-invocation`,
+    `D1 statements, subrequests and consumer memory (a chunk is a chunk), and the producer's live peak above growing only by the`,
+    `labels it keeps (1 byte per image).`,
+    ...(sc
+      ? [
+          `At ${sc.times}× the plan is ${sc.chunks} chunk messages in ${sc.sendBatchCalls} sendBatch calls, ${sc.producerSubrequests} subrequests for the producer invocation (limit 50):`,
+          `the producer's subrequests grow by one per 100 chunks, the one figure that grows with the dataset.`,
+        ]
+      : []),
+  ].join("\n");
+  const cfg = r.config;
+  const config = `CHUNK_SIZE=${cfg.chunkSize}, ROWS_PER_STATEMENT=${cfg.rowsPerStatement}, idx-etl-chunks max_batch_size=${cfg.maxBatchSize}, max_batch_timeout=${cfg.maxBatchTimeout}, max_concurrency=${cfg.maxConcurrency ?? "default"}${Object.keys(cfg.vars).length ? `; --var ${JSON.stringify(cfg.vars)}` : ""}`;
+  if (opts.brief) return [timing, "", memory, "", cost, "", scaling].join("\n");
+  const machine = Object.entries(r.machine)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join(", ");
+  let notes = "";
+  try {
+    notes = readFileSync("bench/alternatives.md", "utf8");
+  } catch {}
+  return `# Benchmark: idx-etl vs the Python baseline
+
+Generated by \`npm run bench\` (${r.reps} alternating repetitions each, after one untimed warm-up run).
+Machine: ${machine}.
+Config: ${config}.
+
+Baseline time is the script's own \`seconds=\` (decompress + normalise + insert + commit, excluding interpreter start);
+ours is wall time from POST /runs to the first GET /runs/:id that shows \`complete\` (polled every 50 ms), with \`wrangler dev\` already up.
+
+## Time
+
+${timing}
+
+## Memory
+
+Method: ${m.method}. The consumer probe builds the real D1 statements (${m.consumerParamMb} MB of bound parameters per invocation) but cannot see the copy workerd makes when it sends them to D1.
+
+${memory}
+
+## Cost
+
+${cost}
+
+## Scaling
+
+${scaling}
+
+${projection}
+
+${notes}`;
+}

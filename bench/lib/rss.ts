@@ -1,0 +1,46 @@
+/**
+ * Resident memory of the workerd processes behind a `wrangler dev` (its process
+ * group), read from /proc. workerd hosts the Worker and Miniflare's local D1,
+ * R2 and Queues together, so this is an upper bound for the Worker, not its heap.
+ */
+import { readdir, readFile } from "node:fs/promises";
+
+export async function workerdRssBytes(processGroup: number): Promise<number> {
+  let total = 0;
+  for (const name of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      // pid (comm) state ppid pgrp …: comm may hold spaces, so split after ')'.
+      const close = stat.lastIndexOf(")");
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      const pgrp = Number(stat.slice(close + 2).split(" ")[2]);
+      if (pgrp !== processGroup || !comm.startsWith("workerd")) continue;
+      const status = await readFile(`/proc/${name}/status`, "utf8");
+      const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      total += kb * 1024;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return total;
+}
+
+/** Samples the peak until stopped. */
+export function rssSampler(processGroup: number, everyMs = 200) {
+  let peak = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      peak = Math.max(peak, await workerdRssBytes(processGroup));
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    stop: async (): Promise<number> => {
+      stopped = true;
+      await loop;
+      return peak;
+    },
+  };
+}

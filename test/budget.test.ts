@@ -1,0 +1,55 @@
+import { env } from "cloudflare:workers";
+import { parse } from "smol-toml";
+import { describe, expect, it } from "vitest";
+import wranglerToml from "../wrangler.toml?raw";
+import { FASHION_MNIST, pixelsPerImage } from "../src/datasets";
+import { QUEUES, readConfig } from "../src/env";
+import { chunkInvocationCost, INVOCATION_LIMITS } from "../src/pipeline/budget";
+import { maxRowsPerStatement } from "../src/pipeline/load";
+import { packBatches, planChunks, QUEUE_LIMITS, messageBytes } from "../src/pipeline/plan";
+
+interface Consumer {
+  queue: string;
+  max_batch_size?: number;
+  max_concurrency?: number;
+}
+const toml = parse(wranglerToml) as unknown as { queues: { consumers: Consumer[] }; vars: Record<string, string> };
+const chunksConsumer = toml.queues.consumers.find((c) => c.queue === QUEUES.chunks);
+const ppi = pixelsPerImage(FASHION_MNIST);
+
+describe("the configured chunk consumer stays within per-invocation limits (free plan)", () => {
+  it("wrangler.toml sets max_batch_size for idx-etl-chunks explicitly", () => {
+    expect(chunksConsumer?.max_batch_size).toBeGreaterThan(0);
+  });
+
+  it("≤ 50 D1 queries and ≤ 50 subrequests per invocation, with wrangler.toml's batch size and vars", () => {
+    // env: the Worker's vars from wrangler.toml, as the test pool loads them.
+    const cfg = readConfig(env);
+    expect(String(cfg.chunkSize)).toBe(toml.vars.CHUNK_SIZE);
+    const cost = chunkInvocationCost({
+      batchSize: chunksConsumer!.max_batch_size!,
+      chunkSize: cfg.chunkSize,
+      rowsPerStatement: cfg.rowsPerStatement,
+      pixelsPerImage: ppi,
+    });
+    expect(cost.d1Queries).toBeLessThanOrEqual(INVOCATION_LIMITS.d1Queries);
+    expect(cost.subrequests).toBeLessThanOrEqual(INVOCATION_LIMITS.subrequests);
+  });
+
+  it("the budget catches a configuration that would exceed the limits", () => {
+    const cost = chunkInvocationCost({ batchSize: 10, chunkSize: 1000, rowsPerStatement: 125, pixelsPerImage: ppi });
+    expect(cost.statementsPerChunk).toBe(10);
+    expect(cost.d1Queries).toBeGreaterThan(INVOCATION_LIMITS.d1Queries);
+  });
+
+  it("a full chunk's messages fit the queue limits and one statement's JSON fits D1's value limit", () => {
+    const cfg = readConfig(env);
+    const labels = new Uint8Array(60_000).fill(9);
+    const messages = planChunks("00000000-0000-4000-8000-000000000000", { split: "train", labels }, cfg.chunkSize);
+    expect(Math.max(...messages.map(messageBytes)) + QUEUE_LIMITS.metadataBytes).toBeLessThanOrEqual(
+      QUEUE_LIMITS.messageBytes,
+    );
+    expect(packBatches(messages).every((b) => b.length <= QUEUE_LIMITS.batchMessages)).toBe(true);
+    expect(Math.min(cfg.rowsPerStatement, maxRowsPerStatement(ppi))).toBeGreaterThan(0);
+  });
+});
