@@ -39,7 +39,7 @@ export function readConfig(env: Env): Config {
   return {
     defaultSource: env.DEFAULT_SOURCE,
     chunkSize: positiveInt("CHUNK_SIZE", env.CHUNK_SIZE, 500),
-    rowsPerStatement: positiveInt("ROWS_PER_STATEMENT", env.ROWS_PER_STATEMENT, 125),
+    rowsPerStatement: positiveInt("ROWS_PER_STATEMENT", env.ROWS_PER_STATEMENT, 100),
     retry: {
       attempts: positiveInt("FETCH_ATTEMPTS", env.FETCH_ATTEMPTS, DEFAULT_RETRY.attempts),
       timeoutMs: positiveInt("FETCH_TIMEOUT_MS", env.FETCH_TIMEOUT_MS, DEFAULT_RETRY.timeoutMs),

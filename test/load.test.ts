@@ -20,7 +20,7 @@ function chunk(count: number, start = 0): ChunkRows {
 
 describe("statement building within D1's limits", () => {
   it("keeps every statement within the bound-parameter, SQL-length and value-size limits", () => {
-    for (const perStatement of [1, 125, maxRowsPerStatement(784), 10_000]) {
+    for (const perStatement of [1, 99, 100, 10_000]) {
       const statements = chunkStatements("run-1", chunk(500), perStatement, "2026-01-01T00:00:00Z");
       for (const s of statements) {
         expect(s.params.length).toBeLessThanOrEqual(D1_LIMITS.boundParameters);
@@ -28,15 +28,41 @@ describe("statement building within D1's limits", () => {
         for (const p of s.params) if (typeof p === "string") expect(utf8(p)).toBeLessThanOrEqual(D1_LIMITS.valueBytes);
       }
     }
-    // A request for more rows than fit is capped at what fits.
-    expect(buildInsertStatements(chunk(500), 10_000).length).toBe(Math.ceil(500 / maxRowsPerStatement(784)));
+    // A request for more rows than fit is capped at what fits: one parameter per row, plus the run id for the shadow.
+    expect(buildInsertStatements(chunk(500), 10_000).length).toBe(5);
+    expect(buildInsertStatements(chunk(500), 10_000, { into: "images_next", runId: "r" }).length).toBe(6);
+    expect(maxRowsPerStatement({ into: "images" })).toBe(100);
   });
 
-  it("splits a chunk into ceil(count / rowsPerStatement) inserts plus the ledger and progress", () => {
-    const statements = chunkStatements("run-1", chunk(500, 1000), 125, "t");
-    expect(statements.length).toBe(4 + 2);
-    expect(statements.slice(0, 4).map((s) => s.params[1])).toEqual([1000, 1125, 1250, 1375]);
-    expect(statements[4]!.params).toEqual(["run-1", "train", 1000, 500]);
+  it("spreads a chunk evenly over the fewest inserts, each row once with its label and own parameter", () => {
+    const rows = chunk(500, 1000);
+    const statements = chunkStatements("run-1", rows, 125, "t");
+    expect(statements.length).toBe(6 + 2); // 99 rows at most with the run id: 6 inserts of 84/84/84/84/84/80
+    const seen: number[] = [];
+    for (const s of statements.slice(0, 6)) {
+      expect(s.params[0]).toBe("run-1");
+      for (const [, idx, label, param] of s.sql.matchAll(/\('train',(\d+),(\d+),\?(\d+)\)/g)) {
+        const k = Number(idx) - 1000;
+        seen.push(Number(idx));
+        expect(Number(label)).toBe(Number(rows.labels[k]));
+        expect((s.params[Number(param) - 1] as string).slice(0, 8)).toBe(
+          [...float32LE(Float32Array.of(FLOAT_OF_BYTE[rows.pixels[k * 784]!]!))]
+            .map((b) => b.toString(16).padStart(2, "0"))
+            .join(""),
+        );
+      }
+    }
+    expect(seen).toEqual(Array.from({ length: 500 }, (_, i) => 1000 + i));
+    expect(statements.slice(0, 6).map((s) => s.params.length - 1)).toEqual([84, 84, 84, 84, 84, 80]);
+    expect(statements[6]!.params).toEqual(["run-1", "train", 1000, 500]);
+  });
+
+  it("refuses a split, start or labels that would not be safe as SQL literals", () => {
+    expect(() => buildInsertStatements({ ...chunk(1), split: "x'); DROP TABLE images; --" as "train" }, 10)).toThrow(
+      "invalid split",
+    );
+    expect(() => buildInsertStatements({ ...chunk(1), labels: "a" }, 10)).toThrow("invalid split, start or labels");
+    expect(() => buildInsertStatements({ ...chunk(1), start: 1.5 }, 10)).toThrow("invalid split, start or labels");
   });
 
   it("rejects pixel data that does not match the label count", () => {

@@ -8,7 +8,9 @@
  * every binding call (D1, R2, Queues) as a subrequest, and the completion check
  * takes its longest path (counts disagree → fail the run).
  */
-import { maxRowsPerStatement } from "./load";
+import { maxRowsPerStatement, swapStatements } from "./load";
+
+const SWAP_STATEMENTS = swapStatements("run", { train: 0, test: 0 }, "").length;
 
 export const INVOCATION_LIMITS = { d1Queries: 50, subrequests: 50 } as const;
 
@@ -22,8 +24,8 @@ export interface ConsumerShape {
 
 /** consume.ts: getRun once per run in the batch (one run at a time). */
 const RUN_STATUS_READS = 1;
-/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, batch of 3, getRun, countImages, failRun. */
-const COMPLETION_QUERIES = 1 + 1 + 3 + 1 + 1 + 1;
+/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
+const COMPLETION_QUERIES = 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
 const COMPLETION_CALLS = 6;
 /** The staging delete once the run is finished (R2). */
 const STAGING_CLEANUP_CALLS = 1;
@@ -36,12 +38,13 @@ export interface InvocationCost {
   readonly subrequests: number;
 }
 
-export function insertsPerChunk(chunkSize: number, rowsPerStatement: number, pixelsPerImage: number): number {
-  return Math.ceil(chunkSize / Math.min(rowsPerStatement, maxRowsPerStatement(pixelsPerImage)));
+/** Chunks load into the shadow table, whose inserts also bind the run id. */
+export function insertsPerChunk(chunkSize: number, rowsPerStatement: number): number {
+  return Math.ceil(chunkSize / Math.min(rowsPerStatement, maxRowsPerStatement({ into: "images_next", runId: "" })));
 }
 
 export function chunkInvocationCost(shape: ConsumerShape): InvocationCost {
-  const inserts = insertsPerChunk(shape.chunkSize, shape.rowsPerStatement, shape.pixelsPerImage);
+  const inserts = insertsPerChunk(shape.chunkSize, shape.rowsPerStatement);
   const statementsPerChunk = inserts + 2;
   return {
     insertsPerChunk: inserts,
