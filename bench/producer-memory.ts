@@ -13,7 +13,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { FASHION_MNIST } from "../src/datasets";
-import { extract, type Digest } from "../src/pipeline/extract";
+import { extractImages, extractLabels, type Digest } from "../src/pipeline/extract";
 import type { Staging } from "../src/pipeline/staging";
 import { measurePeak } from "./lib/memory";
 
@@ -47,19 +47,21 @@ const report = await measurePeak(
         abort: async () => {},
       }),
       read: () => Promise.reject(new Error("not used by the producer")),
-      remove: async () => {},
+      removeRun: async () => {},
     };
-    const out = await extract(
-      {
-        runId: "bench",
-        dataset: FASHION_MNIST,
-        source: "http://bench.invalid",
-        official: false,
-        retry: { attempts: 1, timeoutMs: 600_000, backoffMs: 1 },
-      },
-      { fetch: fileFetch, staging, md5 },
-    );
-    rows = out.splits.reduce((n, s) => n + s.count, 0);
+    const opts = {
+      runId: "bench",
+      dataset: FASHION_MNIST,
+      source: "http://bench.invalid",
+      official: false,
+      retry: { attempts: 1, timeoutMs: 600_000, backoffMs: 1 },
+    };
+    const deps = { fetch: fileFetch, staging, md5 };
+    const checksums: Record<string, string> = {};
+    const labels = await extractLabels(opts, deps, checksums);
+    // Segments as the Worker stages them (CHUNK_SIZE 500 × SEGMENT_CHUNKS 10).
+    await extractImages(opts, deps, labels, 5000, async () => {}, checksums);
+    rows = labels.reduce((n, s) => n + s.count, 0);
   },
   { forceGc: flag === "--gc", every: Number(everyArg ?? 1) },
 );

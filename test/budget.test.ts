@@ -45,7 +45,13 @@ describe("the configured chunk consumer stays within per-invocation limits (free
   it("a full chunk's messages fit the queue limits, and its statements D1's", () => {
     const cfg = readConfig(env);
     const labels = new Uint8Array(60_000).fill(9);
-    const messages = planChunks("00000000-0000-4000-8000-000000000000", { split: "train", labels }, cfg.chunkSize);
+    const messages = planChunks(
+      "00000000-0000-4000-8000-000000000000",
+      { split: "train", labels },
+      cfg.chunkSize,
+      cfg.segmentImages,
+      ppi,
+    );
     expect(Math.max(...messages.map(messageBytes)) + QUEUE_LIMITS.metadataBytes).toBeLessThanOrEqual(
       QUEUE_LIMITS.messageBytes,
     );

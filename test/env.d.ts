@@ -6,6 +6,7 @@ declare global {
       TEST_MIGRATIONS: D1Migration[];
       ETL_TOKEN?: string;
       ROWS_PER_STATEMENT?: string;
+      SEGMENT_CHUNKS?: string;
       FETCH_ATTEMPTS?: string;
       FETCH_TIMEOUT_MS?: string;
       FETCH_BACKOFF_MS?: string;

@@ -8,7 +8,6 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/env";
 import { runBatch, swapStatements } from "../src/pipeline/load";
-import { imagesKey } from "../src/pipeline/staging";
 import {
   counts,
   dataset,
@@ -119,7 +118,7 @@ describe("a message that keeps failing", () => {
       "train images 500–999 failed on every delivery and went to the dead-letter queue; last error: train images 500–999: D1_ERROR: injected fault: database unavailable",
     );
     expect(await dataset()).toEqual(before); // no partial overwrite, no mix of the two sources
-    expect(await env.STAGING.head(imagesKey(runId, "train"))).toBeNull();
+    expect((await env.STAGING.list({ prefix: `runs/${runId}/` })).objects).toEqual([]);
 
     // A late copy of a chunk of the failed run writes nothing anywhere.
     await deliver(QUEUES.chunks, [chunks[2]!]);
@@ -146,14 +145,14 @@ describe("a staging object missing when a consumer reads it", () => {
 
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 18));
     await deliver(QUEUES.chunks, [chunks[3]!]); // test split loaded
-    await env.STAGING.delete(imagesKey(runId, "train"));
+    await env.STAGING.delete(chunks[0]!.object);
     const { result } = await deliver(QUEUES.chunks, [chunks[0]!]);
     expect(result.explicitAcks).toHaveLength(1); // retrying cannot bring it back
 
     const failed = await getRun(runId);
     expect(failed.status).toBe("failed");
     expect(failed.error).toBe(
-      `train images 0–499: staging object runs/${runId}/train-images.idx is missing (deleted or expired); resume the run or start a new one`,
+      `train images 0–499: staging object ${chunks[0]!.object} is missing (deleted or expired); resume the run or start a new one`,
     );
     expect(await dataset()).toEqual(before);
 

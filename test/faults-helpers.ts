@@ -6,10 +6,10 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, SELF, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { FASHION_MNIST, type Split } from "../src/datasets";
+import { FASHION_MNIST, pixelsPerImage, type Split } from "../src/datasets";
 import { readConfig } from "../src/env";
 import worker from "../src/index";
-import { extract } from "../src/pipeline/extract";
+import { extractImages, extractLabels } from "../src/pipeline/extract";
 import { workersMd5 } from "../src/pipeline/job";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
@@ -51,15 +51,19 @@ export async function loadingRun(
   const runId = started.run.id;
   expect(await markExtracting(db(), runId)).toBe(true);
   const cfg = readConfig(env);
-  const extracted = await extract(
-    { runId, dataset: FASHION_MNIST, source, official: false, retry: cfg.retry },
-    { fetch: (url, init) => fetch(url, init), staging: r2Staging(env.STAGING), md5: workersMd5 },
-  );
-  const chunks = extracted.splits.flatMap((s) => planChunks(runId, s, chunkSize));
-  const expected = Object.fromEntries(extracted.splits.map((s) => [s.split, s.count])) as Record<Split, number>;
-  expect(await markLoading(db(), runId, { checksums: extracted.checksums, expected, chunksTotal: chunks.length })).toBe(
-    true,
-  );
+  const opts = { runId, dataset: FASHION_MNIST, source, official: false, retry: cfg.retry };
+  const deps = {
+    fetch: (url: string, init?: RequestInit) => fetch(url, init),
+    staging: r2Staging(env.STAGING),
+    md5: workersMd5,
+  };
+  const checksums: Record<string, string> = {};
+  const labels = await extractLabels(opts, deps, checksums);
+  const segmentImages = chunkSize * 10;
+  await extractImages(opts, deps, labels, segmentImages, async () => {}, checksums);
+  const chunks = labels.flatMap((l) => planChunks(runId, l, chunkSize, segmentImages, pixelsPerImage(FASHION_MNIST)));
+  const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
+  expect(await markLoading(db(), runId, { checksums, expected, chunksTotal: chunks.length })).toBe(true);
   return { runId, source, chunks };
 }
 

@@ -6,25 +6,32 @@ const labels = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 10);
 
 describe("chunk planning", () => {
   it("covers every image exactly once, in order, with a ragged last chunk", () => {
-    const chunks = planChunks("r1", { split: "train", labels: labels(1234) }, 500);
+    const chunks = planChunks("r1", { split: "train", labels: labels(1234) }, 500, 1000, 784);
     expect(chunks.map((c) => [c.start, c.count])).toEqual([
       [0, 500],
       [500, 500],
       [1000, 234],
+    ]);
+    // Each chunk points into its staging segment of 1,000 images.
+    expect(chunks.map((c) => [c.object, c.offset])).toEqual([
+      ["runs/r1/train-images-000000000.u8", 0],
+      ["runs/r1/train-images-000000000.u8", 500 * 784],
+      ["runs/r1/train-images-000001000.u8", 0],
     ]);
     expect(chunks.map((c) => c.labels).join("")).toBe(Array.from(labels(1234)).join(""));
     expect(chunks.every((c) => parseMessage(c) !== undefined)).toBe(true);
   });
 
   it("plans nothing for an empty split and refuses a nonsense chunk size", () => {
-    expect(planChunks("r1", { split: "test", labels: labels(0) }, 500)).toEqual([]);
-    expect(() => planChunks("r1", { split: "test", labels: labels(3) }, 0)).toThrow(RangeError);
+    expect(planChunks("r1", { split: "test", labels: labels(0) }, 500, 5000, 784)).toEqual([]);
+    expect(() => planChunks("r1", { split: "test", labels: labels(3) }, 0, 5000, 784)).toThrow(RangeError);
+    expect(() => planChunks("r1", { split: "test", labels: labels(3) }, 500, 750, 784)).toThrow("not a multiple");
   });
 
   it("packs Fashion-MNIST's 140 chunk messages into sendBatch calls within Queues' limits", () => {
     const messages = [
-      ...planChunks("run", { split: "train", labels: labels(60000) }, 500),
-      ...planChunks("run", { split: "test", labels: labels(10000) }, 500),
+      ...planChunks("run", { split: "train", labels: labels(60000) }, 500, 5000, 784),
+      ...planChunks("run", { split: "test", labels: labels(10000) }, 500, 5000, 784),
     ];
     const batches = packBatches(messages);
     expect(batches.flat()).toEqual(messages);
@@ -50,7 +57,16 @@ describe("queue message parsing", () => {
       runId: "r",
       force: false,
     });
-    const chunk = { kind: "chunk", runId: "r", split: "test", start: 5, count: 3, labels: "019" };
+    const chunk = {
+      kind: "chunk",
+      runId: "r",
+      split: "test",
+      start: 5,
+      count: 3,
+      labels: "019",
+      object: "k",
+      offset: 0,
+    };
     expect(parseMessage(chunk)).toEqual(chunk);
     for (const bad of [
       null,
@@ -62,6 +78,8 @@ describe("queue message parsing", () => {
       { ...chunk, labels: "01" },
       { ...chunk, labels: "0a9" },
       { ...chunk, runId: "" },
+      { ...chunk, object: "" },
+      { ...chunk, offset: -784 },
     ]) {
       expect(parseMessage(bad)).toBeUndefined();
     }

@@ -66,6 +66,8 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
       "00000000-0000-4000-8000-000000000000",
       { split: s.split, labels: new Uint8Array(counts[s.split]) },
       config.chunkSize,
+      config.segmentImages,
+      ppi,
     ),
   );
   const batches = packBatches(messages);

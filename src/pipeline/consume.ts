@@ -3,17 +3,14 @@
  * transform, load in one D1 transaction, then see whether the run is complete.
  * And the dead-letter consumer: a message that exhausted its retries fails its run.
  */
-import { FASHION_MNIST, pixelsPerImage, SPLITS } from "../datasets";
+import { FASHION_MNIST, pixelsPerImage } from "../datasets";
 import type { RunStatus } from "../db/schema";
 import type { Config } from "../env";
 import { errorMessage, isRetryable } from "../errors";
 import { chunkStatements, runBatch } from "./load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { completeIfDone, database, failRun, getRun, noteRetry, type Db } from "./runs";
-import { imagesKey, r2Staging, type Staging } from "./staging";
-
-/** Images IDX files have three dimensions (checked at extract): a 16-byte header. */
-const IMAGES_HEADER_LENGTH = 4 + 4 * 3;
+import { r2Staging, type Staging } from "./staging";
 
 /** Seconds before retry n (1-based): 2, 4, 8 … capped at a minute. */
 export const retryDelaySeconds = (attempts: number): number => Math.min(60, 2 ** Math.max(1, attempts));
@@ -68,14 +65,14 @@ export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg:
 
 async function loadChunk(d1: D1Database, staging: Staging, m: ChunkMessage, cfg: Config): Promise<void> {
   const ppi = pixelsPerImage(FASHION_MNIST);
-  const pixels = await staging.read(imagesKey(m.runId, m.split), IMAGES_HEADER_LENGTH + m.start * ppi, m.count * ppi);
+  const pixels = await staging.read(m.object, m.offset, m.count * ppi);
   const rows = { split: m.split, start: m.start, labels: m.labels, pixels, pixelsPerImage: ppi };
   await runBatch(d1, chunkStatements(m.runId, rows, cfg.rowsPerStatement, new Date().toISOString()));
 }
 
 async function finishIfDone(db: Db, staging: Staging, runId: string): Promise<void> {
   const outcome = await completeIfDone(db, runId);
-  if (outcome !== "pending") await staging.remove(SPLITS.map((s) => imagesKey(runId, s)));
+  if (outcome !== "pending") await staging.removeRun(runId);
 }
 
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
@@ -90,7 +87,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       const reason = `${what} failed on every delivery and went to the dead-letter queue${last}`;
       if (await failRun(db, m.runId, reason)) {
         console.error(`run ${m.runId} failed: ${reason}`);
-        await staging.remove(SPLITS.map((s) => imagesKey(m.runId, s)));
+        await staging.removeRun(m.runId);
       }
     } else {
       console.error(`idx-etl-dlq: dropping malformed message ${msg.id}`);

@@ -10,7 +10,7 @@ import { EtlError } from "../errors";
 import { openArchive, readBody, withRetries, type Fetch, type RetryPolicy } from "./download";
 import { VerifyingGunzip } from "./gunzip";
 import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader, type IdxHeader } from "./idx";
-import { imagesKey, type Staging, type StagingWriter } from "./staging";
+import { segmentKey, type Staging, type StagingWriter } from "./staging";
 
 /** An incremental MD5: Workers have crypto.DigestStream, Node has createHash. */
 export interface Digest {
@@ -35,67 +35,79 @@ export interface ExtractOptions {
   readonly retry: RetryPolicy;
 }
 
-export interface ExtractedSplit {
+export interface SplitLabels {
   readonly split: Split;
   readonly count: number;
   /** labels[i] is image i's class, each checked to be in range. */
   readonly labels: Uint8Array;
-  /** Staging object: the inflated images IDX file, header included. */
-  readonly imagesKey: string;
-  readonly headerLength: number;
 }
 
-export interface Extracted {
-  /** Archive file name → MD5 hex of the .gz as downloaded. */
-  readonly checksums: Record<string, string>;
-  readonly splits: readonly ExtractedSplit[];
+/** A run of consecutive images of one split, stored whole in staging. */
+export interface StagedSegment {
+  readonly split: Split;
+  readonly start: number;
+  readonly count: number;
+  readonly key: string;
 }
 
-export async function extract(opts: ExtractOptions, deps: ExtractDeps): Promise<Extracted> {
-  const checksums: Record<string, string> = {};
-  const splits: ExtractedSplit[] = [];
-  for (const spec of opts.dataset.splits) {
-    splits.push(await extractSplit(spec, opts, deps, checksums));
-  }
-  return { checksums, splits };
-}
-
-async function extractSplit(
-  spec: SplitSpec,
+/**
+ * Phase 1: the labels files — small, and they say how many images each split
+ * has, so the run can be planned before the images arrive. Each label is checked
+ * to be a class. `checksums` collects the archives' MD5s.
+ */
+export async function extractLabels(
   opts: ExtractOptions,
   deps: ExtractDeps,
   checksums: Record<string, string>,
-): Promise<ExtractedSplit> {
-  const { dataset } = opts;
-  const labelsFile = spec.labels.file;
-  const imagesFile = spec.images.file;
-
-  // Labels first: small, and they tell how many images to expect.
-  const labels = await fetchVerified(
-    opts,
-    deps,
-    spec.labels.file,
-    spec.labels.md5,
-    checksums,
-    () => new LabelsSink(labelsFile),
-  );
-  // An empty split would complete as a dataset of no rows, replacing a real one.
-  if (labels.length === 0) throw new EtlError(`${labelsFile}: header says 0 labels: the ${spec.split} split is empty`);
-  if (opts.official && labels.length !== spec.count) {
-    throw new EtlError(`${labelsFile}: expected ${spec.count} labels, header says ${labels.length}`);
+): Promise<SplitLabels[]> {
+  const out: SplitLabels[] = [];
+  for (const spec of opts.dataset.splits) {
+    const file = spec.labels.file;
+    const labels = await fetchVerified(opts, deps, file, spec.labels.md5, checksums, () => new LabelsSink(file));
+    // An empty split would complete as a dataset of no rows, replacing a real one.
+    if (labels.length === 0) throw new EtlError(`${file}: header says 0 labels: the ${spec.split} split is empty`);
+    if (opts.official && labels.length !== spec.count) {
+      throw new EtlError(`${file}: expected ${spec.count} labels, header says ${labels.length}`);
+    }
+    const bad = labels.findIndex((l) => l >= opts.dataset.classes.length);
+    if (bad >= 0) {
+      throw new EtlError(
+        `${file}: label ${labels[bad]} at index ${bad} is outside 0–${opts.dataset.classes.length - 1}`,
+      );
+    }
+    out.push({ split: spec.split, count: labels.length, labels });
   }
-  const bad = labels.findIndex((l) => l >= dataset.classes.length);
-  if (bad >= 0) {
-    throw new EtlError(
-      `${labelsFile}: label ${labels[bad]} at index ${bad} is outside 0–${dataset.classes.length - 1}`,
-    );
-  }
+  return out;
+}
 
-  const key = imagesKey(opts.runId, spec.split);
-  const headerLength = await fetchVerified(opts, deps, imagesFile, spec.images.md5, checksums, () => {
-    return new ImagesSink(imagesFile, dataset, labelsFile, labels.length, (length) => deps.staging.create(key, length));
-  });
-  return { split: spec.split, count: labels.length, labels, imagesKey: key, headerLength };
+/**
+ * Phase 2: the images files, streamed into staging in segments of
+ * `segmentImages` images. `onSegment` hears of each segment once it is stored,
+ * so loading can begin while the rest still downloads — except a file's last
+ * segment, reported only after the whole archive passed its MD5, CRC, length
+ * and count checks: a run cannot have all its chunks (and so complete) before
+ * every archive is verified.
+ */
+export async function extractImages(
+  opts: ExtractOptions,
+  deps: ExtractDeps,
+  labels: readonly SplitLabels[],
+  segmentImages: number,
+  onSegment: (segment: StagedSegment) => Promise<void>,
+  checksums: Record<string, string>,
+): Promise<void> {
+  const ppi = pixelsPerImage(opts.dataset);
+  for (const spec of opts.dataset.splits) {
+    const count = labels.find((l) => l.split === spec.split)?.count ?? 0;
+    const key = (start: number) => segmentKey(opts.runId, spec.split, start);
+    await fetchVerified(opts, deps, spec.images.file, spec.images.md5, checksums, () => {
+      return new ImagesSink(spec.images.file, opts.dataset, spec.labels.file, count, {
+        segmentImages,
+        open: (start, n) => deps.staging.create(key(start), n * ppi),
+        staged: (start, n) => onSegment({ split: spec.split, start, count: n, key: key(start) }),
+      });
+    });
+  }
 }
 
 /** Where inflated bytes go; `finish` returns what the archive yielded. */
@@ -218,40 +230,69 @@ class LabelsSink extends IdxSink<Uint8Array> {
   async abort(): Promise<void> {}
 }
 
-class ImagesSink extends IdxSink<number> {
+interface Segments {
+  readonly segmentImages: number;
+  open(start: number, count: number): StagingWriter;
+  staged(start: number, count: number): Promise<void>;
+}
+
+/** Streams an images file's pixels into staging, one segment object at a time. */
+class ImagesSink extends IdxSink<void> {
   private writer: StagingWriter | undefined;
+  private segmentStart = 0;
+  private segmentCount = 0;
+  private segmentBytes = 0;
+  private ppi = 0;
+  private total = 0;
 
   constructor(
     file: string,
     private readonly dataset: DatasetSpec,
     private readonly labelsFile: string,
     private readonly labelCount: number,
-    private readonly open: (length: number) => StagingWriter,
+    private readonly segments: Segments,
   ) {
     super(file);
   }
 
-  protected async begin(h: IdxHeader, headerBytes: Uint8Array): Promise<void> {
+  protected async begin(h: IdxHeader): Promise<void> {
     const n = expectImages(h, this.file, this.dataset.rows, this.dataset.cols);
     if (n !== this.labelCount) {
       throw new EtlError(`${this.labelsFile}: header says ${this.labelCount} labels but ${this.file} says ${n} images`);
     }
-    if (h.bodyLength !== n * pixelsPerImage(this.dataset)) {
-      throw new EtlError(`${this.file}: ${h.bodyLength} pixel bytes do not make ${n} images`);
-    }
-    this.writer = this.open(headerBytes.length + h.bodyLength);
-    await this.writer.write(headerBytes.slice());
+    this.ppi = pixelsPerImage(this.dataset);
+    this.total = n;
   }
 
   protected async body(chunk: Uint8Array): Promise<void> {
-    // fflate may reuse its output buffer; the staging stream keeps what it is given.
-    await this.writer!.write(chunk.slice());
+    while (chunk.length > 0) {
+      if (this.writer === undefined) {
+        this.segmentCount = Math.min(this.segments.segmentImages, this.total - this.segmentStart);
+        this.segmentBytes = 0;
+        this.writer = this.segments.open(this.segmentStart, this.segmentCount);
+      }
+      const piece = chunk.subarray(0, this.segmentCount * this.ppi - this.segmentBytes);
+      // fflate may reuse its output buffer; the staging stream keeps what it is given.
+      await this.writer.write(piece.slice());
+      this.segmentBytes += piece.length;
+      chunk = chunk.subarray(piece.length);
+      const full = this.segmentBytes === this.segmentCount * this.ppi;
+      // The file's last segment waits for finish(), after the archive is verified.
+      if (full && this.segmentStart + this.segmentCount < this.total) await this.closeSegment();
+    }
   }
 
-  async finish(): Promise<number> {
-    const h = this.checkComplete();
+  private async closeSegment(): Promise<void> {
     await this.writer!.close();
-    return h.headerLength;
+    this.writer = undefined;
+    const { segmentStart, segmentCount } = this;
+    this.segmentStart += segmentCount;
+    await this.segments.staged(segmentStart, segmentCount);
+  }
+
+  async finish(): Promise<void> {
+    this.checkComplete();
+    if (this.writer !== undefined) await this.closeSegment();
   }
 
   async abort(reason: unknown): Promise<void> {

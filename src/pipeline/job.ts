@@ -1,13 +1,19 @@
 /**
- * The extraction job (idx-etl-jobs consumer): extract and stage the archives,
- * skip the load if the dataset in D1 is already this one, else plan the chunks
- * and fan them out on idx-etl-chunks.
+ * The extraction job (idx-etl-jobs consumer): extract and stage the archives
+ * and fan the chunks out on idx-etl-chunks.
+ *
+ * Two schedules, one outcome. When there is nothing the new archives could
+ * merely repeat (no complete dataset yet, a forced reload, or a resumed run),
+ * chunks are sent as soon as their staging segment is stored, so loading
+ * overlaps the download. Otherwise the archives are verified first, so that an
+ * unchanged source completes without writing a row. Either way the rows go to
+ * the shadow table and only a fully loaded, verified run is swapped in.
  */
-import { FASHION_MNIST, type Split } from "../datasets";
+import { FASHION_MNIST, pixelsPerImage, type Split } from "../datasets";
 import type { Config } from "../env";
 import { EtlError, errorMessage, isRetryable } from "../errors";
-import { extract, type Digest, type Extracted } from "./extract";
-import type { ExtractMessage } from "./messages";
+import { extractImages, extractLabels, type Digest, type ExtractOptions, type StagedSegment } from "./extract";
+import type { ChunkMessage, ExtractMessage } from "./messages";
 import { packBatches, planChunks } from "./plan";
 import {
   chunkKey,
@@ -15,13 +21,16 @@ import {
   completeIfDone,
   completeUnchanged,
   database,
-  forgetChunks,
   failRun,
+  forgetChunks,
   getRun,
+  hasCompleteRun,
   markExtracting,
   markLoading,
   noteRetry,
+  recordChecksums,
   unchangedSince,
+  type Db,
 } from "./runs";
 import { r2Staging } from "./staging";
 
@@ -42,47 +51,58 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
   const db = database(env.DB);
   const staging = r2Staging(env.STAGING);
   const run = await getRun(db, msg.runId);
-  // A redelivered job for a run that is loading re-sends its chunks (idempotent);
-  // for a finished run there is nothing left to do.
+  // A redelivered job for a run that is loading re-sends what the ledger lacks
+  // (idempotent); for a finished run there is nothing left to do.
   if (!run || !(run.status === "loading" || (await markExtracting(db, run.id)))) return;
-  let extracted: Extracted | undefined;
+  const opts: ExtractOptions = {
+    runId: run.id,
+    dataset: FASHION_MNIST,
+    source: run.source,
+    official: run.source === cfg.defaultSource,
+    retry: cfg.retry,
+  };
+  const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), staging, md5: workersMd5 };
   try {
-    extracted = await extract(
-      {
-        runId: run.id,
-        dataset: FASHION_MNIST,
-        source: run.source,
-        official: run.source === cfg.defaultSource,
-        retry: cfg.retry,
-      },
-      { fetch: (url, init) => fetch(url, init), staging, md5: workersMd5 },
+    const checksums: Record<string, string> = {};
+    const labels = await extractLabels(opts, deps, checksums);
+    const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
+    const planned = labels.flatMap((l) =>
+      planChunks(run.id, l, cfg.chunkSize, cfg.segmentImages, pixelsPerImage(FASHION_MNIST)),
     );
-    const expected = Object.fromEntries(extracted.splits.map((s) => [s.split, s.count])) as Record<Split, number>;
-    if (run.checksums && JSON.stringify(run.checksums) !== JSON.stringify(extracted.checksums)) {
-      throw new EtlError(`source ${run.source} changed while the run was loading; start a new run`);
+    const plan = { expected, chunksTotal: planned.length };
+    const verifyFirst = run.status !== "loading" && !msg.force && (await hasCompleteRun(db));
+    const fanOut = new FanOut(db, env.CHUNKS, run.id, planned);
+
+    if (!verifyFirst) {
+      if (!(await markLoading(db, run.id, { ...plan, checksums }))) return;
+      await fanOut.readLedger();
     }
-    if (run.status !== "loading" && !msg.force && (await unchangedSince(db, extracted.checksums, expected))) {
-      await completeUnchanged(db, run.id, { checksums: extracted.checksums, expected });
-      await staging.remove(extracted.splits.map((s) => s.imagesKey));
-      return;
+    const staged: StagedSegment[] = [];
+    const onSegment = async (segment: StagedSegment): Promise<void> => {
+      if (verifyFirst) staged.push(segment);
+      else await fanOut.send(segment);
+    };
+    await extractImages(opts, deps, labels, cfg.segmentImages, onSegment, checksums);
+
+    const changed = Object.entries(run.checksums ?? {}).find(([file, md5]) => checksums[file] !== md5);
+    if (changed)
+      throw new EtlError(
+        `${changed[0]} changed while the run was loading (MD5 ${checksums[changed[0]]}, was ${changed[1]}); start a new run`,
+      );
+
+    if (verifyFirst) {
+      if (await unchangedSince(db, checksums, expected)) {
+        await completeUnchanged(db, run.id, { checksums, expected });
+        await staging.removeRun(run.id);
+        return;
+      }
+      if (!(await markLoading(db, run.id, { ...plan, checksums }))) return;
+      await fanOut.readLedger();
+      for (const segment of staged) await fanOut.send(segment);
+    } else {
+      await recordChecksums(db, run.id, checksums);
     }
-    const planned = extracted.splits.flatMap((s) => planChunks(run.id, s, cfg.chunkSize));
-    if (!(await markLoading(db, run.id, { checksums: extracted.checksums, expected, chunksTotal: planned.length })))
-      return;
-    // A redelivered or resumed job sends only what the ledger lacks. If the
-    // ledger holds chunks of another plan (CHUNK_SIZE changed before a resume),
-    // it cannot say what is loaded: forget it and load everything again.
-    let committed = await committedChunks(db, run.id);
-    const plannedKeys = new Set(planned.map(chunkKey));
-    if ([...committed].some((k) => !plannedKeys.has(k))) {
-      await forgetChunks(db, run.id);
-      committed = new Set();
-    }
-    const messages = planned.filter((m) => !committed.has(chunkKey(m)));
-    for (const batch of packBatches(messages)) {
-      await env.CHUNKS.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));
-    }
-    if (messages.length === 0) await completeIfDone(db, run.id);
+    if (fanOut.sent === 0) await completeIfDone(db, run.id);
   } catch (err) {
     const reason = errorMessage(err);
     if (isRetryable(err)) {
@@ -91,6 +111,44 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     }
     console.error(`run ${run.id} failed: ${reason}`);
     await failRun(db, run.id, reason);
-    if (extracted) await staging.remove(extracted.splits.map((s) => s.imagesKey));
+    await staging.removeRun(run.id);
+  }
+}
+
+/** Sends a staged segment's chunks, skipping those the ledger already has. */
+class FanOut {
+  private committed = new Set<string>();
+  sent = 0;
+
+  constructor(
+    private readonly db: Db,
+    private readonly queue: Queue,
+    private readonly runId: string,
+    private readonly planned: readonly ChunkMessage[],
+  ) {}
+
+  /**
+   * A redelivered or resumed job sends only what the ledger lacks. If the
+   * ledger holds chunks of another plan (CHUNK_SIZE changed before a resume),
+   * it cannot say what is loaded: forget it and load everything again.
+   */
+  async readLedger(): Promise<void> {
+    this.committed = await committedChunks(this.db, this.runId);
+    const plannedKeys = new Set(this.planned.map(chunkKey));
+    if ([...this.committed].some((k) => !plannedKeys.has(k))) {
+      await forgetChunks(this.db, this.runId);
+      this.committed = new Set();
+    }
+  }
+
+  async send(segment: StagedSegment): Promise<void> {
+    const end = segment.start + segment.count;
+    const messages = this.planned.filter(
+      (m) => m.split === segment.split && m.start >= segment.start && m.start < end && !this.committed.has(chunkKey(m)),
+    );
+    for (const batch of packBatches(messages)) {
+      await this.queue.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));
+    }
+    this.sent += messages.length;
   }
 }

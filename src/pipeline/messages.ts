@@ -21,6 +21,9 @@ export interface ChunkMessage {
   readonly count: number;
   /** The chunk's labels as decimal digits, one character per image (validated 0–9 at extract). */
   readonly labels: string;
+  /** The claim: the staging object holding the chunk's pixels, and where in it they start. */
+  readonly object: string;
+  readonly offset: number;
 }
 
 export type EtlMessage = ExtractMessage | ChunkMessage;
@@ -43,9 +46,13 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
     m.count > 0 &&
     typeof m.labels === "string" &&
     m.labels.length === m.count &&
-    /^[0-9]*$/.test(m.labels)
+    /^[0-9]*$/.test(m.labels) &&
+    typeof m.object === "string" &&
+    m.object !== "" &&
+    isIndex(m.offset)
   ) {
-    return { kind: "chunk", runId: m.runId, split: m.split, start: m.start, count: m.count, labels: m.labels };
+    const { runId, split, start, count, labels, object, offset } = m;
+    return { kind: "chunk", runId, split, start, count, labels, object, offset };
   }
   return undefined;
 }

@@ -4,6 +4,7 @@
  */
 import type { Split } from "../datasets";
 import type { ChunkMessage } from "./messages";
+import { segmentKey } from "./staging";
 
 /** Queues: a message is at most 128 KB, a sendBatch at most 100 messages and 256 KB (1 KB = 1000 B). */
 export const QUEUE_LIMITS = {
@@ -20,13 +21,38 @@ export interface SplitPlanInput {
   readonly labels: Uint8Array;
 }
 
-export function planChunks(runId: string, input: SplitPlanInput, chunkSize: number): ChunkMessage[] {
-  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1)
+/**
+ * The chunk messages of one split. Staging holds the split's pixels in
+ * segments of `segmentImages` images (a multiple of `chunkSize`, so no chunk
+ * straddles two), and each message carries its segment's key and offset.
+ */
+export function planChunks(
+  runId: string,
+  input: SplitPlanInput,
+  chunkSize: number,
+  segmentImages: number,
+  pixelsPerImage: number,
+): ChunkMessage[] {
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
     throw new RangeError(`chunk size must be a positive integer, got ${chunkSize}`);
+  }
+  if (!Number.isSafeInteger(segmentImages) || segmentImages < chunkSize || segmentImages % chunkSize !== 0) {
+    throw new RangeError(`segment of ${segmentImages} images is not a multiple of the chunk size ${chunkSize}`);
+  }
   const out: ChunkMessage[] = [];
   for (let start = 0; start < input.labels.length; start += chunkSize) {
     const slice = input.labels.subarray(start, start + chunkSize);
-    out.push({ kind: "chunk", runId, split: input.split, start, count: slice.length, labels: slice.join("") });
+    const segment = start - (start % segmentImages);
+    out.push({
+      kind: "chunk",
+      runId,
+      split: input.split,
+      start,
+      count: slice.length,
+      labels: slice.join(""),
+      object: segmentKey(runId, input.split, segment),
+      offset: (start - segment) * pixelsPerImage,
+    });
   }
   return out;
 }

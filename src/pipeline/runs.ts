@@ -178,6 +178,20 @@ export async function markLoading(db: Db, id: string, plan: LoadPlan): Promise<b
   return rows.length > 0;
 }
 
+/** Record the archives' MD5s once all are known (the run started loading with the labels' only). */
+export async function recordChecksums(db: Db, id: string, checksums: Record<string, string>): Promise<void> {
+  await db
+    .update(runs)
+    .set({ checksums, updatedAt: now() })
+    .where(and(eq(runs.id, id), inArray(runs.status, ["loading", "complete"])));
+}
+
+/** Whether a dataset from an earlier complete run is in place, which a new load could merely repeat. */
+export async function hasCompleteRun(db: Db): Promise<boolean> {
+  const rows = await db.select({ id: runs.id }).from(runs).where(eq(runs.status, "complete")).limit(1);
+  return rows.length > 0;
+}
+
 /**
  * The latest complete run, if its archives were byte-identical to these and D1
  * still holds exactly its rows: then a new load would rewrite the same bytes.

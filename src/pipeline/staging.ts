@@ -16,11 +16,14 @@ export interface Staging {
   /** An object of exactly `length` bytes; fewer or more is an error, never a short object. */
   create(key: string, length: number): StagingWriter;
   read(key: string, offset: number, length: number): Promise<Uint8Array>;
-  remove(keys: readonly string[]): Promise<void>;
+  /** Delete every object a run staged. */
+  removeRun(runId: string): Promise<void>;
 }
 
 export const stagingPrefix = (runId: string): string => `runs/${runId}/`;
-export const imagesKey = (runId: string, split: string): string => `${stagingPrefix(runId)}${split}-images.idx`;
+/** A segment: the raw pixels (no IDX header) of images [start, start + n) of a split. */
+export const segmentKey = (runId: string, split: string, start: number): string =>
+  `${stagingPrefix(runId)}${split}-images-${String(start).padStart(9, "0")}.u8`;
 
 export function r2Staging(bucket: R2Bucket): Staging {
   return {
@@ -61,8 +64,13 @@ export function r2Staging(bucket: R2Bucket): Staging {
       }
       return bytes;
     },
-    async remove(keys) {
-      if (keys.length > 0) await bucket.delete([...keys]);
+    async removeRun(runId) {
+      // R2 lists and deletes at most 1,000 keys a call; a run stages ~14.
+      for (;;) {
+        const listed = await bucket.list({ prefix: stagingPrefix(runId), limit: 1000 });
+        if (listed.objects.length > 0) await bucket.delete(listed.objects.map((o) => o.key));
+        if (!listed.truncated) return;
+      }
     },
   };
 }
