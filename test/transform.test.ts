@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import golden from "./fixtures/numpy-float32-of-byte.hex?raw";
-import { FLOAT_OF_BYTE, HEX_OF_BYTE, float32LE, normalise, toBytes, writePixelsHex } from "../src/pipeline/transform";
+import { FLOAT_OF_BYTE, HEX_OF_BYTE, float32LE, normalise, pixelsToHex, toBytes } from "../src/pipeline/transform";
 
 // numpy: (np.arange(256, dtype=np.uint8).astype(np.float32) / 255).tobytes().hex()
 const numpyBytes = Uint8Array.from(golden.trim().match(/../g)!, (h) => parseInt(h, 16));
@@ -28,8 +28,11 @@ describe("normalisation", () => {
   it("the hex table spells each value's little-endian bytes", () => {
     const text = new TextDecoder().decode(HEX_OF_BYTE);
     expect(text).toBe(golden.trim());
-    const out = new Uint8Array(3 * 8);
-    expect(writePixelsHex(Uint8Array.of(0, 255, 1), out, 0)).toBe(24);
-    expect(new TextDecoder().decode(out)).toBe("00000000" + "0000803f" + "8180803b");
+  });
+
+  it("pixelsToHex spells every byte value as its float32's little-endian hex, in pixel order", () => {
+    const all = Uint8Array.from({ length: 256 }, (_, b) => b);
+    expect(pixelsToHex(all)).toBe(golden.trim());
+    expect(pixelsToHex(Uint8Array.of(255, 0, 1))).toBe("0000803f" + "00000000" + "8180803b");
   });
 });

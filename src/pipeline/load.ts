@@ -7,7 +7,7 @@
  */
 import { isSplit, type Split } from "../datasets";
 import { EtlError } from "../errors";
-import { BYTES_PER_VALUE, writePixelsHex } from "./transform";
+import { BYTES_PER_VALUE, pixelsToHex } from "./transform";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
 export const D1_LIMITS = {
@@ -76,11 +76,9 @@ export function buildInsertStatements(
   const statementCount = Math.ceil(count / limit);
   const perStatement = Math.ceil(count / statementCount);
 
-  // Every image's hex in one buffer, decoded once; rows are slices of it.
+  // Every image's hex in one string; rows are slices of it.
   const hexPerImage = pixelsPerImage * BYTES_PER_VALUE * 2;
-  const hexBytes = new Uint8Array(count * hexPerImage);
-  writePixelsHex(pixels, hexBytes, 0);
-  const hex = new TextDecoder().decode(hexBytes);
+  const hex = pixelsToHex(pixels);
 
   const shadow = target.into === "images_next";
   const first = shadow ? 2 : 1; // ?1 is the run id for the shadow table
