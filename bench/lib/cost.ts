@@ -3,6 +3,7 @@
  * configuration: planChunks/packBatches (plan.ts), chunkStatements (load.ts)
  * and the per-invocation budget (budget.ts).
  */
+import type { ChunkMessage } from "../../src/pipeline/messages";
 import { readFile } from "node:fs/promises";
 import { parse } from "smol-toml";
 import { FASHION_MNIST, pixelsPerImage, type Split } from "../../src/datasets";
@@ -70,7 +71,10 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
       ppi,
     ),
   );
-  const batches = packBatches(messages);
+  // One sendBatch per staged segment (its chunks), as job.ts sends them.
+  const segments = new Map<string, ChunkMessage[]>();
+  for (const m of messages) segments.set(m.object, [...(segments.get(m.object) ?? []), m]);
+  const batches = [...segments.values()].flatMap((group) => packBatches(group));
   const rows = counts.train + counts.test;
   // Statement counts from the real builder, on a zero chunk of each size that occurs.
   let statements = 0;
@@ -101,12 +105,13 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
     d1StatementsPerChunk: perInvocation.statementsPerChunk,
     d1StatementsTotal: statements + completion,
     perConsumerInvocation: perInvocation,
-    // job.ts with force: getRun, markExtracting, markLoading (D1); four archive
-    // fetches; two R2 puts (the images files); the sendBatch calls.
-    producerSubrequests: 3 + FASHION_MNIST.splits.length * 2 + FASHION_MNIST.splits.length + batches.length,
+    // job.ts with force: getRun, markExtracting, hasCompleteRun, markLoading, the
+    // ledger read, recordChecksums (D1); four archive fetches; one R2 put per
+    // segment; the sendBatch calls; the staging list + delete on failure or completion.
+    producerSubrequests: 6 + FASHION_MNIST.splits.length * 2 + segments.size + batches.length + 2,
     bytesStored: {
       d1Pixels: rows * ppi * BYTES_PER_VALUE,
-      r2Staging: FASHION_MNIST.splits.reduce((n, s) => n + 16 + counts[s.split] * ppi, 0),
+      r2Staging: FASHION_MNIST.splits.reduce((n, s) => n + counts[s.split] * ppi, 0),
     },
   };
 }
