@@ -28,9 +28,11 @@ export async function bundle(entry: string): Promise<string> {
   return outfile;
 }
 
-/** Run a bundled probe; its last stdout line is JSON. */
-export async function probe<T>(script: string, args: readonly string[]): Promise<T> {
-  const { stdout } = await run(process.execPath, ["--expose-gc", script, ...args], { maxBuffer: 16 * 1024 * 1024 });
+/** Run a bundled probe (with extra Node flags, e.g. a heap cap); its last stdout line is JSON. */
+export async function probe<T>(script: string, args: readonly string[], nodeFlags: readonly string[] = []): Promise<T> {
+  const { stdout } = await run(process.execPath, ["--expose-gc", ...nodeFlags, script, ...args], {
+    maxBuffer: 16 * 1024 * 1024,
+  });
   const last = stdout.trim().split("\n").pop() ?? "";
   try {
     return JSON.parse(last) as T;

@@ -272,8 +272,8 @@ class ImagesSink extends IdxSink<void> {
         this.writer = this.segments.open(this.segmentStart, this.segmentCount);
       }
       const piece = chunk.subarray(0, this.segmentCount * this.ppi - this.segmentBytes);
-      // fflate may reuse its output buffer; the staging stream keeps what it is given.
-      await this.writer.write(piece.slice());
+      // No copy: fflate hands each output to ondata as a fresh array (slc), never reused.
+      await this.writer.write(piece);
       this.segmentBytes += piece.length;
       chunk = chunk.subarray(piece.length);
       const full = this.segmentBytes === this.segmentCount * this.ppi;
