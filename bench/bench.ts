@@ -27,7 +27,7 @@ import { FASHION_MNIST } from "../src/datasets";
 import { bundle, probe } from "./lib/child";
 import { benchConfig, runCost } from "./lib/cost";
 import { mb, type MemoryReport } from "./lib/memory";
-import { renderMarkdown } from "./lib/report";
+import { renderMarkdown, type Results } from "./lib/report";
 import { rssSampler, workerdRssBytes } from "./lib/rss";
 import { round, summarise } from "./lib/stats";
 import { syntheticDataset } from "./lib/synthetic";
@@ -218,18 +218,7 @@ async function main(): Promise<void> {
   const consumerCapped = await probe<ConsumerOut>(consumerProbe, consumerArgs, [HEAP_CAP_FLAG]);
 
   // 4. Scaling: the producer path on K× the data.
-  let scaling:
-    | {
-        chunks: number;
-        sendBatchCalls: number;
-        producerSubrequests: number;
-        times: number;
-        rows: number;
-        peakMb: number;
-        livePeakMb: number;
-        seconds: number;
-      }
-    | undefined;
+  let scaling: Results["scaling"];
   if (scale > 0) {
     log(`scaling: generating a ${scale}× synthetic set …`);
     const big = await syntheticDataset(dataDir, scale);

@@ -9,7 +9,7 @@ import { decode } from "fast-png";
 import { gunzipSync } from "fflate";
 import { beforeAll, expect, it } from "vitest";
 import { MAX_PAGES, MIN_PAGE_ROWS, npyExport, pageRows } from "../src/read/export";
-import { archiveServer, publish, runToEnd, syntheticSplit } from "./helpers";
+import { archiveServer, countingD1, publish, runToEnd, syntheticSplit } from "./helpers";
 import { parseNpy } from "./npy";
 
 const get = (path: string) => SELF.fetch(`http://worker${path}`);
@@ -76,18 +76,7 @@ it("serves PNGs whose pixels are the original bytes", async () => {
 });
 
 it("streams the real split in bounded pages within D1's per-invocation query budget", async () => {
-  let queries = 0;
-  const counting = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare")
-        return (sql: string) => {
-          queries++;
-          return target.prepare(sql);
-        };
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
+  const { db: counting, queries } = countingD1(env.DB);
   const span = { split: "test", kind: "images", offset: 0, count: 10000 } as const;
   const file = npyExport(counting, span);
   const reader = file.body.getReader();
@@ -102,8 +91,8 @@ it("streams the real split in bounded pages within D1's per-invocation query bud
     largest = Math.max(largest, value.length);
   }
   expect(total).toBe(file.byteLength);
-  expect(queries).toBe(10000 / MIN_PAGE_ROWS);
-  expect(chunks).toBe(1 + queries);
+  expect(queries()).toBe(10000 / MIN_PAGE_ROWS);
+  expect(chunks).toBe(1 + queries());
   expect(largest).toBe(MIN_PAGE_ROWS * 3136);
   // The whole train split: at most MAX_PAGES queries, pages of ≤ 1,334 rows (4.2 MB).
   const trainRows = pageRows({ split: "train", kind: "images", offset: 0, count: 60000 });

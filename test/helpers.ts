@@ -105,3 +105,20 @@ export async function waitForRun(id: string, timeoutMs = 50_000): Promise<RunVie
 export async function runToEnd(body: Record<string, unknown> = {}): Promise<RunView> {
   return waitForRun((await startRun(body)).id);
 }
+
+/** A D1 binding that counts the statements prepared through it (the real D1 underneath). */
+export function countingD1(db: D1Database): { db: D1Database; queries: () => number } {
+  let queries = 0;
+  const counting = new Proxy(db, {
+    get(target, prop) {
+      if (prop === "prepare")
+        return (sql: string) => {
+          queries++;
+          return target.prepare(sql);
+        };
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return { db: counting, queries: () => queries };
+}

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { npyExport } from "../src/read/export";
 import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
 import { parseNpy } from "./npy";
-import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
+import { countingD1, publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
 
 const TRAIN = 1234;
 const TEST = 321;
@@ -164,18 +164,7 @@ describe("GET /export/:split.npy", () => {
   });
 
   it("reads D1 one page at a time, only as the consumer pulls", async () => {
-    let queries = 0;
-    const counting = new Proxy(env.DB, {
-      get(target, prop) {
-        if (prop === "prepare")
-          return (sql: string) => {
-            queries++;
-            return target.prepare(sql);
-          };
-        const v = Reflect.get(target, prop) as unknown;
-        return typeof v === "function" ? v.bind(target) : v;
-      },
-    });
+    const { db: counting, queries } = countingD1(env.DB);
     const file = npyExport(counting, { split: "train", kind: "images", offset: 0, count: TRAIN }, 100);
     const reader = file.body.getReader();
     const sizes: number[] = [];
@@ -184,7 +173,7 @@ describe("GET /export/:split.npy", () => {
       if (done) break;
       sizes.push(value.length);
       // Never more than the page being read: the stream does not run ahead of its reader.
-      expect(queries).toBe(sizes.length - 1);
+      expect(queries()).toBe(sizes.length - 1);
     }
     expect(sizes.length).toBe(1 + 13);
     expect(sizes.slice(1, -1).every((n) => n === 100 * 3136)).toBe(true);
