@@ -4,16 +4,23 @@
  */
 import { DEFAULT_RETRY, type RetryPolicy } from "./pipeline/download";
 
+/** What `wrangler types` cannot see in wrangler.toml: the secret and the optional overrides. */
+export interface ExtraBindings {
+  /** Bearer token for POST /runs: `.dev.vars` locally, `wrangler secret put ETL_TOKEN` remotely. */
+  ETL_TOKEN?: string;
+  /** Optional overrides, as strings like every var. */
+  ROWS_PER_STATEMENT?: string;
+  SEGMENT_CHUNKS?: string;
+  FETCH_ATTEMPTS?: string;
+  FETCH_TIMEOUT_MS?: string;
+  FETCH_BACKOFF_MS?: string;
+}
+
 declare global {
-  interface Env {
-    /** Bearer token for POST /runs: `.dev.vars` locally, `wrangler secret put ETL_TOKEN` remotely. */
-    ETL_TOKEN?: string;
-    /** Optional overrides, as strings like every var. */
-    ROWS_PER_STATEMENT?: string;
-    SEGMENT_CHUNKS?: string;
-    FETCH_ATTEMPTS?: string;
-    FETCH_TIMEOUT_MS?: string;
-    FETCH_BACKOFF_MS?: string;
+  // Both the global Env (handlers) and Cloudflare.Env (`cloudflare:workers`, tests).
+  interface Env extends ExtraBindings {}
+  namespace Cloudflare {
+    interface Env extends ExtraBindings {}
   }
 }
 

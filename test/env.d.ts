@@ -4,12 +4,6 @@ declare global {
   namespace Cloudflare {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
-      ETL_TOKEN?: string;
-      ROWS_PER_STATEMENT?: string;
-      SEGMENT_CHUNKS?: string;
-      FETCH_ATTEMPTS?: string;
-      FETCH_TIMEOUT_MS?: string;
-      FETCH_BACKOFF_MS?: string;
     }
   }
 }
