@@ -6,6 +6,7 @@
 import { SELF, env } from "cloudflare:test";
 import { decode } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
+import { readExtent } from "../src/read/images";
 import { npyExport } from "../src/read/export";
 import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
 import { parseNpy } from "./npy";
@@ -183,7 +184,7 @@ describe("GET /export/:split.npy", () => {
 });
 
 describe("exports and concurrent loads", () => {
-  it("answers 409 while a run is loading, naming the run", async () => {
+  it("serves the complete dataset while another run is loading (runs load into the shadow table)", async () => {
     const at = new Date().toISOString();
     await env.DB.prepare(
       "INSERT INTO runs (id, trigger, source, status, created_at, updated_at) VALUES ('loading-run', 'http', 'x', 'loading', ?1, ?1)",
@@ -191,19 +192,46 @@ describe("exports and concurrent loads", () => {
       .bind(at)
       .run();
     try {
-      const res = await get("/export/train.npy");
-      expect(res.status).toBe(409);
-      expect(await res.json()).toEqual({ error: "run loading-run is loading; export train when it is complete" });
+      const res = await get("/export/train-labels.npy");
+      expect(res.status).toBe(200);
+      const labels = new Uint8Array(await res.arrayBuffer()).subarray(128);
+      expect(labels).toEqual(syntheticSplit(TRAIN).labels);
     } finally {
       await env.DB.prepare("DELETE FROM runs WHERE id = 'loading-run'").run();
     }
-    expect((await get("/export/train-labels.npy")).status).toBe(200);
+  });
+
+  it("errors an export that a swap to another dataset overtakes, rather than mix the two", async () => {
+    const { version } = await readExtent(env.DB, "train");
+    expect(version).not.toBeNull();
+    const file = npyExport(env.DB, { split: "train", kind: "labels", offset: 0, count: TRAIN, version }, 100);
+    const reader = file.body.getReader();
+    await reader.read(); // header
+    await reader.read(); // rows 0…99 of the pinned dataset
+    const at = new Date(Date.now() + 1000).toISOString();
+    await env.DB.batch([
+      env.DB.prepare(
+        "INSERT INTO runs (id, trigger, source, status, created_at, updated_at) VALUES ('next-run', 'http', 'x', 'loading', ?1, ?1)",
+      ).bind(at),
+      // A swap's guard row, as swapStatements writes it: from here on `images` is next-run's dataset.
+      env.DB.prepare(
+        "INSERT INTO dataset_swaps (run_id, run_status, train_rows, test_rows, train_expected, test_expected, swapped_at) VALUES ('next-run', 'loading', 0, 0, 0, 0, ?1)",
+      ).bind(at),
+    ]);
+    try {
+      await expect(reader.read()).rejects.toThrow("train rows 100…199: D1 returned 0; the dataset changed mid-export");
+    } finally {
+      await env.DB.batch([
+        env.DB.prepare("DELETE FROM dataset_swaps WHERE run_id = 'next-run'"),
+        env.DB.prepare("DELETE FROM runs WHERE id = 'next-run'"),
+      ]);
+    }
   });
 
   it("errors the stream rather than emit a body shorter than its header", async () => {
     const file = npyExport(env.DB, { split: "train", kind: "images", offset: 1200, count: 100 });
     await expect(new Response(file.body).arrayBuffer()).rejects.toThrow(
-      "train rows 1200…1299: D1 returned 34; the split changed mid-export",
+      "train rows 1200…1299: D1 returned 34; the dataset changed mid-export",
     );
   });
 });

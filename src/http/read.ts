@@ -71,14 +71,10 @@ readRoutes.get("/export/:name", async (c) => {
   const offset = intParam("offset", c.req.query("offset"), 0) ?? 0;
   const limit = intParam("limit", c.req.query("limit"), 1);
   const extent = await readExtent(c.env.DB, split);
-  if (extent.kind === "loading")
-    throw new HTTPException(409, {
-      message: `run ${extent.runId} is loading; export ${split} when it is complete`,
-    });
   if (extent.count === 0) return notFound(`split ${split} holds no images; run the ETL first`);
   if (offset > extent.count) bad(`offset must be at most ${extent.count} (the size of ${split}), got ${offset}`);
   const count = Math.min(limit ?? extent.count, extent.count - offset);
-  const file = npyExport(c.env.DB, { split, kind, offset, count });
+  const file = npyExport(c.env.DB, { split, kind, offset, count, version: extent.version });
   // A fixed length lets clients show progress and detect a cut-off download.
   const { readable, writable } = new FixedLengthStream(file.byteLength);
   c.executionCtx.waitUntil(

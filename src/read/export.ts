@@ -3,6 +3,7 @@
  * reads one idx range from D1 and hands on its bytes, so memory holds one page
  * whatever the export's size (the train split is 188 MB as float32).
  */
+import { DATASET_VERSION_SQL } from "./images";
 import { FASHION_MNIST, pixelsPerImage, type Split } from "../datasets";
 import { npyHeader, type NpyDtype } from "../formats/npy";
 import { BYTES_PER_VALUE } from "../pipeline/transform";
@@ -17,6 +18,8 @@ export interface ExportSpan {
   readonly offset: number;
   /** Rows exported: idx offset … offset + count - 1, all present. */
   readonly count: number;
+  /** The dataset version every page must still come from (see readExtent); undefined: not checked. */
+  readonly version?: string | null;
 }
 
 /** Smallest page; bigger exports use bigger pages to stay within the query budget below. */
@@ -52,9 +55,10 @@ export interface NpyExport {
 }
 
 /**
- * The .npy file of a span. A page that comes back short (rows deleted or a run
- * reloading underneath) errors the stream rather than emit a file whose body
- * disagrees with its header.
+ * The .npy file of a span. A page that comes back short (rows deleted, or a
+ * swap to another dataset since the export began: each page is read only if
+ * the dataset version is still the pinned one) errors the stream rather than
+ * emit a file whose body disagrees with its header or mixes two datasets.
  */
 export function npyExport(db: D1Database, span: ExportSpan, rowsPerPage = pageRows(span)): NpyExport {
   const header = npyHeader(dtypeOf(span.kind), exportShape(span));
@@ -62,10 +66,9 @@ export function npyExport(db: D1Database, span: ExportSpan, rowsPerPage = pageRo
   const end = span.offset + span.count;
   let next = span.offset;
   let headerSent = false;
-  const sql =
-    span.kind === "images"
-      ? "SELECT hex(pixels) FROM images WHERE split = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx"
-      : "SELECT label FROM images WHERE split = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx";
+  const column = span.kind === "images" ? "hex(pixels)" : "label";
+  const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
+  const sql = `SELECT ${column} FROM images WHERE split = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
   const body = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -77,10 +80,14 @@ export function npyExport(db: D1Database, span: ExportSpan, rowsPerPage = pageRo
         }
         const from = next;
         const to = Math.min(end, from + rowsPerPage);
-        const rows = await db.prepare(sql).bind(span.split, from, to).raw<[string | number]>();
+        const params = span.version === undefined ? [span.split, from, to] : [span.split, from, to, span.version];
+        const rows = await db
+          .prepare(sql)
+          .bind(...params)
+          .raw<[string | number]>();
         if (rows.length !== to - from)
           throw new Error(
-            `${span.split} rows ${from}…${to - 1}: D1 returned ${rows.length}; the split changed mid-export`,
+            `${span.split} rows ${from}…${to - 1}: D1 returned ${rows.length}; the dataset changed mid-export`,
           );
         const page = new Uint8Array((to - from) * perRow);
         if (span.kind === "images") {

@@ -93,23 +93,28 @@ export async function readStats(db: D1Database, samplesPerClass: number): Promis
   return { splits, samples: { split: rows[0]!.split, byLabel } };
 }
 
-export type Extent =
-  { readonly kind: "ready"; readonly count: number } | { readonly kind: "loading"; readonly runId: string };
+/** The dataset in `images` is identified by the run whose swap put it there. */
+export const DATASET_VERSION_SQL = "(SELECT run_id FROM dataset_swaps ORDER BY swapped_at DESC LIMIT 1)";
+
+export interface Extent {
+  /** Rows in the split: idx 0 … count-1, as a swap leaves them. */
+  readonly count: number;
+  /** The run whose swap made the current dataset (null if none has swapped yet). */
+  readonly version: string | null;
+}
 
 /**
  * How many rows a split holds, read from the primary key (MAX(idx) + 1: a
- * seek, not a COUNT scan). A complete run leaves idx 0…count-1; while a run is
- * loading the split may have gaps, so exports wait for it. An export still
- * checks every page it reads.
+ * seek, not a COUNT scan), and which dataset that is. `images` only ever
+ * changes whole, by a swap, so a run that is loading does not concern an
+ * export; a swap in the middle of one does, and the export pins the version.
  */
 export async function readExtent(db: D1Database, split: Split): Promise<Extent> {
   const row = await db
     .prepare(
-      `SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM images WHERE split = ?1) AS n,
-              (SELECT id FROM runs WHERE status = 'loading' LIMIT 1) AS loading`,
+      `SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM images WHERE split = ?1) AS n, ${DATASET_VERSION_SQL} AS version`,
     )
     .bind(split)
-    .first<{ n: number; loading: string | null }>();
-  if (row?.loading) return { kind: "loading", runId: row.loading };
-  return { kind: "ready", count: row?.n ?? 0 };
+    .first<{ n: number; version: string | null }>();
+  return { count: row?.n ?? 0, version: row?.version ?? null };
 }
