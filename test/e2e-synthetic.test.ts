@@ -63,5 +63,9 @@ describe("a synthetic dataset through the real Worker, queues and D1", () => {
       { split: "test", n: 50 },
       { split: "train", n: 300 },
     ]);
+    // The swap rewrote the class counts /stats serves for the new dataset.
+    const grouped = "SELECT split, label, COUNT(*) AS n FROM images GROUP BY split, label ORDER BY split, label";
+    expect(await rows("SELECT split, label, n FROM class_counts ORDER BY split, label")).toEqual(await rows(grouped));
+    expect((await rows("SELECT SUM(n) AS n FROM class_counts"))[0]).toEqual({ n: 350 });
   });
 });

@@ -86,3 +86,13 @@ export const runChunks = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.runId, t.split, t.start] })],
 );
+
+export const classCounts = sqliteTable(
+  "class_counts",
+  {
+    split: text("split", { enum: SPLITS }).notNull(),
+    label: integer("label").notNull(),
+    n: integer("n").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.split, t.label] })],
+);
