@@ -15,7 +15,7 @@ import { applyLocalMigrations, localD1, startDevServer, type DevServer } from ".
 import { progressView } from "./lib/progress";
 import { localDatabaseFile, summaryTable, type StatsJson } from "./lib/summary";
 
-const USAGE = "usage: npm run etl -- [--source DIR|URL] [--force] [--timeout SECONDS]";
+const USAGE = "usage: npm run etl -- [--source DIR|URL] [--force] [--timeout SECONDS] [--persist-to DIR]";
 
 interface RunJson {
   id: string;
@@ -34,6 +34,8 @@ async function main(): Promise<number> {
       source: { type: "string" },
       force: { type: "boolean", default: false },
       timeout: { type: "string", default: "1800" },
+      // wrangler's own flag: local state somewhere other than .wrangler/state (the CLI test uses a fresh one).
+      "persist-to": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -49,14 +51,16 @@ async function main(): Promise<number> {
   const source = archives?.url ?? values.source;
   let dev: DevServer | undefined;
   try {
-    await applyLocalMigrations();
+    const persistTo = values["persist-to"];
+    await applyLocalMigrations({ persistTo });
     // Local queues do not outlive the dev server that held them: a run left
     // active by an interrupted `npm run etl` can never finish, so close it.
     await localD1(
       "UPDATE runs SET status = 'failed', error = 'interrupted: the local dev server stopped before the run finished', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ') WHERE status IN ('queued', 'extracting', 'loading')",
+      { persistTo },
     );
     const token = randomBytes(24).toString("hex");
-    dev = await startDevServer({ vars: { ETL_TOKEN: token } });
+    dev = await startDevServer({ vars: { ETL_TOKEN: token }, persistTo });
     console.log(`worker: ${dev.url} (log: ${dev.logFile})`);
 
     const res = await fetch(`${dev.url}/runs`, {
@@ -72,7 +76,7 @@ async function main(): Promise<number> {
     const run = await follow(dev.url, started.run.id, timeoutMs);
     // Counts come from the Worker's read API while it still runs: the same D1 the run wrote.
     const stats = (await (await fetch(`${dev.url}/stats`)).json()) as StatsJson;
-    printSummary(run, stats, await localDatabaseFile());
+    printSummary(run, stats, await localDatabaseFile(persistTo));
     return run.status === "complete" ? 0 : 1;
   } finally {
     await dev?.stop();

@@ -18,10 +18,12 @@ export async function applyLocalMigrations(opts: { persistTo?: string } = {}): P
   });
 }
 
-export async function localD1<T = Record<string, unknown>>(command: string): Promise<T[]> {
-  const { stdout } = await run(wrangler, ["d1", "execute", "images", "--local", "--json", "--command", command], {
-    maxBuffer: 64 * 1024 * 1024,
-  });
+export async function localD1<T = Record<string, unknown>>(
+  command: string,
+  opts: { persistTo?: string } = {},
+): Promise<T[]> {
+  const args = ["d1", "execute", "images", "--local", ...persistArgs(opts.persistTo), "--json", "--command", command];
+  const { stdout } = await run(wrangler, args, { maxBuffer: 64 * 1024 * 1024 });
   const parsed = JSON.parse(stdout) as { results: T[] }[];
   return parsed.flatMap((p) => p.results);
 }

@@ -14,11 +14,13 @@ export interface SummaryRun {
   checksums: Record<string, string> | null;
 }
 
-/** Miniflare keeps each local D1 database as one SQLite file under this directory. */
-const D1_STATE = join(".wrangler", "state", "v3", "d1", "miniflare-D1DatabaseObject");
-
-/** The local D1 file most recently written (there is one per database id). */
-export async function localDatabaseFile(): Promise<string | undefined> {
+/**
+ * The local D1 file most recently written (there is one per database id).
+ * Miniflare keeps each local D1 database as one SQLite file under the state
+ * directory (`.wrangler/state`, or wrangler's `--persist-to`).
+ */
+export async function localDatabaseFile(stateDir = join(".wrangler", "state")): Promise<string | undefined> {
+  const D1_STATE = join(stateDir, "v3", "d1", "miniflare-D1DatabaseObject");
   const names = await readdir(D1_STATE).catch(() => [] as string[]);
   const files = await Promise.all(
     names

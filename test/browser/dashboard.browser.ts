@@ -3,8 +3,8 @@
  * The dashboard in a real headless browser (Debian's Chromium driven by
  * playwright-core), against `wrangler dev` with a fresh local state and a small
  * real dataset: the first 600 train and 300 test Fashion-MNIST images. Runs in
- * Node (vitest.browser.config.ts), not in workerd. Skips, saying why, where
- * /usr/bin/chromium (or $CHROMIUM_PATH) is absent. `UPDATE_SCREENSHOT=1 npm run test:browser`
+ * Node (vitest.node.config.ts), not in workerd. Skips, saying why, where
+ * /usr/bin/chromium (or $CHROMIUM_PATH) is absent. `UPDATE_SCREENSHOT=1 npm run test:node`
  * refreshes docs/dashboard.png (not on every run: it would dirty the tree).
  */
 import { randomBytes } from "node:crypto";

@@ -1,0 +1,90 @@
+/**
+ * `npm run etl` itself, as a user runs it: a child process that starts
+ * wrangler dev, loads a directory of archives and exits 0 with a summary — or
+ * exits 1 with the run's error, leaving the loaded dataset as it was. Local
+ * state goes to a fresh --persist-to directory, never the developer's own.
+ */
+import { execFile } from "node:child_process";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "fflate";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { FASHION_MNIST } from "../../src/datasets";
+import { localD1 } from "../../scripts/lib/dev-server";
+
+const run = promisify(execFile);
+const tsx = join(process.cwd(), "node_modules", ".bin", "tsx");
+
+function idx(dims: number[], body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + 4 * dims.length + body.length);
+  const view = new DataView(out.buffer);
+  out[2] = 0x08;
+  out[3] = dims.length;
+  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
+  out.set(body, 4 + 4 * dims.length);
+  return out;
+}
+
+/** A small dataset in Fashion-MNIST's file layout, label i % 10. */
+async function writeDataset(dir: string, counts: { train: number; test: number }): Promise<void> {
+  for (const spec of FASHION_MNIST.splits) {
+    const n = counts[spec.split];
+    const pixels = Uint8Array.from({ length: n * 784 }, (_, i) => (i * 7) % 256);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
+    await writeFile(join(dir, spec.images.file), gzipSync(idx([n, 28, 28], pixels)));
+    await writeFile(join(dir, spec.labels.file), gzipSync(idx([n], labels)));
+  }
+}
+
+async function etl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(tsx, ["scripts/etl.ts", ...args], { maxBuffer: 16 * 1024 * 1024 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+let work: string;
+let state: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), "idx-etl-cli-"));
+  state = join(work, "state");
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+it("loads a directory of archives, prints the summary and exits 0; a corrupt archive exits 1 with the run's error", async () => {
+  const good = join(work, "good");
+  await mkdir(good);
+  await writeDataset(good, { train: 600, test: 100 });
+  const ok = await etl(["--source", good, "--persist-to", state]);
+  expect(ok.stderr + ok.stdout).toMatch(/complete in \d+\.\d s/);
+  expect(ok.code).toBe(0);
+  expect(ok.stdout).toContain("600");
+  expect(
+    await localD1("SELECT split, COUNT(*) AS n FROM images GROUP BY split ORDER BY split", { persistTo: state }),
+  ).toEqual([
+    { split: "test", n: 100 },
+    { split: "train", n: 600 },
+  ]);
+
+  // The same files but a t10k labels archive whose gzip CRC-32 is wrong.
+  const bad = join(work, "bad");
+  await cp(good, bad, { recursive: true });
+  const file = join(bad, "t10k-labels-idx1-ubyte.gz");
+  const bytes = new Uint8Array(await readFile(file));
+  bytes[bytes.length - 8]! ^= 0xff;
+  await writeFile(file, bytes);
+  const failed = await etl(["--source", bad, "--persist-to", state, "--force"]);
+  expect(failed.code).toBe(1);
+  expect(failed.stderr).toMatch(/failed after \d+\.\d s: t10k-labels-idx1-ubyte\.gz: CRC-32 mismatch/);
+  // Nothing that was loaded is lost.
+  expect(await localD1("SELECT COUNT(*) AS n FROM images", { persistTo: state })).toEqual([{ n: 700 }]);
+});

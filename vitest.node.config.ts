@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// Tests that run in Node, not in workerd: they drive `npm run etl` and
+// wrangler dev as child processes, and Chromium for the dashboard.
+export default defineConfig({
+  test: {
+    include: ["test/browser/**/*.browser.ts", "test/cli/**/*.cli.ts"],
+    testTimeout: 180_000,
+    hookTimeout: 180_000,
+  },
+});
