@@ -16,7 +16,15 @@ describe("configuration agrees with the code", () => {
   });
 
   it("drizzle's schema has exactly the columns the migrations create", async () => {
-    for (const table of [schema.images, schema.classes, schema.runs, schema.runChunks, schema.classCounts]) {
+    for (const table of [
+      schema.images,
+      schema.imagesNext,
+      schema.datasetSwaps,
+      schema.classes,
+      schema.runs,
+      schema.runChunks,
+      schema.classCounts,
+    ]) {
       const { name, columns } = getTableConfig(table);
       const { results } = await env.DB.prepare(`SELECT name, "notnull" AS nn FROM pragma_table_info(?)`)
         .bind(name)
@@ -26,7 +34,7 @@ describe("configuration agrees with the code", () => {
         }>();
       expect(results.map((r) => r.name).sort(), name).toEqual(columns.map((c) => c.name).sort());
       for (const c of columns) {
-        const primary = c.primary || ["images", "run_chunks", "class_counts"].includes(name); // composite keys are NOT NULL too
+        const primary = c.primary || ["images", "images_next", "run_chunks", "class_counts"].includes(name); // composite keys are NOT NULL too
         expect(results.find((r) => r.name === c.name)!.nn === 1 || primary, `${name}.${c.name}`).toBe(c.notNull);
       }
     }

@@ -13,28 +13,23 @@ export const ACTIVE_STATUSES = ["queued", "extracting", "loading"] as const sati
 export const TRIGGERS = ["cron", "http", "cli"] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
-export const images = sqliteTable(
-  "images",
-  {
-    split: text("split", { enum: SPLITS }).notNull(),
-    idx: integer("idx").notNull(),
-    label: integer("label").notNull(),
-    pixels: blob("pixels", { mode: "buffer" }).notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.split, t.idx] })],
-);
+/** `images` and its shadow `images_next` have the same shape: one definition, two tables. */
+const imageTable = <N extends string>(name: N) =>
+  sqliteTable(
+    name,
+    {
+      split: text("split", { enum: SPLITS }).notNull(),
+      idx: integer("idx").notNull(),
+      label: integer("label").notNull(),
+      pixels: blob("pixels", { mode: "buffer" }).notNull(),
+    },
+    (t) => [primaryKey({ columns: [t.split, t.idx] })],
+  );
+
+export const images = imageTable("images");
 
 /** The shadow a run loads into; swapped with `images` at completion (migrations/0002_shadow_load.sql). */
-export const imagesNext = sqliteTable(
-  "images_next",
-  {
-    split: text("split", { enum: SPLITS }).notNull(),
-    idx: integer("idx").notNull(),
-    label: integer("label").notNull(),
-    pixels: blob("pixels", { mode: "buffer" }).notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.split, t.idx] })],
-);
+export const imagesNext = imageTable("images_next");
 
 /** One row per swap: whose rows became `images`, and the counts D1 held then. */
 export const datasetSwaps = sqliteTable("dataset_swaps", {
