@@ -176,7 +176,7 @@ abstract class IdxSink<T> implements Sink<T> {
       }
       this.header = parseIdxHeader(joined, this.file);
       this.head = new Uint8Array(0);
-      await this.begin(this.header, joined.subarray(0, need));
+      await this.begin(this.header);
       chunk = joined.subarray(need);
     }
     const room = this.header.bodyLength - this.bodyBytes;
@@ -200,7 +200,7 @@ abstract class IdxSink<T> implements Sink<T> {
     return h;
   }
 
-  protected abstract begin(header: IdxHeader, headerBytes: Uint8Array): Promise<void>;
+  protected abstract begin(header: IdxHeader): Promise<void>;
   protected abstract body(chunk: Uint8Array): Promise<void>;
   abstract finish(): Promise<T>;
   abstract abort(reason: unknown): Promise<void>;
