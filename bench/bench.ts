@@ -197,7 +197,7 @@ async function main(): Promise<void> {
   log("memory: producer and consumer probes under Node …");
   const producerProbe = await bundle("bench/producer-memory.ts");
   const consumerProbe = await bundle("bench/consumer-memory.ts");
-  type ProducerOut = MemoryReport & { rows: number; stagedBytes: number; seconds: number };
+  type ProducerOut = MemoryReport & { rows: number; sentBytes: number; seconds: number };
   const producer = await probe<ProducerOut>(producerProbe, [dataDir]);
   const producerLive = await probe<ProducerOut>(producerProbe, [dataDir, "--gc", "2"]);
   // V8 collects lazily while memory is plentiful; held to a small heap it must
@@ -268,7 +268,7 @@ async function main(): Promise<void> {
     ratio: o.median / b.median,
     memory: {
       method:
-        "Node 24 --expose-gc, same modules bundled with esbuild; process.memoryUsage() heapUsed + external (ArrayBuffers) sampled at each staging write / statement build and every 5 ms, minus the settled baseline",
+        "Node 24 --expose-gc, same modules bundled with esbuild; process.memoryUsage() heapUsed + external (ArrayBuffers) sampled at each sendBatch / statement build and every 5 ms, minus the settled baseline",
       producerPeakMb: mb(producer.peakBytes),
       producerLivePeakMb: mb(producerLive.livePeakBytes),
       producerCappedPeakMb: mb(producerCapped.peakBytes),

@@ -1,9 +1,10 @@
 /**
  * Child process (node --expose-gc): the producer path — download stream → MD5 →
- * gunzip with CRC check → IDX validation → staging writes — exactly as
- * src/pipeline/extract.ts runs it, with Node seams: archives read from disk as a
- * fetch Response, node:crypto MD5, and a staging store that counts and discards
- * (R2 keeps the bytes, not the Worker). Prints one JSON line.
+ * gunzip with CRC check → IDX validation → chunk messages → sendBatch — as
+ * src/pipeline/extract.ts and job.ts run it, with Node seams: archives read from
+ * disk as a fetch Response, node:crypto MD5, and a queue that serializes each
+ * batch as the runtime does (V8's serializer, the v8 content type) and drops it.
+ * Prints one JSON line.
  *
  *   node --expose-gc bench/out/producer-memory.mjs DATA_DIR [--gc [EVERY]]   (bundled by bench/lib/child.ts)
  */
@@ -12,9 +13,12 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { serialize } from "node:v8";
 import { FASHION_MNIST } from "../src/datasets";
 import { extractImages, extractLabels, type Digest } from "../src/pipeline/extract";
-import type { Staging } from "../src/pipeline/staging";
+import type { ChunkMessage } from "../src/pipeline/messages";
+import { BatchBuilder, chunkMessage, planChunks } from "../src/pipeline/plan";
+import { chunkKey } from "../src/pipeline/runs";
 import { measurePeak } from "./lib/memory";
 
 const [dir, flag, everyArg] = process.argv.slice(2);
@@ -32,37 +36,42 @@ const md5 = (): Digest => {
   return { update: (c) => void h.update(c), hex: async () => h.digest("hex") };
 };
 
-let staged = 0;
+const CHUNK_SIZE = 160; // wrangler.toml's CHUNK_SIZE
+
+let sentBytes = 0;
 let rows = 0;
 const started = performance.now();
 const report = await measurePeak(
   async (sample) => {
-    const staging: Staging = {
-      create: () => ({
-        write: async (chunk) => {
-          staged += chunk.length;
-          sample();
-        },
-        close: async () => {},
-        abort: async () => {},
-      }),
-      read: () => Promise.reject(new Error("not used by the producer")),
-      removeRun: async () => {},
+    const send = (batch: ChunkMessage[]) => {
+      for (const body of batch) sentBytes += serialize(body).length;
+      sample();
     };
     const opts = {
-      runId: "bench",
       dataset: FASHION_MNIST,
       source: "http://bench.invalid",
       official: false,
       retry: { attempts: 1, timeoutMs: 600_000, backoffMs: 1 },
     };
-    const deps = { fetch: fileFetch, staging, md5 };
+    const deps = { fetch: fileFetch, md5 };
     const checksums: Record<string, string> = {};
     const labels = await extractLabels(opts, deps, checksums);
-    // Segments as the Worker stages them (CHUNK_SIZE 500 × SEGMENT_CHUNKS 10).
-    await extractImages(opts, deps, labels, 5000, async () => {}, checksums);
+    const plans = new Map(labels.flatMap((l) => planChunks(l, CHUNK_SIZE)).map((p) => [chunkKey(p), p]));
+    const batches = new BatchBuilder<ChunkMessage>();
+    await extractImages(
+      opts,
+      deps,
+      labels,
+      CHUNK_SIZE,
+      async (chunk) => {
+        const full = batches.add(chunkMessage("bench", plans.get(chunkKey(chunk))!, chunk.pixels));
+        if (full) send(full);
+      },
+      checksums,
+    );
+    send(batches.drain());
     rows = labels.reduce((n, s) => n + s.count, 0);
   },
   { forceGc: flag === "--gc", every: Number(everyArg ?? 1) },
 );
-console.log(JSON.stringify({ ...report, rows, stagedBytes: staged, seconds: (performance.now() - started) / 1000 }));
+console.log(JSON.stringify({ ...report, rows, sentBytes, seconds: (performance.now() - started) / 1000 }));

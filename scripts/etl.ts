@@ -1,7 +1,7 @@
 /**
  * `npm run etl`: the whole ETL on this machine, in one command. Applies the
  * migrations to the local D1, starts the Worker with `wrangler dev` (Miniflare:
- * local D1, Queues and R2, no Cloudflare account), starts one run, follows it
+ * local D1 and Queues, no Cloudflare account), starts one run, follows it
  * to the end and prints a summary. Exit code 0 only for a complete run.
  *
  *   npm run etl                          # downloads from the official location

@@ -2,7 +2,9 @@
  * Bindings (generated into worker-configuration.d.ts by `wrangler types`) plus
  * the secret, and the run configuration parsed once from vars.
  */
+import { FASHION_MNIST, pixelsPerImage } from "./datasets";
 import { DEFAULT_RETRY, type RetryPolicy } from "./pipeline/download";
+import { maxChunkImages } from "./pipeline/plan";
 
 /** What `wrangler types` cannot see in wrangler.toml: the secret and the optional overrides. */
 export interface ExtraBindings {
@@ -10,7 +12,6 @@ export interface ExtraBindings {
   ETL_TOKEN?: string;
   /** Optional overrides, as strings like every var. */
   ROWS_PER_STATEMENT?: string;
-  SEGMENT_CHUNKS?: string;
   FETCH_ATTEMPTS?: string;
   FETCH_TIMEOUT_MS?: string;
   FETCH_BACKOFF_MS?: string;
@@ -29,16 +30,10 @@ export const QUEUES = { jobs: "idx-etl-jobs", chunks: "idx-etl-chunks", deadLett
 
 export interface Config {
   readonly defaultSource: string;
-  /** Images per chunk message (one D1 transaction). */
+  /** Images per chunk message; their pixels ride in the message, so at most maxChunkImages. */
   readonly chunkSize: number;
   /** Rows per INSERT statement. */
   readonly rowsPerStatement: number;
-  /**
-   * Images per staging object (a multiple of chunkSize): loading starts as
-   * soon as the first one is stored. 10 chunks (5,000 images, 3.9 MB) keep the
-   * producer at ~14 R2 puts and ~14 sendBatch calls for Fashion-MNIST.
-   */
-  readonly segmentImages: number;
   readonly retry: RetryPolicy;
 }
 
@@ -50,11 +45,16 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
 }
 
 export function readConfig(env: Env): Config {
-  const chunkSize = positiveInt("CHUNK_SIZE", env.CHUNK_SIZE, 500);
+  const most = maxChunkImages(pixelsPerImage(FASHION_MNIST));
+  const chunkSize = positiveInt("CHUNK_SIZE", env.CHUNK_SIZE, most);
+  if (chunkSize > most) {
+    throw new Error(
+      `CHUNK_SIZE must be at most ${most}: a chunk message carries its images' pixels and Queues caps a message at 128 KB, got "${env.CHUNK_SIZE}"`,
+    );
+  }
   return {
     defaultSource: env.DEFAULT_SOURCE,
     chunkSize,
-    segmentImages: chunkSize * positiveInt("SEGMENT_CHUNKS", env.SEGMENT_CHUNKS, 10),
     rowsPerStatement: positiveInt("ROWS_PER_STATEMENT", env.ROWS_PER_STATEMENT, 100),
     retry: {
       attempts: positiveInt("FETCH_ATTEMPTS", env.FETCH_ATTEMPTS, DEFAULT_RETRY.attempts),

@@ -6,7 +6,7 @@ import { FASHION_MNIST, pixelsPerImage } from "../src/datasets";
 import { QUEUES, readConfig } from "../src/env";
 import { chunkInvocationCost, INVOCATION_LIMITS } from "../src/pipeline/budget";
 import { maxRowsPerStatement } from "../src/pipeline/load";
-import { packBatches, planChunks, QUEUE_LIMITS, messageBytes } from "../src/pipeline/plan";
+import { chunkMessage, packBatches, planChunks, QUEUE_LIMITS, messageBytes } from "../src/pipeline/plan";
 
 interface Consumer {
   queue: string;
@@ -37,20 +37,16 @@ describe("the configured chunk consumer stays within per-invocation limits (free
   });
 
   it("the budget catches a configuration that would exceed the limits", () => {
-    const cost = chunkInvocationCost({ batchSize: 10, chunkSize: 1000, rowsPerStatement: 125, pixelsPerImage: ppi });
-    expect(cost.statementsPerChunk).toBe(Math.ceil(1000 / 99) + 2);
+    const cost = chunkInvocationCost({ batchSize: 10, chunkSize: 160, rowsPerStatement: 40, pixelsPerImage: ppi });
+    expect(cost.statementsPerChunk).toBe(Math.ceil(160 / 40) + 1);
     expect(cost.d1Queries).toBeGreaterThan(INVOCATION_LIMITS.d1Queries);
   });
 
   it("a full chunk's messages fit the queue limits, and its statements D1's", () => {
     const cfg = readConfig(env);
     const labels = new Uint8Array(60_000).fill(9);
-    const messages = planChunks(
-      "00000000-0000-4000-8000-000000000000",
-      { split: "train", labels },
-      cfg.chunkSize,
-      cfg.segmentImages,
-      ppi,
+    const messages = planChunks({ split: "train", labels }, cfg.chunkSize).map((p) =>
+      chunkMessage("00000000-0000-4000-8000-000000000000", p, new Uint8Array(p.count * ppi)),
     );
     expect(Math.max(...messages.map(messageBytes)) + QUEUE_LIMITS.metadataBytes).toBeLessThanOrEqual(
       QUEUE_LIMITS.messageBytes,

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import { hits } from "./faults-helpers";
 import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
 
 const rows = async (sql: string, ...params: unknown[]) =>
@@ -45,9 +46,14 @@ describe("a synthetic dataset through the real Worker, queues and D1", () => {
     expect(first.status).toBe("complete");
     const before = await rows("SELECT split, idx, label, hex(pixels) AS h FROM images ORDER BY split, idx");
 
+    const imagesHits = () => hits(`${source}/train-images-idx3-ubyte.gz`);
+    const hitsBefore = await imagesHits();
     const again = await runToEnd({ source });
     expect(again.status).toBe("complete");
     expect(again.unchanged).toBe(true);
+    // Its images archives were downloaded once, to hash them, and no chunk was sent.
+    expect(await imagesHits()).toBe(hitsBefore + 1);
+    expect(await rows("SELECT COUNT(*) AS n FROM run_chunks WHERE run_id = ?", again.id)).toEqual([{ n: 0 }]);
 
     const forced = await runToEnd({ source, force: true });
     expect(forced.status).toBe("complete");

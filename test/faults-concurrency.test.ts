@@ -87,8 +87,9 @@ describe("a second trigger while a run is active", () => {
 });
 
 describe("a run interrupted mid-way (its remaining messages lost)", () => {
-  const TRAIN = 1200;
-  const TEST = 300;
+  // Chunks of 160: train 0–159, 160–319, 320–399 and test 0–99.
+  const TRAIN = 400;
+  const TEST = 100;
 
   it("can be resumed: it loads only what is missing and ends with exactly the expected rows", async () => {
     expect((await runToEnd({ source: await publish(syntheticArchives(400, 40, 43)) })).status).toBe("complete");
@@ -98,7 +99,7 @@ describe("a run interrupted mid-way (its remaining messages lost)", () => {
     await makeStale(runId);
     expect(await dataset()).toEqual(before); // the half-loaded run is invisible
     // A marker in a committed chunk's shadow row: it survives only if the resume does not reload that chunk.
-    await env.DB.prepare("UPDATE images_next SET label = 7 WHERE split = 'train' AND idx = 501").run();
+    await env.DB.prepare("UPDATE images_next SET label = 7 WHERE split = 'train' AND idx = 161").run();
 
     const res = await postResume(runId);
     expect(res.status).toBe(202);
@@ -108,12 +109,12 @@ describe("a run interrupted mid-way (its remaining messages lost)", () => {
     expect(run.splits).toEqual({ train: { expected: TRAIN, loaded: TRAIN }, test: { expected: TEST, loaded: TEST } });
     expect(await rows("SELECT start FROM run_chunks WHERE run_id = ? ORDER BY split, start", runId)).toHaveLength(4);
     await expectSynthetic(TRAIN, TEST, 44);
-    expect(await rows("SELECT label FROM images WHERE split = 'train' AND idx = 501")).toEqual([{ label: 7 }]);
+    expect(await rows("SELECT label FROM images WHERE split = 'train' AND idx = 161")).toEqual([{ label: 7 }]);
   });
 
   it("or a new run replaces it: the stale run is abandoned and its partial rows do not mix in", async () => {
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 45));
-    await deliver(QUEUES.chunks, [chunks[2]!, chunks[3]!]); // train 1000–1199 and the test split, then lost
+    await deliver(QUEUES.chunks, [chunks[2]!, chunks[3]!]); // train 320–399 and the test split, then lost
     await makeStale(runId);
 
     const run = await runToEnd({ source: await publish(syntheticArchives(700, 90, 46)) });

@@ -1,8 +1,8 @@
 /**
  * Delivery faults: Queues deliver at least once, in any order, and a consumer
  * can die half-way. Chunk messages are delivered by hand to the Worker's real
- * queue handler (real D1 and R2); the dead-letter path also runs through the
- * real queues.
+ * queue handler (real D1); the dead-letter path also runs through the real
+ * queues.
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
@@ -24,9 +24,9 @@ import { getRun, publish, runToEnd, startRun, syntheticArchives, waitForRun } fr
 
 afterEach(() => failActive());
 
-// 1,200 train + 300 test images in chunks of 500: train 0–499, 500–999, 1000–1199 and test 0–299.
-const TRAIN = 1200;
-const TEST = 300;
+// 400 train + 100 test images in chunks of 160: train 0–159, 160–319, 320–399 and test 0–99.
+const TRAIN = 400;
+const TEST = 100;
 
 describe("a chunk delivered more than once", () => {
   it("writes its rows once and counts its progress once, even after the run completed", async () => {
@@ -64,19 +64,20 @@ describe("chunks delivered out of order", () => {
   });
 });
 
-describe("a consumer that fails half-way through a batch", () => {
-  it("retries what did not commit, and the redelivery adds no duplicate", async () => {
+describe("a consumer that fails half-way through a run", () => {
+  it("a delivery is one transaction: a failed one commits nothing and is retried whole, without duplicates", async () => {
     const before = await dataset();
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 13));
-    // D1 answers the first chunk's transaction, then becomes unavailable.
-    const { result, ids } = await deliver(QUEUES.chunks, chunks.slice(0, 3), { env: { DB: failingD1(1) } });
-    // The first chunk committed (its completion check needs no batch), the other two are retried.
-    expect(result.explicitAcks).toEqual([ids[0]]);
-    expect(result.retryMessages.map((m) => m.msgId).sort()).toEqual(ids.slice(1).sort());
+    // The first delivery commits; D1 is unavailable for the second.
+    const first = await deliver(QUEUES.chunks, [chunks[0]!]);
+    expect(first.result.explicitAcks).toEqual(first.ids);
+    const { result, ids } = await deliver(QUEUES.chunks, chunks.slice(1, 3), { env: { DB: failingD1(0) } });
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages.map((m) => m.msgId).sort()).toEqual(ids.sort());
     const midway = await runStatus(runId);
     expect(midway.status).toBe("loading");
-    expect(midway.trainLoaded).toBe(500); // the first chunk's transaction committed, and only it
-    expect(await counts("images_next")).toEqual({ train: 500 });
+    expect(midway.trainLoaded).toBe(160); // the first delivery's transaction committed, and only it
+    expect(await counts("images_next")).toEqual({ train: 160 });
     expect(await dataset()).toEqual(before); // nothing reached `images`
 
     // Queues redeliver the two (and the fourth arrives); a duplicate of the first rewrites its rows.
@@ -95,7 +96,7 @@ describe("a consumer that fails half-way through a batch", () => {
     expect(result.retryMessages).toHaveLength(1);
     expect((await runStatus(runId)).status).toBe("loading");
     expect((await getRun(runId)).error).toBe(
-      "retrying: train images 0–499: D1_ERROR: injected fault: database unavailable",
+      "retrying: train images 0–159: D1_ERROR: injected fault: database unavailable",
     );
   });
 });
@@ -115,15 +116,14 @@ describe("a message that keeps failing", () => {
     const run = await getRun(runId);
     expect(run.status).toBe("failed");
     expect(run.error).toBe(
-      "train images 500–999 failed on every delivery and went to the dead-letter queue; last error: train images 500–999: D1_ERROR: injected fault: database unavailable",
+      "train images 160–319 failed on every delivery and went to the dead-letter queue; last error: train images 160–319: D1_ERROR: injected fault: database unavailable",
     );
     expect(await dataset()).toEqual(before); // no partial overwrite, no mix of the two sources
-    expect((await env.STAGING.list({ prefix: `runs/${runId}/` })).objects).toEqual([]);
 
     // A late copy of a chunk of the failed run writes nothing anywhere.
     await deliver(QUEUES.chunks, [chunks[2]!]);
     expect(await dataset()).toEqual(before);
-    expect((await rows("SELECT * FROM run_chunks WHERE run_id = ? AND start = 1000", runId)).length).toBe(0);
+    expect((await rows("SELECT * FROM run_chunks WHERE run_id = ? AND start = 320", runId)).length).toBe(0);
   });
 
   it("an extraction job that fails on every delivery lands in the real DLQ and fails the run", async () => {
@@ -138,22 +138,20 @@ describe("a message that keeps failing", () => {
   });
 });
 
-describe("a staging object missing when a consumer reads it", () => {
+describe("a chunk whose pixels do not match its count", () => {
   it("fails the run saying so, keeps the last dataset, and the run can be resumed to the exact rows", async () => {
     expect((await runToEnd({ source: await publish(syntheticArchives(700, 50, 17)) })).status).toBe("complete");
     const before = await dataset();
 
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 18));
     await deliver(QUEUES.chunks, [chunks[3]!]); // test split loaded
-    await env.STAGING.delete(chunks[0]!.object);
-    const { result } = await deliver(QUEUES.chunks, [chunks[0]!]);
-    expect(result.explicitAcks).toHaveLength(1); // retrying cannot bring it back
+    const bad = { ...chunks[0]!, pixels: chunks[0]!.pixels.subarray(0, 160 * 783) };
+    const { result } = await deliver(QUEUES.chunks, [bad]);
+    expect(result.explicitAcks).toHaveLength(1); // retrying cannot mend it
 
     const failed = await getRun(runId);
     expect(failed.status).toBe("failed");
-    expect(failed.error).toBe(
-      `train images 0–499: staging object ${chunks[0]!.object} is missing (deleted or expired); resume the run or start a new one`,
-    );
+    expect(failed.error).toBe("train images 0–159: chunk train 0: 125280 pixel bytes for 160 images of 784");
     expect(await dataset()).toEqual(before);
 
     // Resume: the archives are downloaded again and only the missing chunks are loaded.
@@ -176,12 +174,12 @@ describe("the swap that publishes a run's rows", () => {
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 19));
     await deliver(QUEUES.chunks, chunks.slice(0, 3));
     // Rows lost behind the ledger's back: every chunk will be recorded, yet D1 will not hold them all.
-    await env.DB.prepare("DELETE FROM images_next WHERE split = 'train' AND idx >= 1190").run();
+    await env.DB.prepare("DELETE FROM images_next WHERE split = 'train' AND idx >= 390").run();
     await deliver(QUEUES.chunks, [chunks[3]!]);
     const run = await getRun(runId);
     expect(run.status).toBe("failed");
     expect(run.error).toBe(
-      "all 4 chunks were recorded but D1 holds 1190 train and 300 test rows for this run; expected 1200 and 300. The previous dataset was left as it was",
+      "all 4 chunks were recorded but D1 holds 390 train and 100 test rows for this run; expected 400 and 100. The previous dataset was left as it was",
     );
     expect(await dataset()).toEqual(before);
   });

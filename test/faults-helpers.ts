@@ -1,20 +1,28 @@
 /**
  * Shared by the fault-injection suites: put a run in a known state through the
  * pipeline's own functions, deliver queue messages by hand to the real consumer
- * (real D1 and R2), and read what D1 holds.
+ * (real D1), and read what D1 holds.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult, SELF, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { FASHION_MNIST, pixelsPerImage, type Split } from "../src/datasets";
+import { FASHION_MNIST, type Split } from "../src/datasets";
 import { readConfig } from "../src/env";
 import worker from "../src/index";
 import { extractImages, extractLabels } from "../src/pipeline/extract";
 import { workersMd5 } from "../src/pipeline/job";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
-import { planChunks } from "../src/pipeline/plan";
-import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/pipeline/runs";
-import { r2Staging } from "../src/pipeline/staging";
+import { chunkMessage, planChunks } from "../src/pipeline/plan";
+import {
+  activeRun,
+  chunkKey,
+  createRun,
+  database,
+  failRun,
+  getRun,
+  markExtracting,
+  markLoading,
+} from "../src/pipeline/runs";
 import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
 
 export const db = () => database(env.DB);
@@ -38,8 +46,8 @@ export const counts = async (table = "images") =>
   );
 
 /**
- * A run that has extracted `archives` into staging and is loading, with the
- * chunk messages its job would send — not sent: the test delivers them.
+ * A run that has extracted `archives` and is loading, with the chunk messages
+ * its job would send — not sent: the test delivers them.
  */
 export async function loadingRun(
   archives: ArchiveSet,
@@ -51,17 +59,20 @@ export async function loadingRun(
   const runId = started.run.id;
   expect(await markExtracting(db(), runId)).toBe(true);
   const cfg = readConfig(env);
-  const opts = { runId, dataset: FASHION_MNIST, source, official: false, retry: cfg.retry };
-  const deps = {
-    fetch: (url: string, init?: RequestInit) => fetch(url, init),
-    staging: r2Staging(env.STAGING),
-    md5: workersMd5,
-  };
+  const opts = { dataset: FASHION_MNIST, source, official: false, retry: cfg.retry };
+  const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
   const checksums: Record<string, string> = {};
   const labels = await extractLabels(opts, deps, checksums);
-  const segmentImages = chunkSize * 10;
-  await extractImages(opts, deps, labels, segmentImages, async () => {}, checksums);
-  const chunks = labels.flatMap((l) => planChunks(runId, l, chunkSize, segmentImages, pixelsPerImage(FASHION_MNIST)));
+  const plans = new Map(labels.flatMap((l) => planChunks(l, chunkSize)).map((p) => [chunkKey(p), p]));
+  const chunks: ChunkMessage[] = [];
+  await extractImages(
+    opts,
+    deps,
+    labels,
+    chunkSize,
+    async (c) => void chunks.push(chunkMessage(runId, plans.get(chunkKey(c))!, c.pixels)),
+    checksums,
+  );
   const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
   expect(await markLoading(db(), runId, { checksums, expected, chunksTotal: chunks.length })).toBe(true);
   return { runId, source, chunks };

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import {
   D1_LIMITS,
   buildInsertStatements,
-  chunkStatements,
+  chunksStatements,
   maxRowsPerStatement,
   runBatch,
   type ChunkRows,
@@ -21,7 +21,7 @@ function chunk(count: number, start = 0): ChunkRows {
 describe("statement building within D1's limits", () => {
   it("keeps every statement within the bound-parameter, SQL-length and value-size limits", () => {
     for (const perStatement of [1, 99, 100, 10_000]) {
-      const statements = chunkStatements("run-1", chunk(500), perStatement, "2026-01-01T00:00:00Z");
+      const statements = chunksStatements("run-1", [chunk(500)], perStatement, "2026-01-01T00:00:00Z");
       for (const s of statements) {
         expect(s.params.length).toBeLessThanOrEqual(D1_LIMITS.boundParameters);
         expect(utf8(s.sql)).toBeLessThanOrEqual(D1_LIMITS.sqlBytes);
@@ -36,8 +36,8 @@ describe("statement building within D1's limits", () => {
 
   it("spreads a chunk evenly over the fewest inserts, each row once with its label and own parameter", () => {
     const rows = chunk(500, 1000);
-    const statements = chunkStatements("run-1", rows, 125, "t");
-    expect(statements.length).toBe(6 + 2); // 99 rows at most with the run id: 6 inserts of 84/84/84/84/84/80
+    const statements = chunksStatements("run-1", [rows], 125, "t");
+    expect(statements.length).toBe(6 + 3); // 99 rows at most with the run id: 6 inserts of 84/84/84/84/84/80
     const seen: number[] = [];
     for (const s of statements.slice(0, 6)) {
       expect(s.params[0]).toBe("run-1");
@@ -55,6 +55,29 @@ describe("statement building within D1's limits", () => {
     expect(seen).toEqual(Array.from({ length: 500 }, (_, i) => 1000 + i));
     expect(statements.slice(0, 6).map((s) => s.params.length - 1)).toEqual([84, 84, 84, 84, 84, 80]);
     expect(statements[6]!.params).toEqual(["run-1", "train", 1000, 500]);
+  });
+
+  it("puts several chunks in one batch: each chunk's inserts and ledger row, then the run's progress and state", () => {
+    const statements = chunksStatements("run-1", [chunk(160, 0), chunk(160, 160), chunk(80, 320)], 100, "t");
+    const kinds = statements.map((s) =>
+      s.sql.startsWith("INSERT INTO images_next")
+        ? "rows"
+        : s.sql.startsWith("INSERT INTO run_chunks")
+          ? `ledger ${s.params[2]}`
+          : s.sql.split(/\s/)[0],
+    );
+    expect(kinds).toEqual([
+      "rows",
+      "rows",
+      "ledger 0",
+      "rows",
+      "rows",
+      "ledger 160",
+      "rows",
+      "ledger 320",
+      "UPDATE",
+      "SELECT",
+    ]);
   });
 
   it("refuses a split, start or labels that would not be safe as SQL literals", () => {

@@ -1,38 +1,54 @@
 import { describe, expect, it } from "vitest";
 import { parseMessage } from "../src/pipeline/messages";
-import { QUEUE_LIMITS, messageBytes, packBatches, planChunks } from "../src/pipeline/plan";
+import {
+  QUEUE_LIMITS,
+  chunkMessage,
+  maxChunkImages,
+  messageBytes,
+  packBatches,
+  planChunks,
+} from "../src/pipeline/plan";
 
 const labels = (n: number) => Uint8Array.from({ length: n }, (_, i) => i % 10);
 
 describe("chunk planning", () => {
   it("covers every image exactly once, in order, with a ragged last chunk", () => {
-    const chunks = planChunks("r1", { split: "train", labels: labels(1234) }, 500, 1000, 784);
+    const chunks = planChunks({ split: "train", labels: labels(1234) }, 500);
     expect(chunks.map((c) => [c.start, c.count])).toEqual([
       [0, 500],
       [500, 500],
       [1000, 234],
     ]);
-    // Each chunk points into its staging segment of 1,000 images.
-    expect(chunks.map((c) => [c.object, c.offset])).toEqual([
-      ["runs/r1/train-images-000000000.u8", 0],
-      ["runs/r1/train-images-000000000.u8", 500 * 784],
-      ["runs/r1/train-images-000001000.u8", 0],
-    ]);
     expect(chunks.map((c) => c.labels).join("")).toBe(Array.from(labels(1234)).join(""));
-    expect(chunks.every((c) => parseMessage(c) !== undefined)).toBe(true);
   });
 
   it("plans nothing for an empty split and refuses a nonsense chunk size", () => {
-    expect(planChunks("r1", { split: "test", labels: labels(0) }, 500, 5000, 784)).toEqual([]);
-    expect(() => planChunks("r1", { split: "test", labels: labels(3) }, 0, 5000, 784)).toThrow(RangeError);
-    expect(() => planChunks("r1", { split: "test", labels: labels(3) }, 500, 750, 784)).toThrow("not a multiple");
+    expect(planChunks({ split: "test", labels: labels(0) }, 500)).toEqual([]);
+    expect(() => planChunks({ split: "test", labels: labels(3) }, 0)).toThrow(RangeError);
+    expect(() => planChunks({ split: "test", labels: labels(3) }, 1.5)).toThrow(RangeError);
   });
 
-  it("packs Fashion-MNIST's 140 chunk messages into sendBatch calls within Queues' limits", () => {
+  it("sizes chunks so that a message with its pixels fits 128 KB", () => {
+    const most = maxChunkImages(784);
+    expect(most).toBe(162);
+    const full = chunkMessage(
+      "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c",
+      { split: "train", start: 59_840, count: most, labels: "7".repeat(most) },
+      new Uint8Array(most * 784),
+    );
+    expect(parseMessage(full)).toEqual(full);
+    expect(messageBytes(full) + QUEUE_LIMITS.metadataBytes).toBeLessThanOrEqual(QUEUE_LIMITS.messageBytes);
+    // One image more would not fit.
+    const over = { ...full, count: most + 1, labels: "7".repeat(most + 1), pixels: new Uint8Array((most + 1) * 784) };
+    expect(messageBytes(over) + QUEUE_LIMITS.metadataBytes).toBeGreaterThan(QUEUE_LIMITS.messageBytes);
+  });
+
+  it("packs Fashion-MNIST's chunk messages two to a sendBatch, within Queues' limits", () => {
     const messages = [
-      ...planChunks("run", { split: "train", labels: labels(60000) }, 500, 5000, 784),
-      ...planChunks("run", { split: "test", labels: labels(10000) }, 500, 5000, 784),
-    ];
+      ...planChunks({ split: "train", labels: labels(60000) }, 160),
+      ...planChunks({ split: "test", labels: labels(10000) }, 160),
+    ].map((p) => chunkMessage("6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", p, new Uint8Array(p.count * 784)));
+    expect(messages).toHaveLength(375 + 63);
     const batches = packBatches(messages);
     expect(batches.flat()).toEqual(messages);
     for (const b of batches) {
@@ -40,13 +56,14 @@ describe("chunk planning", () => {
       const bytes = b.reduce((n, m) => n + messageBytes(m) + QUEUE_LIMITS.metadataBytes, 0);
       expect(bytes).toBeLessThanOrEqual(QUEUE_LIMITS.batchBytes);
     }
-    expect(batches.length).toBeGreaterThanOrEqual(2);
+    expect(batches.map((b) => b.length)).toEqual([...Array<number>(219).fill(2)]);
   });
 
   it("splits by bytes when messages are large, and rejects a message over 128 KB", () => {
     const big = Array.from({ length: 5 }, (_, i) => ({ i, pad: "x".repeat(100_000) }));
     expect(packBatches(big).map((b) => b.length)).toEqual([2, 2, 1]);
     expect(() => packBatches([{ pad: "x".repeat(130_000) }])).toThrow("exceeds 128000");
+    expect(() => packBatches([{ pixels: new Uint8Array(128_000) }])).toThrow("exceeds 128000");
   });
 });
 
@@ -64,8 +81,7 @@ describe("queue message parsing", () => {
       start: 5,
       count: 3,
       labels: "019",
-      object: "k",
-      offset: 0,
+      pixels: new Uint8Array(3 * 784),
     };
     expect(parseMessage(chunk)).toEqual(chunk);
     for (const bad of [
@@ -78,8 +94,10 @@ describe("queue message parsing", () => {
       { ...chunk, labels: "01" },
       { ...chunk, labels: "0a9" },
       { ...chunk, runId: "" },
-      { ...chunk, object: "" },
-      { ...chunk, offset: -784 },
+      { ...chunk, pixels: undefined },
+      { ...chunk, pixels: Array.from({ length: 3 * 784 }, () => 0) },
+      { ...chunk, pixels: new Uint8Array(0) },
+      { ...chunk, pixels: new Uint8Array(3 * 784 + 1) },
     ]) {
       expect(parseMessage(bad)).toBeUndefined();
     }

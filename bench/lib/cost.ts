@@ -1,16 +1,15 @@
 /**
  * The cost of one run, computed from the real code paths with the real
- * configuration: planChunks/packBatches (plan.ts), chunkStatements (load.ts)
- * and the per-invocation budget (budget.ts).
+ * configuration: planChunks/chunkMessage/packBatches (plan.ts), chunksStatements
+ * (load.ts) and the per-invocation budget (budget.ts).
  */
-import type { ChunkMessage } from "../../src/pipeline/messages";
 import { readFile } from "node:fs/promises";
 import { parse } from "smol-toml";
 import { FASHION_MNIST, pixelsPerImage, type Split } from "../../src/datasets";
 import { QUEUES, readConfig, type Config } from "../../src/env";
 import { chunkInvocationCost, type InvocationCost } from "../../src/pipeline/budget";
-import { chunkStatements } from "../../src/pipeline/load";
-import { messageBytes, packBatches, planChunks } from "../../src/pipeline/plan";
+import { chunksStatements } from "../../src/pipeline/load";
+import { chunkMessage, messageBytes, packBatches, planChunks } from "../../src/pipeline/plan";
 import { BYTES_PER_VALUE } from "../../src/pipeline/transform";
 
 export interface ConsumerSettings {
@@ -56,35 +55,26 @@ export interface RunCost {
   readonly d1StatementsTotal: number;
   readonly perConsumerInvocation: InvocationCost;
   readonly producerSubrequests: number;
-  readonly bytesStored: { readonly d1Pixels: number; readonly r2Staging: number };
+  readonly bytesStored: { readonly d1Pixels: number };
+  /** Bytes that go through idx-etl-chunks (the pixels ride in the messages). */
+  readonly queueBytes: number;
 }
 
 export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunCost {
   const { config, consumer } = bench;
   const ppi = pixelsPerImage(FASHION_MNIST);
   const messages = FASHION_MNIST.splits.flatMap((s) =>
-    planChunks(
-      "00000000-0000-4000-8000-000000000000",
-      { split: s.split, labels: new Uint8Array(counts[s.split]) },
-      config.chunkSize,
-      config.segmentImages,
-      ppi,
+    planChunks({ split: s.split, labels: new Uint8Array(counts[s.split]) }, config.chunkSize).map((p) =>
+      chunkMessage("00000000-0000-4000-8000-000000000000", p, new Uint8Array(p.count * ppi)),
     ),
   );
-  // One sendBatch per staged segment (its chunks), as job.ts sends them.
-  const segments = new Map<string, ChunkMessage[]>();
-  for (const m of messages) segments.set(m.object, [...(segments.get(m.object) ?? []), m]);
-  const batches = [...segments.values()].flatMap((group) => packBatches(group));
+  const batches = packBatches(messages);
   const rows = counts.train + counts.test;
-  // Statement counts from the real builder, on a zero chunk of each size that occurs.
+  // Statement counts from the real builder, for deliveries of max_batch_size messages.
   let statements = 0;
-  for (const m of messages) {
-    statements += chunkStatements(
-      m.runId,
-      { split: m.split, start: m.start, labels: m.labels, pixels: new Uint8Array(m.count * ppi), pixelsPerImage: ppi },
-      config.rowsPerStatement,
-      "",
-    ).length;
+  for (let i = 0; i < messages.length; i += consumer.maxBatchSize) {
+    const delivery = messages.slice(i, i + consumer.maxBatchSize).map((m) => ({ ...m, pixelsPerImage: ppi }));
+    statements += chunksStatements(delivery[0]!.runId, delivery, config.rowsPerStatement, "").length;
   }
   const perInvocation = chunkInvocationCost({
     batchSize: consumer.maxBatchSize,
@@ -106,12 +96,9 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
     d1StatementsTotal: statements + completion,
     perConsumerInvocation: perInvocation,
     // job.ts with force: getRun, markExtracting, hasCompleteRun, markLoading, the
-    // ledger read, recordChecksums (D1); four archive fetches; one R2 put per
-    // segment; the sendBatch calls; the staging list + delete on failure or completion.
-    producerSubrequests: 6 + FASHION_MNIST.splits.length * 2 + segments.size + batches.length + 2,
-    bytesStored: {
-      d1Pixels: rows * ppi * BYTES_PER_VALUE,
-      r2Staging: FASHION_MNIST.splits.reduce((n, s) => n + counts[s.split] * ppi, 0),
-    },
+    // ledger read, recordChecksums (D1); four archive fetches; the sendBatch calls.
+    producerSubrequests: 6 + FASHION_MNIST.splits.length * 2 + batches.length,
+    bytesStored: { d1Pixels: rows * ppi * BYTES_PER_VALUE },
+    queueBytes: messages.reduce((n, m) => n + messageBytes(m), 0),
   };
 }

@@ -94,7 +94,7 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
     ],
     [
       [
-        "producer: download → MD5 → gunzip → staging",
+        "producer: download → MD5 → gunzip → chunk messages → sendBatch",
         m.producerPeakMb,
         m.producerCappedPeakMb,
         m.producerLivePeakMb,
@@ -108,7 +108,7 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
         "≤ 32",
       ],
       [
-        "workerd RSS, whole local runtime incl. D1/R2/Queues (idle → peak)",
+        "workerd RSS, whole local runtime incl. D1 and Queues (idle → peak)",
         `${m.workerdRssIdleMb} → ${m.workerdRssPeakMb}`,
         "",
         "",
@@ -129,15 +129,18 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
       ["sendBatch calls", c.sendBatchCalls],
       ["consumer invocations (at least)", c.consumerInvocationsAtLeast],
       [
-        "D1 statements per chunk (one batch)",
-        `${c.d1StatementsPerChunk} (${inv.insertsPerChunk} INSERTs + ledger + progress)`,
+        "D1 statements per chunk",
+        `${c.d1StatementsPerChunk} (${inv.insertsPerChunk} INSERTs + ledger row; a delivery's chunks share one batch, plus progress and run state)`,
       ],
       ["D1 statements per consumer invocation, worst case", `${inv.d1Queries} (limit 50)`],
       ["subrequests per consumer invocation, worst case", `${inv.subrequests} (limit 50)`],
-      ["subrequests of the producer invocation", `${c.producerSubrequests} (limit 50)`],
+      [
+        "subrequests of the producer invocation",
+        `${c.producerSubrequests} (limit 10,000: the producer needs the Paid plan for its CPU time anyway)`,
+      ],
       ["D1 statements in the whole run", c.d1StatementsTotal],
       ["bytes stored: D1 pixel BLOBs", c.bytesStored.d1Pixels],
-      ["bytes staged in R2 (deleted at the end)", c.bytesStored.r2Staging],
+      ["bytes through idx-etl-chunks (the pixels ride in the messages)", c.queueBytes],
       [
         "cross-check in local D1 after the last run",
         `${r.crossCheck.d1Rows} rows, ${r.crossCheck.d1PixelBytes} pixel bytes, ${r.crossCheck.runChunks}/${r.crossCheck.chunksTotal} chunks in run_chunks: ${r.crossCheck.agrees ? "agrees" : "**DISAGREES**"}`,
@@ -164,8 +167,8 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
     `labels it keeps (1 byte per image).`,
     ...(sc
       ? [
-          `At ${sc.times}× the plan is ${sc.chunks} chunk messages in ${sc.sendBatchCalls} sendBatch calls, ${sc.producerSubrequests} subrequests for the producer invocation (limit 50):`,
-          `the producer's subrequests grow by one per 100 chunks, the one figure that grows with the dataset.`,
+          `At ${sc.times}× the plan is ${sc.chunks} chunk messages in ${sc.sendBatchCalls} sendBatch calls, ${sc.producerSubrequests} subrequests for the producer invocation (limit 10,000):`,
+          `the producer's subrequests grow by one per two chunks, the one figure that grows with the dataset.`,
         ]
       : []),
   ].join("\n");

@@ -1,7 +1,7 @@
 /**
  * Resident memory of the workerd processes behind a `wrangler dev` (its process
- * group), read from /proc. workerd hosts the Worker and Miniflare's local D1,
- * R2 and Queues together, so this is an upper bound for the Worker, not its heap.
+ * group), read from /proc. workerd hosts the Worker and Miniflare's local D1
+ * and Queues together, so this is an upper bound for the Worker, not its heap.
  */
 import { readdir, readFile } from "node:fs/promises";
 

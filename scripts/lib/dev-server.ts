@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 const run = promisify(execFile);
 const wrangler = join(process.cwd(), "node_modules", ".bin", "wrangler");
 
-/** `persistTo`: a directory for the local D1/R2/Queues state instead of .wrangler/state (tests use a fresh one). */
+/** `persistTo`: a directory for the local D1 and Queues state instead of .wrangler/state (tests use a fresh one). */
 const persistArgs = (persistTo?: string): string[] => (persistTo ? ["--persist-to", persistTo] : []);
 
 export async function applyLocalMigrations(opts: { persistTo?: string } = {}): Promise<void> {

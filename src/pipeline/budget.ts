@@ -5,7 +5,7 @@
  * values (wrangler.toml, env defaults) to it and the bench can print it.
  *
  * Counted conservatively: every statement inside a D1 batch counts as a query,
- * every binding call (D1, R2, Queues) as a subrequest, and the completion check
+ * every binding call (D1, Queues) as a subrequest, and the completion check
  * takes its longest path (counts disagree → fail the run).
  */
 import { maxRowsPerStatement, swapStatements } from "./load";
@@ -22,17 +22,15 @@ export interface ConsumerShape {
   readonly pixelsPerImage: number;
 }
 
-/** consume.ts: getRun once per run in the batch (one run at a time). */
-const RUN_STATUS_READS = 1;
-/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
+/** /** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
 const COMPLETION_QUERIES = 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
 const COMPLETION_CALLS = 6;
-/** The staging delete once the run is finished (R2). */
-const STAGING_CLEANUP_CALLS = 1;
+/** load.ts chunksStatements: after the chunks, the progress update and the run-state read. */
+const RUN_STATEMENTS = 2;
 
 export interface InvocationCost {
   readonly insertsPerChunk: number;
-  /** Inserts plus the ledger row and the progress update: one D1 batch. */
+  /** Inserts plus the chunk's ledger row. */
   readonly statementsPerChunk: number;
   readonly d1Queries: number;
   readonly subrequests: number;
@@ -43,14 +41,18 @@ export function insertsPerChunk(chunkSize: number, rowsPerStatement: number): nu
   return Math.ceil(chunkSize / Math.min(rowsPerStatement, maxRowsPerStatement({ into: "images_next", runId: "" })));
 }
 
+/**
+ * consume.ts loads a delivery's chunks (all of one run, as the producer sends
+ * them) in one D1 batch, then, if that completed the ledger, runs the
+ * completion check; on a load error it records the failure instead (one call).
+ */
 export function chunkInvocationCost(shape: ConsumerShape): InvocationCost {
   const inserts = insertsPerChunk(shape.chunkSize, shape.rowsPerStatement);
-  const statementsPerChunk = inserts + 2;
+  const statementsPerChunk = inserts + 1;
   return {
     insertsPerChunk: inserts,
     statementsPerChunk,
-    d1Queries: RUN_STATUS_READS + shape.batchSize * statementsPerChunk + COMPLETION_QUERIES,
-    // Per message: one R2 range read and one D1 batch call.
-    subrequests: RUN_STATUS_READS + shape.batchSize * 2 + COMPLETION_CALLS + STAGING_CLEANUP_CALLS,
+    d1Queries: shape.batchSize * statementsPerChunk + RUN_STATEMENTS + COMPLETION_QUERIES,
+    subrequests: 1 + COMPLETION_CALLS,
   };
 }

@@ -1,16 +1,16 @@
 /**
  * Extract: download the four archives, verify them (checksums where known,
  * gzip CRC and length always, IDX headers and counts), inflate them as a
- * stream, keep the labels (one byte per image) and stream the images into
- * staging. Everything that can be validated is validated here, before the first
- * row is written to D1. Peak memory is a few fflate buffers, not a split.
+ * stream, keep the labels (one byte per image) and cut the images into chunks
+ * of raw pixels for the queue. Everything that can be validated is validated
+ * here, before a chunk can complete a run. Peak memory is a few fflate buffers
+ * and one chunk, not a split.
  */
-import { pixelsPerImage, type DatasetSpec, type Split, type SplitSpec } from "../datasets";
+import { pixelsPerImage, type DatasetSpec, type Split } from "../datasets";
 import { EtlError } from "../errors";
 import { openArchive, readBody, withRetries, type Fetch, type RetryPolicy } from "./download";
 import { VerifyingGunzip } from "./gunzip";
 import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader, type IdxHeader } from "./idx";
-import { segmentKey, type Staging, type StagingWriter } from "./staging";
 
 /** An incremental MD5: Workers have crypto.DigestStream, Node has createHash. */
 export interface Digest {
@@ -20,13 +20,11 @@ export interface Digest {
 
 export interface ExtractDeps {
   readonly fetch: Fetch;
-  readonly staging: Staging;
   readonly md5: () => Digest;
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
 export interface ExtractOptions {
-  readonly runId: string;
   readonly dataset: DatasetSpec;
   /** Base URL; each archive is `${source}/${file}`. */
   readonly source: string;
@@ -42,12 +40,12 @@ export interface SplitLabels {
   readonly labels: Uint8Array;
 }
 
-/** A run of consecutive images of one split, stored whole in staging. */
-export interface StagedSegment {
+/** Consecutive images of one split, with their raw pixels (count × pixels per image). */
+export interface ImageChunk {
   readonly split: Split;
   readonly start: number;
   readonly count: number;
-  readonly key: string;
+  readonly pixels: Uint8Array;
 }
 
 /**
@@ -63,7 +61,14 @@ export async function extractLabels(
   const out: SplitLabels[] = [];
   for (const spec of opts.dataset.splits) {
     const file = spec.labels.file;
-    const labels = await fetchVerified(opts, deps, file, spec.labels.md5, checksums, () => new LabelsSink(file));
+    const labels = await fetchVerified(
+      opts,
+      deps,
+      file,
+      spec.labels.md5,
+      checksums,
+      inflateInto(file, () => new LabelsSink(file)),
+    );
     // An empty split would complete as a dataset of no rows, replacing a real one.
     if (labels.length === 0) throw new EtlError(`${file}: header says 0 labels: the ${spec.split} split is empty`);
     if (opts.official && labels.length !== spec.count) {
@@ -81,34 +86,70 @@ export async function extractLabels(
 }
 
 /**
- * Phase 2: the images files, streamed into staging in segments of
- * `segmentImages` images. `onSegment` hears of each segment once it is stored,
- * so loading can begin while the rest still downloads — except a file's last
- * segment, reported only after the whole archive passed its MD5, CRC, length
- * and count checks: a run cannot have all its chunks (and so complete) before
- * every archive is verified.
+ * Only the MD5s of the images archives (downloaded, not inflated): enough to
+ * tell that a source still serves the archives of the last complete run, which
+ * was fully verified when it loaded.
+ */
+export async function hashImages(
+  opts: ExtractOptions,
+  deps: ExtractDeps,
+  checksums: Record<string, string>,
+): Promise<void> {
+  for (const spec of opts.dataset.splits) {
+    await fetchVerified(opts, deps, spec.images.file, spec.images.md5, checksums, hashOnly);
+  }
+}
+
+/**
+ * Phase 2: the images files, cut into chunks of `chunkImages` images handed to
+ * `onChunk` as they inflate, so loading can begin while the rest still
+ * downloads — except each file's last chunk, handed over only after the whole
+ * archive passed its MD5, CRC, length and count checks: a run cannot have all
+ * its chunks (and so complete) before every archive is verified.
  */
 export async function extractImages(
   opts: ExtractOptions,
   deps: ExtractDeps,
   labels: readonly SplitLabels[],
-  segmentImages: number,
-  onSegment: (segment: StagedSegment) => Promise<void>,
+  chunkImages: number,
+  onChunk: (chunk: ImageChunk) => Promise<void>,
   checksums: Record<string, string>,
 ): Promise<void> {
-  const ppi = pixelsPerImage(opts.dataset);
   for (const spec of opts.dataset.splits) {
     const count = labels.find((l) => l.split === spec.split)?.count ?? 0;
-    const key = (start: number) => segmentKey(opts.runId, spec.split, start);
-    await fetchVerified(opts, deps, spec.images.file, spec.images.md5, checksums, () => {
-      return new ImagesSink(spec.images.file, opts.dataset, spec.labels.file, count, {
-        segmentImages,
-        open: (start, n) => deps.staging.create(key(start), n * ppi),
-        staged: (start, n) => onSegment({ split: spec.split, start, count: n, key: key(start) }),
-      });
-    });
+    const file = spec.images.file;
+    const sink = () => new ImagesSink(file, opts.dataset, spec.split, spec.labels.file, count, chunkImages, onChunk);
+    await fetchVerified(opts, deps, file, spec.images.md5, checksums, inflateInto(file, sink));
   }
 }
+
+/** What is done with an archive's compressed bytes as they arrive. */
+interface ArchiveReader<T> {
+  push(block: Uint8Array): Promise<void>;
+  /** After the whole archive arrived and its MD5 was checked. */
+  end(): Promise<T>;
+  abort(reason: unknown): Promise<void>;
+}
+
+const hashOnly = (): ArchiveReader<void> => ({ push: async () => {}, end: async () => {}, abort: async () => {} });
+
+/** gunzip (with its CRC and length checks) into an IDX sink; a fresh sink per attempt. */
+const inflateInto =
+  <T>(file: string, makeSink: () => Sink<T>) =>
+  (): ArchiveReader<T> => {
+    const gunzip = new VerifyingGunzip(file);
+    const sink = makeSink();
+    return {
+      push: async (block) => {
+        for (const out of gunzip.push(block)) await sink.write(out);
+      },
+      end: async () => {
+        for (const out of gunzip.finish()) await sink.write(out);
+        return sink.finish();
+      },
+      abort: (reason) => sink.abort(reason),
+    };
+  };
 
 /** Where inflated bytes go; `finish` returns what the archive yielded. */
 interface Sink<T> {
@@ -117,14 +158,14 @@ interface Sink<T> {
   abort(reason: unknown): Promise<void>;
 }
 
-/** One archive, with retries: download → MD5 → gunzip → sink. */
+/** One archive, with retries: download → MD5 → reader (a fresh one per attempt). */
 async function fetchVerified<T>(
   opts: ExtractOptions,
   deps: ExtractDeps,
   file: string,
   md5: string,
   checksums: Record<string, string>,
-  makeSink: () => Sink<T>,
+  makeReader: () => ArchiveReader<T>,
 ): Promise<T> {
   const url = `${opts.source.replace(/\/+$/, "")}/${file}`;
   return withRetries(
@@ -132,22 +173,20 @@ async function fetchVerified<T>(
     async (signal, _n, progress) => {
       const body = await openArchive(deps.fetch, url, file, signal);
       const digest = deps.md5();
-      const gunzip = new VerifyingGunzip(file);
-      const sink = makeSink();
+      const reader = makeReader();
       try {
-        for await (const chunk of readBody(body, file, signal, progress)) {
-          await digest.update(chunk);
-          for (const out of gunzip.push(chunk)) await sink.write(out);
+        for await (const block of readBody(body, file, signal, progress)) {
+          await digest.update(block);
+          await reader.push(block);
         }
         const actual = await digest.hex();
         checksums[file] = actual;
         if (opts.official && actual !== md5) {
           throw new EtlError(`${file}: MD5 ${actual} does not match the published ${md5}`);
         }
-        for (const out of gunzip.finish()) await sink.write(out);
-        return await sink.finish();
+        return await reader.end();
       } catch (err) {
-        await sink.abort(err);
+        await reader.abort(err);
         await body.cancel().catch(() => {});
         throw err;
       }
@@ -230,27 +269,22 @@ class LabelsSink extends IdxSink<Uint8Array> {
   async abort(): Promise<void> {}
 }
 
-interface Segments {
-  readonly segmentImages: number;
-  open(start: number, count: number): StagingWriter;
-  staged(start: number, count: number): Promise<void>;
-}
-
-/** Streams an images file's pixels into staging, one segment object at a time. */
+/** Cuts an images file's pixels into chunks of `chunkImages` images. */
 class ImagesSink extends IdxSink<void> {
-  private writer: StagingWriter | undefined;
-  private segmentStart = 0;
-  private segmentCount = 0;
-  private segmentBytes = 0;
+  private chunk: Uint8Array | undefined;
+  private chunkStart = 0;
+  private filled = 0;
   private ppi = 0;
   private total = 0;
 
   constructor(
     file: string,
     private readonly dataset: DatasetSpec,
+    private readonly split: Split,
     private readonly labelsFile: string,
     private readonly labelCount: number,
-    private readonly segments: Segments,
+    private readonly chunkImages: number,
+    private readonly onChunk: (chunk: ImageChunk) => Promise<void>,
   ) {
     super(file);
   }
@@ -264,38 +298,37 @@ class ImagesSink extends IdxSink<void> {
     this.total = n;
   }
 
-  protected async body(chunk: Uint8Array): Promise<void> {
-    while (chunk.length > 0) {
-      if (this.writer === undefined) {
-        this.segmentCount = Math.min(this.segments.segmentImages, this.total - this.segmentStart);
-        this.segmentBytes = 0;
-        this.writer = this.segments.open(this.segmentStart, this.segmentCount);
+  protected async body(bytes: Uint8Array): Promise<void> {
+    while (bytes.length > 0) {
+      // A fresh array per chunk: the message that carries it owns it.
+      this.chunk ??= new Uint8Array(Math.min(this.chunkImages, this.total - this.chunkStart) * this.ppi);
+      const piece = bytes.subarray(0, this.chunk.length - this.filled);
+      this.chunk.set(piece, this.filled);
+      this.filled += piece.length;
+      bytes = bytes.subarray(piece.length);
+      // The file's last chunk waits for finish(), after the archive is verified.
+      if (this.filled === this.chunk.length && this.chunkStart + this.chunk.length / this.ppi < this.total) {
+        await this.emit();
       }
-      const piece = chunk.subarray(0, this.segmentCount * this.ppi - this.segmentBytes);
-      // No copy: fflate hands each output to ondata as a fresh array (slc), never reused.
-      await this.writer.write(piece);
-      this.segmentBytes += piece.length;
-      chunk = chunk.subarray(piece.length);
-      const full = this.segmentBytes === this.segmentCount * this.ppi;
-      // The file's last segment waits for finish(), after the archive is verified.
-      if (full && this.segmentStart + this.segmentCount < this.total) await this.closeSegment();
     }
   }
 
-  private async closeSegment(): Promise<void> {
-    await this.writer!.close();
-    this.writer = undefined;
-    const { segmentStart, segmentCount } = this;
-    this.segmentStart += segmentCount;
-    await this.segments.staged(segmentStart, segmentCount);
+  private async emit(): Promise<void> {
+    const pixels = this.chunk!;
+    const count = pixels.length / this.ppi;
+    const start = this.chunkStart;
+    this.chunk = undefined;
+    this.filled = 0;
+    this.chunkStart += count;
+    await this.onChunk({ split: this.split, start, count, pixels });
   }
 
   async finish(): Promise<void> {
     this.checkComplete();
-    if (this.writer !== undefined) await this.closeSegment();
+    if (this.chunk !== undefined) await this.emit();
   }
 
-  async abort(reason: unknown): Promise<void> {
-    await this.writer?.abort(reason);
+  async abort(): Promise<void> {
+    this.chunk = undefined;
   }
 }

@@ -1,20 +1,21 @@
 /**
- * The extraction job (idx-etl-jobs consumer): extract and stage the archives
- * and fan the chunks out on idx-etl-chunks.
+ * The extraction job (idx-etl-jobs consumer): extract the archives and fan the
+ * chunks out on idx-etl-chunks, each message carrying its images' pixels.
  *
  * Two schedules, one outcome. When there is nothing the new archives could
  * merely repeat (no complete dataset yet, a forced reload, or a resumed run),
- * chunks are sent as soon as their staging segment is stored, so loading
- * overlaps the download. Otherwise the archives are verified first, so that an
- * unchanged source completes without writing a row. Either way the rows go to
+ * the archives are inflated and sent in one pass, so loading overlaps the
+ * download. Otherwise the images archives are first only hashed, so that an
+ * unchanged source completes without inflating a byte or writing a row; a
+ * changed one is then downloaded again and loaded. Either way the rows go to
  * the shadow table and only a fully loaded, verified run is swapped in.
  */
-import { FASHION_MNIST, pixelsPerImage, type Split } from "../datasets";
+import { FASHION_MNIST, type Split } from "../datasets";
 import type { Config } from "../env";
 import { EtlError, errorMessage, isRetryable } from "../errors";
-import { extractImages, extractLabels, type Digest, type ExtractOptions, type StagedSegment } from "./extract";
+import { extractImages, extractLabels, hashImages, type Digest, type ExtractOptions, type ImageChunk } from "./extract";
 import type { ChunkMessage, ExtractMessage } from "./messages";
-import { packBatches, planChunks } from "./plan";
+import { BatchBuilder, chunkMessage, planChunks, type ChunkPlan } from "./plan";
 import {
   chunkKey,
   committedChunks,
@@ -32,7 +33,6 @@ import {
   unchangedSince,
   type Db,
 } from "./runs";
-import { r2Staging } from "./staging";
 
 /** MD5 with the runtime's DigestStream, fed chunk by chunk. */
 export const workersMd5 = (): Digest => {
@@ -49,59 +49,47 @@ export const workersMd5 = (): Digest => {
 
 export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config): Promise<void> {
   const db = database(env.DB);
-  const staging = r2Staging(env.STAGING);
   const run = await getRun(db, msg.runId);
   // A redelivered job for a run that is loading re-sends what the ledger lacks
   // (idempotent); for a finished run there is nothing left to do.
   if (!run || !(run.status === "loading" || (await markExtracting(db, run.id)))) return;
   const opts: ExtractOptions = {
-    runId: run.id,
     dataset: FASHION_MNIST,
     source: run.source,
     official: run.source === cfg.defaultSource,
     retry: cfg.retry,
   };
-  const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), staging, md5: workersMd5 };
+  const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
   try {
     const checksums: Record<string, string> = {};
     const labels = await extractLabels(opts, deps, checksums);
     const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
-    const planned = labels.flatMap((l) =>
-      planChunks(run.id, l, cfg.chunkSize, cfg.segmentImages, pixelsPerImage(FASHION_MNIST)),
-    );
+    const planned = labels.flatMap((l) => planChunks(l, cfg.chunkSize));
     const plan = { expected, chunksTotal: planned.length };
-    const verifyFirst = run.status !== "loading" && !msg.force && (await hasCompleteRun(db));
-    const fanOut = new FanOut(db, env.CHUNKS, run.id, planned);
 
-    if (!verifyFirst) {
-      if (!(await markLoading(db, run.id, { ...plan, checksums }))) return;
-      await fanOut.readLedger();
+    if (run.status !== "loading" && !msg.force && (await hasCompleteRun(db))) {
+      await hashImages(opts, deps, checksums);
+      if (await unchangedSince(db, checksums, expected)) {
+        await completeUnchanged(db, run.id, { checksums, expected });
+        return;
+      }
     }
-    const staged: StagedSegment[] = [];
-    const onSegment = async (segment: StagedSegment): Promise<void> => {
-      if (verifyFirst) staged.push(segment);
-      else await fanOut.send(segment);
-    };
-    await extractImages(opts, deps, labels, cfg.segmentImages, onSegment, checksums);
+    if (!(await markLoading(db, run.id, { ...plan, checksums }))) return;
+    // What the archives must still hash to once inflated: the ones hashed above, and
+    // for a resumed or redelivered run the ones it began loading with.
+    const pinned = { ...(run.checksums ?? {}), ...checksums };
+    const fanOut = new FanOut(db, env.CHUNKS, run.id, planned);
+    await fanOut.readLedger();
+    await extractImages(opts, deps, labels, cfg.chunkSize, (chunk) => fanOut.add(chunk), checksums);
 
-    const changed = Object.entries(run.checksums ?? {}).find(([file, md5]) => checksums[file] !== md5);
+    const changed = Object.entries(pinned).find(([file, md5]) => checksums[file] !== md5);
     if (changed)
       throw new EtlError(
         `${changed[0]} changed while the run was loading (MD5 ${checksums[changed[0]]}, was ${changed[1]}); start a new run`,
       );
-
-    if (verifyFirst) {
-      if (await unchangedSince(db, checksums, expected)) {
-        await completeUnchanged(db, run.id, { checksums, expected });
-        await staging.removeRun(run.id);
-        return;
-      }
-      if (!(await markLoading(db, run.id, { ...plan, checksums }))) return;
-      await fanOut.readLedger();
-      for (const segment of staged) await fanOut.send(segment);
-    } else {
-      await recordChecksums(db, run.id, checksums);
-    }
+    await recordChecksums(db, run.id, checksums);
+    // Only now the last chunks go out: no run completes before every check above passed.
+    await fanOut.flush();
     if (fanOut.sent === 0) await completeIfDone(db, run.id);
   } catch (err) {
     const reason = errorMessage(err);
@@ -111,21 +99,28 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     }
     console.error(`run ${run.id} failed: ${reason}`);
     await failRun(db, run.id, reason);
-    await staging.removeRun(run.id);
   }
 }
 
-/** Sends a staged segment's chunks, skipping those the ledger already has. */
+/**
+ * Turns inflated chunks into messages and sends them, packed into sendBatch
+ * calls, skipping the chunks the ledger already has and any a retried download
+ * hands over again. The last batch is held until `flush`.
+ */
 class FanOut {
-  private committed = new Set<string>();
+  private readonly plans = new Map<string, ChunkPlan>();
+  private readonly batch = new BatchBuilder<ChunkMessage>();
+  private skip = new Set<string>();
   sent = 0;
 
   constructor(
     private readonly db: Db,
     private readonly queue: Queue,
     private readonly runId: string,
-    private readonly planned: readonly ChunkMessage[],
-  ) {}
+    planned: readonly ChunkPlan[],
+  ) {
+    for (const p of planned) this.plans.set(chunkKey(p), p);
+  }
 
   /**
    * A redelivered or resumed job sends only what the ledger lacks. If the
@@ -133,22 +128,33 @@ class FanOut {
    * it cannot say what is loaded: forget it and load everything again.
    */
   async readLedger(): Promise<void> {
-    this.committed = await committedChunks(this.db, this.runId);
-    const plannedKeys = new Set(this.planned.map(chunkKey));
-    if ([...this.committed].some((k) => !plannedKeys.has(k))) {
+    const committed = await committedChunks(this.db, this.runId);
+    if ([...committed].some((k) => !this.plans.has(k))) {
       await forgetChunks(this.db, this.runId);
-      this.committed = new Set();
+      this.skip = new Set();
+    } else {
+      this.skip = committed;
     }
   }
 
-  async send(segment: StagedSegment): Promise<void> {
-    const end = segment.start + segment.count;
-    const messages = this.planned.filter(
-      (m) => m.split === segment.split && m.start >= segment.start && m.start < end && !this.committed.has(chunkKey(m)),
-    );
-    for (const batch of packBatches(messages)) {
-      await this.queue.sendBatch(batch.map((body) => ({ body, contentType: "json" as const })));
-    }
+  async add(chunk: ImageChunk): Promise<void> {
+    const key = chunkKey(chunk);
+    const plan = this.plans.get(key);
+    if (plan === undefined) throw new Error(`chunk ${key} is not in the run's plan`);
+    if (this.skip.has(key)) return;
+    this.skip.add(key);
+    const full = this.batch.add(chunkMessage(this.runId, plan, chunk.pixels));
+    if (full) await this.send(full);
+  }
+
+  async flush(): Promise<void> {
+    const last = this.batch.drain();
+    if (last.length > 0) await this.send(last);
+  }
+
+  private async send(messages: ChunkMessage[]): Promise<void> {
+    // v8: the pixels travel as bytes (JSON would spell each one out as a number).
+    await this.queue.sendBatch(messages.map((body) => ({ body, contentType: "v8" as const })));
     this.sent += messages.length;
   }
 }

@@ -115,19 +115,59 @@ export const UPDATE_PROGRESS_SQL = `UPDATE runs SET
   train_loaded = (SELECT COALESCE(SUM(count), 0) FROM run_chunks WHERE run_id = ?1 AND split = 'train'),
   test_loaded = (SELECT COALESCE(SUM(count), 0) FROM run_chunks WHERE run_id = ?1 AND split = 'test'),
   updated_at = ?2
-WHERE id = ?1`;
+WHERE id = ?1 AND status = 'loading'`;
 
-export function chunkStatements(runId: string, rows: ChunkRows, rowsPerStatement: number, now: string): Statement[] {
+/**
+ * The run as the transaction leaves it: whether it was loading (else the guarded
+ * writes above wrote nothing) and whether its ledger is now complete — so a
+ * consumer learns both without another round trip.
+ */
+export const RUN_STATE_SQL = `SELECT status, chunks_total AS total,
+  (SELECT COUNT(*) FROM run_chunks WHERE run_id = ?1) AS committed
+FROM runs WHERE id = ?1`;
+
+export interface RunState {
+  readonly status: string;
+  readonly total: number | null;
+  readonly committed: number;
+}
+
+/**
+ * One transaction for several chunks of a run: each chunk's rows and ledger
+ * entry, then the run's progress and its state. Fewer, larger transactions:
+ * each costs a commit, which local D1 showed as a fixed ~4 ms.
+ */
+export function chunksStatements(
+  runId: string,
+  chunks: readonly ChunkRows[],
+  rowsPerStatement: number,
+  now: string,
+): Statement[] {
   return [
-    ...buildInsertStatements(rows, rowsPerStatement, { into: "images_next", runId }),
-    { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length] },
+    ...chunks.flatMap((rows) => [
+      ...buildInsertStatements(rows, rowsPerStatement, { into: "images_next", runId }),
+      { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length] },
+    ]),
     { sql: UPDATE_PROGRESS_SQL, params: [runId, now] },
+    { sql: RUN_STATE_SQL, params: [runId] },
   ];
 }
 
+/** Load chunks of one run in one batch; the run's state after it, or undefined if there is no such run. */
+export async function loadChunks(
+  db: D1Database,
+  runId: string,
+  chunks: readonly ChunkRows[],
+  rowsPerStatement: number,
+  now: string,
+): Promise<RunState | undefined> {
+  const results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now));
+  return results.at(-1)?.results[0] as RunState | undefined;
+}
+
 /** Run statements as one D1 batch: D1 executes a batch as a single transaction. */
-export async function runBatch(db: D1Database, statements: readonly Statement[]): Promise<void> {
-  await db.batch(statements.map((s) => db.prepare(s.sql).bind(...s.params)));
+export async function runBatch(db: D1Database, statements: readonly Statement[]): Promise<D1Result[]> {
+  return db.batch(statements.map((s) => db.prepare(s.sql).bind(...s.params)));
 }
 
 /**

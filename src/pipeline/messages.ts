@@ -1,10 +1,12 @@
 /**
- * What travels through the queues. Messages only describe work (claim-check):
- * the pixels stay in staging and each consumer reads its own byte range.
+ * What travels through the queues. A chunk message carries its images' raw
+ * pixels (one byte each, as in the IDX file): at the configured chunk size it
+ * stays under Queues' 128 KB per message (plan.ts sizes it), so the consumer
+ * needs nothing but the message — no side store to write, read back and clean up.
  */
 import { isSplit, type Split } from "../datasets";
 
-/** idx-etl-jobs: download, verify, inflate and stage one run's archives, then fan out. */
+/** idx-etl-jobs: download, verify and inflate one run's archives, and fan the chunks out. */
 export interface ExtractMessage {
   readonly kind: "extract";
   readonly runId: string;
@@ -21,9 +23,8 @@ export interface ChunkMessage {
   readonly count: number;
   /** The chunk's labels as decimal digits, one character per image (validated 0–9 at extract). */
   readonly labels: string;
-  /** The claim: the staging object holding the chunk's pixels, and where in it they start. */
-  readonly object: string;
-  readonly offset: number;
+  /** count × pixels-per-image raw uint8 pixels, row-major, exactly as in the IDX file. */
+  readonly pixels: Uint8Array;
 }
 
 export type EtlMessage = ExtractMessage | ChunkMessage;
@@ -47,12 +48,12 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
     typeof m.labels === "string" &&
     m.labels.length === m.count &&
     /^[0-9]*$/.test(m.labels) &&
-    typeof m.object === "string" &&
-    m.object !== "" &&
-    isIndex(m.offset)
+    m.pixels instanceof Uint8Array &&
+    m.pixels.length > 0 &&
+    m.pixels.length % m.count === 0
   ) {
-    const { runId, split, start, count, labels, object, offset } = m;
-    return { kind: "chunk", runId, split, start, count, labels, object, offset };
+    const { runId, split, start, count, labels, pixels } = m;
+    return { kind: "chunk", runId, split, start, count, labels, pixels };
   }
   return undefined;
 }

@@ -4,7 +4,6 @@
  */
 import type { Split } from "../datasets";
 import type { ChunkMessage } from "./messages";
-import { segmentKey } from "./staging";
 
 /** Queues: a message is at most 128 KB, a sendBatch at most 100 messages and 256 KB (1 KB = 1000 B). */
 export const QUEUE_LIMITS = {
@@ -21,61 +20,110 @@ export interface SplitPlanInput {
   readonly labels: Uint8Array;
 }
 
-/**
- * The chunk messages of one split. Staging holds the split's pixels in
- * segments of `segmentImages` images (a multiple of `chunkSize`, so no chunk
- * straddles two), and each message carries its segment's key and offset.
- */
-export function planChunks(
-  runId: string,
-  input: SplitPlanInput,
-  chunkSize: number,
-  segmentImages: number,
-  pixelsPerImage: number,
-): ChunkMessage[] {
+/** One planned chunk: which images of which split, and their labels as digits. */
+export interface ChunkPlan {
+  readonly split: Split;
+  readonly start: number;
+  readonly count: number;
+  readonly labels: string;
+}
+
+/** The chunks of one split, in order, each of `chunkSize` images but the last. */
+export function planChunks(input: SplitPlanInput, chunkSize: number): ChunkPlan[] {
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
     throw new RangeError(`chunk size must be a positive integer, got ${chunkSize}`);
   }
-  if (!Number.isSafeInteger(segmentImages) || segmentImages < chunkSize || segmentImages % chunkSize !== 0) {
-    throw new RangeError(`segment of ${segmentImages} images is not a multiple of the chunk size ${chunkSize}`);
-  }
-  const out: ChunkMessage[] = [];
+  const out: ChunkPlan[] = [];
   for (let start = 0; start < input.labels.length; start += chunkSize) {
     const slice = input.labels.subarray(start, start + chunkSize);
-    const segment = start - (start % segmentImages);
-    out.push({
-      kind: "chunk",
-      runId,
-      split: input.split,
-      start,
-      count: slice.length,
-      labels: slice.join(""),
-      object: segmentKey(runId, input.split, segment),
-      offset: (start - segment) * pixelsPerImage,
-    });
+    out.push({ split: input.split, start, count: slice.length, labels: slice.join("") });
   }
   return out;
 }
 
-export const messageBytes = (body: unknown): number => new TextEncoder().encode(JSON.stringify(body)).length;
+export const chunkMessage = (runId: string, plan: ChunkPlan, pixels: Uint8Array): ChunkMessage => ({
+  kind: "chunk",
+  runId,
+  ...plan,
+  pixels,
+});
+
+/** What V8's serializer adds to a byte array beyond its bytes (tags, lengths, view), rounded up. */
+const BINARY_FIELD_OVERHEAD = 32;
+
+/**
+ * A message's size as Queues counts it (its serialized body), a little
+ * overestimated: its JSON, with each byte array counted by its length (chunk
+ * messages are sent with the v8 content type, which carries bytes as bytes).
+ */
+export function messageBytes(body: unknown): number {
+  let binary = 0;
+  const json = JSON.stringify(body, (_key, value: unknown) => {
+    if (!(value instanceof Uint8Array)) return value;
+    binary += value.byteLength + BINARY_FIELD_OVERHEAD;
+    return undefined;
+  });
+  return new TextEncoder().encode(json).length + binary;
+}
+
+/**
+ * The most images a chunk message can carry within QUEUE_LIMITS.messageBytes:
+ * a byte of pixels per pixel and one digit of label per image, plus the
+ * message's fields at their largest (a UUID run id, a nine-digit start).
+ */
+export function maxChunkImages(pixelsPerImage: number, limits = QUEUE_LIMITS): number {
+  const fields = messageBytes(
+    chunkMessage(
+      "00000000-0000-0000-0000-000000000000",
+      { split: "train", start: 999_999_999, count: 999_999_999, labels: "" },
+      new Uint8Array(0),
+    ),
+  );
+  return Math.floor((limits.messageBytes - limits.metadataBytes - fields) / (pixelsPerImage + 1));
+}
+
+/**
+ * Collects messages into sendBatch calls: `add` returns the batch to send
+ * first when the new message would not fit in the current one.
+ */
+export class BatchBuilder<T> {
+  private current: T[] = [];
+  private bytes = 0;
+
+  constructor(private readonly limits = QUEUE_LIMITS) {}
+
+  add(message: T): T[] | undefined {
+    const size = messageBytes(message) + this.limits.metadataBytes;
+    if (size > this.limits.messageBytes) {
+      throw new RangeError(`queue message of ${size} bytes exceeds ${this.limits.messageBytes}`);
+    }
+    let full: T[] | undefined;
+    if (this.current.length === this.limits.batchMessages || this.bytes + size > this.limits.batchBytes) {
+      full = this.drain();
+    }
+    this.current.push(message);
+    this.bytes += size;
+    return full;
+  }
+
+  /** The messages not yet handed out (possibly none). */
+  drain(): T[] {
+    const out = this.current;
+    this.current = [];
+    this.bytes = 0;
+    return out;
+  }
+}
 
 /** Group messages into sendBatch calls; throws if one message alone exceeds the limit. */
 export function packBatches<T>(messages: readonly T[], limits = QUEUE_LIMITS): T[][] {
+  const builder = new BatchBuilder<T>(limits);
   const batches: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
   for (const m of messages) {
-    const size = messageBytes(m) + limits.metadataBytes;
-    if (size > limits.messageBytes)
-      throw new RangeError(`queue message of ${size} bytes exceeds ${limits.messageBytes}`);
-    if (current.length === limits.batchMessages || bytes + size > limits.batchBytes) {
-      batches.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(m);
-    bytes += size;
+    const full = builder.add(m);
+    if (full) batches.push(full);
   }
-  if (current.length > 0) batches.push(current);
+  const last = builder.drain();
+  if (last.length > 0) batches.push(last);
   return batches;
 }
