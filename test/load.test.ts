@@ -8,7 +8,7 @@ import {
   runBatch,
   type ChunkRows,
 } from "../src/pipeline/load";
-import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import { FLOAT_OF_BYTE, ZERO_PIXEL, ZERO_PIXEL_HEX, float32LE } from "../src/pipeline/transform";
 
 const utf8 = (s: string) => new TextEncoder().encode(s).length;
 
@@ -45,8 +45,9 @@ describe("statement building within D1's limits", () => {
         const k = Number(idx) - 1000;
         seen.push(Number(idx));
         expect(Number(label)).toBe(Number(rows.labels[k]));
-        expect((s.params[Number(param) - 1] as string).slice(0, 8)).toBe(
-          [...float32LE(Float32Array.of(FLOAT_OF_BYTE[rows.pixels[k * 784]!]!))]
+        // The parameter, unpacked as the SQL does, is the image's float32 bytes in hex.
+        expect((s.params[Number(param) - 1] as string).replaceAll(ZERO_PIXEL, ZERO_PIXEL_HEX)).toBe(
+          [...float32LE(Float32Array.from(rows.pixels.subarray(k * 784, (k + 1) * 784), (b) => FLOAT_OF_BYTE[b]!))]
             .map((b) => b.toString(16).padStart(2, "0"))
             .join(""),
         );

@@ -1,6 +1,15 @@
 import { describe, expect, it } from "vitest";
 import golden from "./fixtures/numpy-float32-of-byte.hex?raw";
-import { FLOAT_OF_BYTE, HEX_OF_BYTE, float32LE, normalise, pixelsToHex, toBytes } from "../src/pipeline/transform";
+import {
+  FLOAT_OF_BYTE,
+  HEX_OF_BYTE,
+  ZERO_PIXEL,
+  ZERO_PIXEL_HEX,
+  float32LE,
+  normalise,
+  pixelsToPackedHex,
+  toBytes,
+} from "../src/pipeline/transform";
 
 // numpy: (np.arange(256, dtype=np.uint8).astype(np.float32) / 255).tobytes().hex()
 const numpyBytes = Uint8Array.from(golden.trim().match(/../g)!, (h) => parseInt(h, 16));
@@ -30,9 +39,19 @@ describe("normalisation", () => {
     expect(text).toBe(golden.trim());
   });
 
-  it("pixelsToHex spells every byte value as its float32's little-endian hex, in pixel order", () => {
+  it("packed hex spells every byte value as its float32's little-endian hex, in pixel order, a zero as one character", () => {
     const all = Uint8Array.from({ length: 256 }, (_, b) => b);
-    expect(pixelsToHex(all)).toBe(golden.trim());
-    expect(pixelsToHex(Uint8Array.of(255, 0, 1))).toBe("0000803f" + "00000000" + "8180803b");
+    const packed = pixelsToPackedHex(all, 256);
+    expect(packed.text).toBe(ZERO_PIXEL + golden.trim().slice(8));
+    expect(packed.text.replaceAll(ZERO_PIXEL, ZERO_PIXEL_HEX)).toBe(golden.trim());
+    expect(ZERO_PIXEL_HEX).toBe(golden.trim().slice(0, 8));
+    expect(/^[0-9a-f]$/.test(ZERO_PIXEL)).toBe(false);
+  });
+
+  it("packed hex marks where each image starts", () => {
+    const { text, starts } = pixelsToPackedHex(Uint8Array.of(255, 0, 0, 0, 1, 0), 2);
+    expect(text).toBe("0000803f" + "g" + "g" + "g" + "8180803b" + "g");
+    expect(Array.from(starts)).toEqual([0, 9, 11, 20]);
+    expect([0, 1, 2].map((i) => text.slice(starts[i], starts[i + 1]))).toEqual(["0000803fg", "gg", "8180803bg"]);
   });
 });

@@ -7,7 +7,7 @@
  */
 import { isSplit, type Split } from "../datasets";
 import { EtlError } from "../errors";
-import { BYTES_PER_VALUE, pixelsToHex } from "./transform";
+import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "./transform";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
 export const D1_LIMITS = {
@@ -46,15 +46,17 @@ export interface ChunkRows {
 
 /**
  * Multi-row inserts: `VALUES ('train', 1000, 9, ?1), …` with each image's
- * float32 bytes bound as hex and decoded by `unhex()` in SQL. Measured against
+ * float32 bytes bound as packed hex (a zero pixel as one character, see
+ * transform.ts) and decoded by `unhex(replace(…))` in SQL. Measured against
  * the alternatives (bench/alternatives.md): binding a Uint8Array is ~8× slower
- * through the D1 binding, and one JSON parameter walked by `json_each` spends
- * ~2× longer inside SQLite than these per-row parameters. Split, index and label
- * are literals: they come from a validated enum and validated integers, and
- * keeping them out of the parameters leaves the 100 for pixels. Rows are
- * spread evenly over the fewest statements. ON CONFLICT makes a rewrite
- * idempotent; shadow writes happen only while the run is loading, checked in
- * the same transaction, so a late duplicate of a finished run writes nothing.
+ * through the D1 binding, one JSON parameter walked by `json_each` spends ~2×
+ * longer inside SQLite than these per-row parameters, and plain hex sends ~44%
+ * more text across. Split, index and label are literals: they come from a
+ * validated enum and validated integers, and keeping them out of the
+ * parameters leaves the 100 for pixels. Rows are spread evenly over the fewest
+ * statements. ON CONFLICT makes a rewrite idempotent; shadow writes happen
+ * only while the run is loading, checked in the same transaction, so a late
+ * duplicate of a finished run writes nothing.
  */
 export function buildInsertStatements(
   rows: ChunkRows,
@@ -76,9 +78,9 @@ export function buildInsertStatements(
   const statementCount = Math.ceil(count / limit);
   const perStatement = Math.ceil(count / statementCount);
 
-  // Every image's hex in one string; rows are slices of it.
-  const hexPerImage = pixelsPerImage * BYTES_PER_VALUE * 2;
-  const hex = pixelsToHex(pixels);
+  // Every image's packed hex in one string; rows are slices of it.
+  const hex = pixelsToPackedHex(pixels, pixelsPerImage);
+  const decode = `unhex(replace(column4, '${ZERO_PIXEL}', '${ZERO_PIXEL_HEX}'))`;
 
   const shadow = target.into === "images_next";
   const first = shadow ? 2 : 1; // ?1 is the run id for the shadow table
@@ -90,15 +92,15 @@ export function buildInsertStatements(
     for (let i = 0; i < n; i++) {
       const k = from + i;
       values.push(`('${split}',${start + k},${labels.charCodeAt(k) - 48},?${first + i})`);
-      params.push(hex.slice(k * hexPerImage, (k + 1) * hexPerImage));
+      params.push(hex.text.slice(hex.starts[k], hex.starts[k + 1]));
     }
     const sql = shadow
       ? `INSERT INTO images_next (split, idx, label, pixels)
-SELECT column1, column2, column3, unhex(column4) FROM (VALUES ${values.join(",")})
+SELECT column1, column2, column3, ${decode} FROM (VALUES ${values.join(",")})
 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading')
 ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`
       : `INSERT INTO images (split, idx, label, pixels)
-SELECT column1, column2, column3, unhex(column4) FROM (VALUES ${values.join(",")}) WHERE true
+SELECT column1, column2, column3, ${decode} FROM (VALUES ${values.join(",")}) WHERE true
 ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
     statements.push({ sql, params });
   }

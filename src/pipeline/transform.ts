@@ -54,20 +54,52 @@ export const HEX_OF_BYTE: Uint8Array = (() => {
 })();
 
 /**
- * HEX_WORDS[2b] and HEX_WORDS[2b + 1]: HEX_OF_BYTE's 8 characters for byte b as
- * two 32-bit words, read through the platform's own byte order, so writing them
- * through a Uint32Array lays the characters down in order. Two stores per pixel
- * instead of eight: this encoding is the consumer's hottest loop.
+ * The stand-in for a zero pixel in packed hex: half of Fashion-MNIST's pixels
+ * are 0, and one character instead of their eight "00000000" cuts the text
+ * that crosses into D1 by ~44%. 'g' is not a hex digit, so SQL's
+ * `unhex(replace(text, 'g', '00000000'))` restores the exact float32 bytes.
  */
-const HEX_WORDS = new Uint32Array(HEX_OF_BYTE.slice().buffer);
+export const ZERO_PIXEL = "g";
+/** FLOAT_OF_BYTE[0]'s little-endian bytes in hex, what ZERO_PIXEL stands for. */
+export const ZERO_PIXEL_HEX = "00000000";
 
-/** The hex text of the normalised float32 LE bytes of `pixels`: 8 characters per pixel. */
-export function pixelsToHex(pixels: Uint8Array): string {
-  const words = new Uint32Array(pixels.length * 2);
-  for (let i = 0; i < pixels.length; i++) {
-    const b = pixels[i]! * 2;
-    words[2 * i] = HEX_WORDS[b]!;
-    words[2 * i + 1] = HEX_WORDS[b + 1]!;
+/**
+ * HEX_LO[b] and HEX_HI[b]: HEX_OF_BYTE's 8 characters for byte b as two 32-bit
+ * words, first character in the low byte, for little-endian DataView stores:
+ * two stores per pixel instead of eight. This is the consumer's hottest loop.
+ */
+const HEX_VIEW = new DataView(HEX_OF_BYTE.buffer);
+const HEX_LO = Uint32Array.from({ length: 256 }, (_, b) => HEX_VIEW.getUint32(8 * b, true));
+const HEX_HI = Uint32Array.from({ length: 256 }, (_, b) => HEX_VIEW.getUint32(8 * b + 4, true));
+
+/**
+ * Packed hex of the normalised float32 LE bytes of `pixels`, image by image:
+ * 8 hex characters per pixel, or ZERO_PIXEL for a zero. `text.slice(starts[i],
+ * starts[i + 1])` is image i's.
+ */
+export function pixelsToPackedHex(
+  pixels: Uint8Array,
+  pixelsPerImage: number,
+): { readonly text: string; readonly starts: Uint32Array } {
+  const images = pixels.length / pixelsPerImage;
+  const out = new Uint8Array(pixels.length * 8);
+  const view = new DataView(out.buffer);
+  const zero = ZERO_PIXEL.charCodeAt(0);
+  const starts = new Uint32Array(images + 1);
+  let at = 0;
+  for (let i = 0, p = 0; i < images; i++) {
+    starts[i] = at;
+    for (const end = p + pixelsPerImage; p < end; p++) {
+      const b = pixels[p]!;
+      if (b === 0) {
+        out[at++] = zero;
+      } else {
+        view.setUint32(at, HEX_LO[b]!, true);
+        view.setUint32(at + 4, HEX_HI[b]!, true);
+        at += 8;
+      }
+    }
   }
-  return new TextDecoder().decode(words);
+  starts[images] = at;
+  return { text: new TextDecoder().decode(out.subarray(0, at)), starts };
 }
