@@ -5,6 +5,7 @@
  * run at once with an error naming the file and the URL.
  */
 import { env } from "cloudflare:workers";
+import { gunzipSync, gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/env";
 import { readBody, withRetries } from "../src/pipeline/download";
@@ -55,6 +56,24 @@ describe("HTTP errors", () => {
     );
     // FETCH_ATTEMPTS (3) per delivery × 3 deliveries (max_retries = 2): bounded.
     expect(await hits(`${source}/${LABELS}`)).toBe(9);
+    expect(await dataset()).toEqual(baseline);
+  });
+});
+
+describe("a source that changes during a run", () => {
+  it("an archive that differs between the hashing pass and the loading pass fails the run; the dataset stays", async () => {
+    const archives = syntheticArchives(300, 40, 23);
+    const source = await publish(archives);
+    // The same pixels recompressed with another gzip mtime: a valid archive with another
+    // MD5, served from the second request on — after the hashing pass, to the loading pass.
+    const recompressed = gzipSync(gunzipSync(archives[IMAGES]!), { mtime: 1 });
+    expect((await fetch(`${source}/${IMAGES}?fault=next:1`, { method: "PUT", body: recompressed })).status).toBe(201);
+    const run = await runToEnd({ source });
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatch(
+      /^train-images-idx3-ubyte\.gz changed while the run was loading \(MD5 [0-9a-f]{32}, was [0-9a-f]{32}\); start a new run$/,
+    );
+    expect(await hits(`${source}/${IMAGES}`)).toBe(2);
     expect(await dataset()).toEqual(baseline);
   });
 });

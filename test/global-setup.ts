@@ -8,6 +8,8 @@
  *     cut:<bytes>              send the headers for the whole file, then stop after <bytes>
  *     hang                     send the headers and some bytes, then nothing
  *     refuse                   drop the connection without answering
+ *   PUT /f/<name>/<file>?fault=next:<n>  on an uploaded fixture: serve this
+ *                              body instead from request n + 1 on (a source that changes)
  *   GET /f/<name>/<file>/hits  how many times the file was requested
  */
 import { createReadStream, existsSync } from "node:fs";
@@ -22,6 +24,7 @@ interface Fixture {
   body: Buffer;
   fault?: string;
   hits: number;
+  later?: { after: number; body: Buffer };
 }
 
 const body = async (req: IncomingMessage): Promise<Buffer> => {
@@ -46,7 +49,11 @@ export default async function setup(project: TestProject) {
       return void res.end(String(fixtures.get(path.slice(0, -"/hits".length))?.hits ?? 0));
     }
     if (req.method === "PUT") {
-      fixtures.set(path, { body: await body(req), fault: url.searchParams.get("fault") ?? undefined, hits: 0 });
+      const fault = url.searchParams.get("fault") ?? undefined;
+      const next = /^next:(\d+)$/.exec(fault ?? "");
+      const existing = fixtures.get(path);
+      if (next && existing) existing.later = { after: Number(next[1]), body: await body(req) };
+      else fixtures.set(path, { body: await body(req), fault, hits: 0 });
       return void res.writeHead(201).end();
     }
     const f = fixtures.get(path);
@@ -65,7 +72,8 @@ export default async function setup(project: TestProject) {
       res.writeHead(200, { "Content-Length": f.body.length });
       return void res.write(f.body.subarray(0, Math.min(64, f.body.length)));
     }
-    res.writeHead(200, { "Content-Length": f.body.length }).end(f.body);
+    const served = f.later && f.hits > f.later.after ? f.later.body : f.body;
+    res.writeHead(200, { "Content-Length": served.length }).end(served);
   });
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
   const { port } = server.address() as AddressInfo;

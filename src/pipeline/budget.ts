@@ -22,7 +22,7 @@ export interface ConsumerShape {
   readonly pixelsPerImage: number;
 }
 
-/** /** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
+/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
 const COMPLETION_QUERIES = 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
 const COMPLETION_CALLS = 6;
 /** load.ts chunksStatements: after the chunks, the progress update and the run-state read. */
