@@ -7,8 +7,12 @@
  * 1. Wall time, alternating: the baseline (`python3 seed_baseline.py`), then one
  *    full ETL on the local Worker (POST /runs force:true → GET /runs/:id shows
  *    complete; `wrangler dev` is started once, before timing), N times each.
- * 2. Peak memory, measured under Node on the same modules (see bench/lib/memory.ts):
- *    the producer path and one chunk-consumer invocation; plus workerd's RSS.
+ * 2. Peak memory: inside workerd, the Worker isolate's heap and buffers during a
+ *    whole (untimed) run, read through the inspector (bench/lib/isolate.ts); and
+ *    under Node on the same modules (bench/lib/memory.ts), the producer path and
+ *    one chunk-consumer invocation apart; plus workerd's RSS.
+ * 2b. The local D1 write floor: the same rows and transactions written by local
+ *    D1 alone (bench/floor/worker.ts), alternating with the baseline too.
  * 3. The cost of one run, from the real planning/statement code and config,
  *    cross-checked against the local D1 after the runs.
  * 4. Scaling: the producer path on a K× Fashion-MNIST synthetic set.
@@ -28,6 +32,7 @@ import { bundle, probe } from "./lib/child";
 import { benchConfig, runCost } from "./lib/cost";
 import { mb, type MemoryReport } from "./lib/memory";
 import { renderMarkdown, type Results } from "./lib/report";
+import { findIsolateInspector, sampleIsolate, totalBytes } from "./lib/isolate";
 import { rssSampler, workerdRssBytes } from "./lib/rss";
 import { round, summarise } from "./lib/stats";
 import { syntheticDataset } from "./lib/synthetic";
@@ -76,6 +81,7 @@ interface RunJson {
   id: string;
   status: string;
   error: string | null;
+  checksums: Record<string, string> | null;
   chunksTotal: number | null;
   splits: Record<"train" | "test", { expected: number | null; loaded: number }>;
 }
@@ -83,6 +89,8 @@ interface RunJson {
 interface EtlTiming {
   seconds: number;
   extractSeconds: number;
+  /** Until the job recorded all four archives' checksums: the producer's work is done. */
+  producerSeconds: number;
   rows: number;
   runId: string;
   chunksTotal: number;
@@ -98,16 +106,21 @@ async function etlOnce(dev: DevServer, token: string, source: string): Promise<E
   const started = (await res.json()) as { run?: RunJson; error?: string };
   if (res.status !== 202 || !started.run) throw new Error(`POST /runs: HTTP ${res.status}: ${started.error}`);
   let extractSeconds = NaN;
+  let producerSeconds = NaN;
+  const archives = FASHION_MNIST.splits.length * 2;
   for (;;) {
     const { run } = (await (await fetch(`${dev.url}/runs/${started.run.id}`)).json()) as { run: RunJson };
     const elapsed = (performance.now() - t0) / 1000;
     if (Number.isNaN(extractSeconds) && (run.status === "loading" || run.status === "complete"))
       extractSeconds = elapsed;
+    if (Number.isNaN(producerSeconds) && Object.keys(run.checksums ?? {}).length === archives)
+      producerSeconds = elapsed;
     if (run.status === "failed") throw new Error(`run ${run.id} failed: ${run.error}`);
     if (run.status === "complete") {
       return {
         seconds: elapsed,
         extractSeconds,
+        producerSeconds,
         rows: run.splits.train.loaded + run.splits.test.loaded,
         runId: run.id,
         chunksTotal: run.chunksTotal ?? 0,
@@ -147,6 +160,7 @@ async function main(): Promise<void> {
   const ours: EtlTiming[] = [];
   let rssPeak = 0;
   let rssIdle = 0;
+  let isolate: { samples: number; restBytes: number; peakBytes: number; consumersOnlyPeakBytes: number } | undefined;
   try {
     await applyLocalMigrations();
     await localD1(
@@ -168,9 +182,58 @@ async function main(): Promise<void> {
         `rep ${i + 1}/${reps}: baseline ${b.seconds.toFixed(2)} s (${b.rows} rows) | ours ${o.seconds.toFixed(2)} s (${o.rows} rows; extract ${o.extractSeconds.toFixed(2)} s, load ${(o.seconds - o.extractSeconds).toFixed(2)} s)`,
       );
     }
+    // 2. The isolate's memory inside workerd, over one more run (sampling slows it: untimed).
+    log("memory: the Worker isolate inside workerd, over one more run …");
+    const sampler = await sampleIsolate(await findIsolateInspector(dev.pid, "idx-etl"));
+    const t0 = performance.now();
+    const sampled = await etlOnce(dev, token, archives.url);
+    const samples = await sampler.stop();
+    const producerDone = t0 + sampled.producerSeconds * 1000;
+    const peak = (xs: typeof samples) => Math.max(0, ...xs.map((x) => totalBytes(x.usage)));
+    isolate = {
+      samples: samples.length,
+      restBytes: totalBytes(samples[0]!.usage),
+      peakBytes: peak(samples),
+      consumersOnlyPeakBytes: peak(samples.filter((x) => x.at > producerDone)),
+    };
   } finally {
     await dev?.stop();
     await archives.close();
+  }
+
+  // 2b. The local D1 write floor, alternating with the baseline again.
+  log("floor: local D1 alone writing the same rows in the same transactions …");
+  const floorState = await mkdtemp(join(tmpdir(), "idx-etl-floor-"));
+  const floorServer = await startDevServer({
+    config: "bench/floor/wrangler.toml",
+    persistTo: floorState,
+    readyPath: "/ready",
+  });
+  const floor: { seconds: number; transactions: number }[] = [];
+  try {
+    const perTransaction = cfg.config.chunkSize * cfg.consumer.maxBatchSize;
+    const rows = FASHION_MNIST.splits.reduce((n, s) => n + s.count, 0);
+    const floorOnce = async () => {
+      const res = await fetch(
+        `${floorServer.url}/floor?rows=${rows}&perTransaction=${perTransaction}&perStatement=${cfg.config.rowsPerStatement}`,
+        { method: "POST" },
+      );
+      if (!res.ok) throw new Error(`floor: HTTP ${res.status}: ${await res.text()}`);
+      return (await res.json()) as { seconds: number; transactions: number };
+    };
+    await floorOnce(); // warm-up: the first fill appends to an empty file, later ones reuse freed pages
+    for (let i = 0; i < reps; i++) {
+      const b = await baselineOnce(join(tmp, "baseline.db"));
+      baseline.push(b);
+      const f = await floorOnce();
+      floor.push(f);
+      log(
+        `floor ${i + 1}/${reps}: baseline ${b.seconds.toFixed(2)} s | local D1 writes alone ${f.seconds.toFixed(2)} s`,
+      );
+    }
+  } finally {
+    await floorServer.stop();
+    await rm(floorState, { recursive: true, force: true });
   }
 
   // 3. Cross-check the last run in the local D1 (dev server stopped: no writer).
@@ -266,6 +329,11 @@ async function main(): Promise<void> {
       loadSeconds: summarise(ours.map((x) => x.seconds - x.extractSeconds)),
     },
     ratio: o.median / b.median,
+    floor: {
+      ...summarise(floor.map((x) => x.seconds)),
+      transactions: floor[0]!.transactions,
+      ratio: summarise(floor.map((x) => x.seconds)).median / b.median,
+    },
     memory: {
       method:
         "Node 24 --expose-gc, same modules bundled with esbuild; process.memoryUsage() heapUsed + external (ArrayBuffers) sampled at each sendBatch / statement build and every 5 ms, minus the settled baseline",
@@ -278,6 +346,10 @@ async function main(): Promise<void> {
       consumerPeakMb: mb(consumer.peakBytes),
       consumerLivePeakMb: mb(consumerLive.livePeakBytes),
       consumerParamMb: mb(consumer.paramBytes),
+      isolatePeakMb: mb(isolate!.peakBytes),
+      isolateConsumersOnlyPeakMb: mb(isolate!.consumersOnlyPeakBytes),
+      isolateRestMb: mb(isolate!.restBytes),
+      isolateSamples: isolate!.samples,
       workerdRssIdleMb: mb(rssIdle),
       workerdRssPeakMb: mb(rssPeak),
     },
@@ -293,7 +365,7 @@ async function main(): Promise<void> {
   log("");
   log(renderMarkdown(results, { brief: true }));
   log(
-    `ratio=${round(results.ratio)} rows_per_s=${results.ours.rowsPerS} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb}`,
+    `ratio=${round(results.ratio)} floor_ratio=${round(results.floor.ratio)} rows_per_s=${results.ours.rowsPerS} isolate_peak_mb=${results.memory.isolatePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb}`,
   );
 }
 

@@ -17,6 +17,8 @@ export interface Results {
   baseline: Summary & { rowsPerS: number };
   ours: Summary & { rowsPerS: number; extractSeconds: Summary; loadSeconds: Summary };
   ratio: number;
+  /** Local D1 alone writing the same rows in the same transactions (bench/floor/worker.ts). */
+  floor: Summary & { transactions: number; ratio: number };
   memory: {
     method: string;
     producerPeakMb: number;
@@ -29,6 +31,13 @@ export interface Results {
     consumerPeakMb: number;
     consumerLivePeakMb: number;
     consumerParamMb: number;
+    /** Inside workerd: the Worker isolate's JS heap + buffers + embedder heap at its peak over a whole run, garbage included. */
+    isolatePeakMb: number;
+    /** The same once the producer is done: consumers only. */
+    isolateConsumersOnlyPeakMb: number;
+    /** The isolate before the run: what earlier runs left, garbage included. */
+    isolateRestMb: number;
+    isolateSamples: number;
     workerdRssIdleMb: number;
     workerdRssPeakMb: number;
   };
@@ -81,6 +90,14 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
         "",
       ],
       ["**ratio ours / baseline (medians)**", `**${s(r.ratio)}**`, "", "", ""],
+      [
+        `local D1 alone: the same rows in the same ${r.floor.transactions} transactions, randomblob() instead of pixels`,
+        s(r.floor.median),
+        s(r.floor.min),
+        s(r.floor.max),
+        "",
+      ],
+      ["ratio local D1 alone / baseline (medians): the floor for ours", s(r.floor.ratio), "", "", ""],
     ],
   );
   const m = r.memory;
@@ -93,6 +110,14 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
       "target",
     ],
     [
+      [
+        `inside workerd: the whole Worker isolate (JS heap + buffers), producer and consumers together, ${m.isolateRestMb} MB before the run (${m.isolateSamples} samples)`,
+        m.isolatePeakMb,
+        "",
+        "",
+        "< 128 (the isolate limit)",
+      ],
+      ["inside workerd: the same once the producer is done (consumers only)", m.isolateConsumersOnlyPeakMb, "", "", ""],
       [
         "producer: download → MD5 → gunzip → chunk messages → sendBatch",
         m.producerPeakMb,

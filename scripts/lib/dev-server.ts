@@ -44,7 +44,15 @@ export interface DevServer {
 }
 
 export async function startDevServer(
-  opts: { vars?: Record<string, string>; readyTimeoutMs?: number; persistTo?: string } = {},
+  opts: {
+    vars?: Record<string, string>;
+    readyTimeoutMs?: number;
+    persistTo?: string;
+    /** Another wrangler config than ./wrangler.toml (the bench's floor worker). */
+    config?: string;
+    /** Answers 200 once the Worker is up. */
+    readyPath?: string;
+  } = {},
 ): Promise<DevServer> {
   const port = await freePort();
   await mkdir(".wrangler", { recursive: true });
@@ -60,6 +68,7 @@ export async function startDevServer(
       "--port",
       String(port),
       "--show-interactive-dev-session=false",
+      ...(opts.config ? ["--config", opts.config] : []),
       ...persistArgs(opts.persistTo),
       ...vars,
     ],
@@ -91,7 +100,7 @@ export async function startDevServer(
   for (;;) {
     if (child.exitCode !== null) throw new Error(`wrangler dev exited with code ${child.exitCode}; see ${logFile}`);
     try {
-      const res = await fetch(`${url}/runs?limit=1`);
+      const res = await fetch(`${url}${opts.readyPath ?? "/runs?limit=1"}`);
       if (res.ok) break;
     } catch {}
     if (Date.now() > deadline) {
