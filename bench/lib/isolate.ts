@@ -88,29 +88,54 @@ export const totalBytes = (h: HeapUsage): number => h.usedSize + h.backingStorag
  * comes from the Node probes.
  */
 export async function sampleIsolate(url: string, everyMs = 10) {
-  const ws = new WebSocket(url);
   let id = 0;
   const pending = new Map<number, (result: unknown) => void>();
-  ws.addEventListener("message", (ev: MessageEvent) => {
-    const msg = JSON.parse(String(ev.data)) as { id?: number; result?: unknown };
-    if (msg.id === undefined) return;
-    pending.get(msg.id)?.(msg.result);
-    pending.delete(msg.id);
-  });
-  await new Promise<void>((ok, fail) => {
-    ws.addEventListener("open", () => ok());
-    ws.addEventListener("error", () => fail(new Error(`cannot connect to the inspector at ${url}`)));
-  });
-  const call = <T>(method: string) =>
-    new Promise<T>((ok) => {
-      pending.set(++id, ok as (result: unknown) => void);
-      ws.send(JSON.stringify({ id, method }));
+  let ws: WebSocket | undefined;
+  // workerd closes the first inspector session opened after the dev server starts
+  // ("client closed connection"): reconnect whenever the socket is gone.
+  const connect = () =>
+    new Promise<WebSocket>((ok, fail) => {
+      const socket = new WebSocket(url);
+      socket.addEventListener("message", (ev: MessageEvent) => {
+        const msg = JSON.parse(String(ev.data)) as { id?: number; result?: unknown };
+        if (msg.id === undefined) return;
+        pending.get(msg.id)?.(msg.result);
+        pending.delete(msg.id);
+      });
+      socket.addEventListener("open", () => ok(socket));
+      socket.addEventListener("close", () => {
+        if (ws === socket) ws = undefined;
+      });
+      socket.addEventListener("error", () => fail(new Error(`cannot connect to the inspector at ${url}`)));
     });
+  // An answer that never comes must not stall the sampler: that sample is skipped.
+  const call = async <T>(method: string): Promise<T | undefined> => {
+    ws ??= await connect();
+    const socket = ws;
+    return new Promise<T | undefined>((ok) => {
+      const mine = ++id;
+      const timer = setTimeout(() => {
+        pending.delete(mine);
+        ok(undefined);
+      }, 1000);
+      pending.set(mine, (result) => {
+        clearTimeout(timer);
+        ok(result as T);
+      });
+      socket.send(JSON.stringify({ id: mine, method }));
+    });
+  };
+  const usage = () => call<HeapUsage>("Runtime.getHeapUsage");
+  // Wait for a session that answers before the work starts.
+  for (let attempt = 1; (await usage())?.usedSize === undefined; attempt++) {
+    if (attempt === 5) throw new Error(`the inspector at ${url} does not answer`);
+  }
   const samples: { at: number; usage: HeapUsage }[] = [];
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      samples.push({ at: performance.now(), usage: await call<HeapUsage>("Runtime.getHeapUsage") });
+      const u = await usage();
+      if (u?.usedSize !== undefined) samples.push({ at: performance.now(), usage: u });
       await new Promise((r) => setTimeout(r, everyMs));
     }
   })();
@@ -118,7 +143,7 @@ export async function sampleIsolate(url: string, everyMs = 10) {
     stop: async () => {
       stopped = true;
       await loop;
-      ws.close();
+      ws?.close();
       return samples;
     },
   };
