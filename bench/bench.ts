@@ -336,7 +336,7 @@ async function main(): Promise<void> {
     },
     memory: {
       method:
-        "Node 24 --expose-gc, same modules bundled with esbuild; process.memoryUsage() heapUsed + external (ArrayBuffers) sampled at each sendBatch / statement build and every 5 ms, minus the settled baseline",
+        "inside workerd, the Worker isolate's Runtime.getHeapUsage (JS heap + ArrayBuffer backing stores + embedder heap) through workerd's inspector every ~10 ms over one untimed run, garbage included (workerd does not answer a forced GC); under Node 24 --expose-gc, the same modules bundled with esbuild, process.memoryUsage() heapUsed + external (ArrayBuffers) sampled at each sendBatch / statement build and every 5 ms, minus the settled baseline",
       producerPeakMb: mb(producer.peakBytes),
       producerLivePeakMb: mb(producerLive.livePeakBytes),
       producerCappedPeakMb: mb(producerCapped.peakBytes),

@@ -9,17 +9,14 @@
  *   POST /floor?rows=70000&perTransaction=640&perStatement=99  →  { seconds, rows, transactions }
  */
 
+import { CREATE_SHADOW_SQL } from "../../src/pipeline/load";
+
 interface FloorEnv {
   readonly DB: D1Database;
 }
 
-const TABLE = `CREATE TABLE floor_images (
-  split  TEXT    NOT NULL CHECK (split IN ('train', 'test')),
-  idx    INTEGER NOT NULL CHECK (idx >= 0),
-  label  INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-  pixels BLOB    NOT NULL CHECK (length(pixels) = 3136),
-  PRIMARY KEY (split, idx)
-) WITHOUT ROWID`;
+// The shadow table's own definition, under another name: the same constraints, key and layout.
+const TABLE = CREATE_SHADOW_SQL.replace("CREATE TABLE images_next", "CREATE TABLE floor_images");
 
 const param = (url: URL, name: string): number => {
   const n = Number(url.searchParams.get(name));
