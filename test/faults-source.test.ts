@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { gunzipSync, gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/env";
-import { readBody, withRetries } from "../src/pipeline/download";
+import { DEFAULT_RETRY, MinimumRate, readBody, withRetries } from "../src/pipeline/download";
 import { dataset, deliver, expectSynthetic, failActive, hits, queuedRun, runStatus } from "./faults-helpers";
 import { publish, runToEnd, syntheticArchives } from "./helpers";
 
@@ -150,11 +150,12 @@ describe("the time-out is for silence, not for size", () => {
         if (!stall) c.close();
       },
     });
-  const policy = { attempts: 1, timeoutMs: 300, backoffMs: 1 };
+  const policy = { ...DEFAULT_RETRY, attempts: 1, timeoutMs: 300, backoffMs: 1 };
   const drain = (body: () => ReadableStream<Uint8Array>) =>
     withRetries(policy, async (signal, _n, progress) => {
       let n = 0;
-      for await (const chunk of readBody(body(), "slow.gz", signal, progress)) n += chunk.length;
+      for await (const chunk of readBody(body(), "slow.gz", "http://source.test/slow.gz", signal, progress))
+        n += chunk.length;
       return n;
     });
 
@@ -168,5 +169,96 @@ describe("the time-out is for silence, not for size", () => {
     await expect(drain(() => trickle(3, 50, true))).rejects.toThrow(
       /^slow.gz: download (timed out after 30 bytes|interrupted after 30 bytes \(timed out\))$/,
     );
+  });
+});
+
+describe("a source that trickles: a minimum rate per attempt", () => {
+  const URL_ = "http://source.test/slow.gz";
+  /** A body of `chunks` pieces of `bytes` bytes, `gapMs` apart, then closed (or, with `stall`, silent). */
+  const trickle = (chunks: number, bytes: number, gapMs: number, stall = false) =>
+    new ReadableStream<Uint8Array>({
+      async start(c) {
+        for (let i = 0; i < chunks; i++) {
+          await new Promise((r) => setTimeout(r, gapMs));
+          c.enqueue(new Uint8Array(bytes));
+        }
+        if (!stall) c.close();
+      },
+    });
+  // 1 KiB/s over 200 ms windows: at least 204.8 bytes a window. The idle limit is
+  // far off, so whatever cuts an attempt short here is the rate rule.
+  const policy = { ...DEFAULT_RETRY, attempts: 1, timeoutMs: 10_000, minBytesPerSecond: 1024, rateWindowMs: 200 };
+  const drain = (body: () => ReadableStream<Uint8Array>) =>
+    withRetries(policy, async (signal, _n, progress) => {
+      let n = 0;
+      for await (const chunk of readBody(body(), "slow.gz", URL_, signal, progress)) n += chunk.length;
+      return n;
+    });
+  const tooSlow =
+    /^slow\.gz: download too slow: \d+ bytes in the last 0\.2 s \(minimum 1 KiB\/s\) after [\d,]+ bytes from http:\/\/source\.test\/slow\.gz$/;
+
+  it("a body that keeps moving, but too slowly, is cut off after a window", async () => {
+    // 10 bytes every 50 ms (200 bytes/s): never silent for long, yet 40 bytes a window.
+    const started = Date.now();
+    await expect(drain(() => trickle(100, 10, 50))).rejects.toThrow(tooSlow);
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(policy.rateWindowMs);
+    expect(elapsed).toBeLessThan(2000); // the whole body would take 5 s
+  });
+
+  it("a body that sends nothing at all is cut off too: the check is a timer", async () => {
+    await expect(drain(() => trickle(0, 0, 0, true))).rejects.toThrow(
+      "slow.gz: download too slow: 0 bytes in the last 0.2 s (minimum 1 KiB/s) after 0 bytes from http://source.test/slow.gz",
+    );
+  });
+
+  it("a body that moves fast enough completes, over several windows", async () => {
+    // 100 bytes every 20 ms (5,000 bytes/s), for 600 ms: three windows at 5× the minimum.
+    const started = Date.now();
+    expect(await drain(() => trickle(30, 100, 20))).toBe(3000);
+    expect(Date.now() - started).toBeGreaterThan(policy.rateWindowMs * 2);
+  });
+
+  it("a cleared check never fires: an ended attempt leaves no timer behind", async () => {
+    const floor = new MinimumRate(1024, 20);
+    floor.clear();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(floor.signal.aborted).toBe(false);
+  });
+
+  it("end to end: each attempt is cut off, the job gives up in bounded time, the run says why", async () => {
+    const archives = syntheticArchives(50, 10);
+    // A byte every 50 ms: the archive would take over 20 s, and no gap comes near the idle limit.
+    expect(archives[IMAGES]!.length).toBeGreaterThan(400);
+    const source = await publish(archives, { [IMAGES]: "trickle:1:50" });
+    const runId = await queuedRun(source);
+    const started = Date.now();
+    const { result, thrown } = await deliver(QUEUES.jobs, [{ kind: "extract", runId, force: false }], {
+      env: { FETCH_MIN_BYTES_PER_S: "1024", FETCH_RATE_WINDOW_MS: "300", FETCH_ATTEMPTS: "2", FETCH_BACKOFF_MS: "10" },
+    });
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(600); // two attempts of one window each
+    expect(elapsed).toBeLessThan(5000);
+    const escaped = `${source}/${IMAGES}`.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    expect(String(thrown)).toMatch(
+      new RegExp(
+        `^EtlError: ${IMAGES.replace(/\./g, "\\.")}: download too slow: \\d+ bytes in the last 0\\.3 s \\(minimum 1 KiB/s\\) after [\\d,]+ bytes from ${escaped} \\(after 2 attempts\\)$`,
+      ),
+    );
+    expect((thrown as { retryable?: unknown }).retryable).toBe(true);
+    expect(result.explicitAcks).toEqual([]);
+    expect(await hits(`${source}/${IMAGES}`)).toBe(2);
+    const waiting = await runStatus(runId);
+    expect(waiting.status).toBe("extracting");
+    expect(waiting.error).toMatch(/^retrying: train-images-idx3-ubyte\.gz: download too slow: /);
+
+    await deliver(QUEUES.deadLetter, [{ kind: "extract", runId, force: false }]);
+    const failed = await runStatus(runId);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatch(
+      /^extraction failed on every delivery .*; last error: train-images-idx3-ubyte\.gz: download too slow: /,
+    );
+    expect(await dataset()).toEqual(baseline);
+    expect(env.FETCH_MIN_BYTES_PER_S).toBeUndefined(); // the overrides were this delivery's only
   });
 });

@@ -5,8 +5,11 @@
  *   PUT /f/<name>/<file>       a fixture uploaded by a test, served back by
  *   GET /f/<name>/<file>       with the faults named at upload (?fault=…):
  *     status:<code>[:<times>]  answer <code> the first <times> requests (default: always)
- *     cut:<bytes>              send the headers for the whole file, then stop after <bytes>
+ *     cut:<bytes>[:<times>]    send the headers for the whole file, then stop after <bytes>
+ *                              (the first <times> requests; default: always)
  *     hang                     send the headers and some bytes, then nothing
+ *     trickle:<bytes>:<ms>     send the headers for the whole file, then <bytes> bytes
+ *                              every <ms> ms until done or the client goes away
  *     refuse                   drop the connection without answering
  *   PUT /f/<name>/<file>?fault=next:<n>  on an uploaded fixture: serve this
  *                              body instead from request n + 1 on (a source that changes)
@@ -63,10 +66,26 @@ export default async function setup(project: TestProject) {
     if (kind === "status" && (b === undefined || f.hits <= Number(b)))
       return void res.writeHead(Number(a)).end("fault");
     if (kind === "refuse") return void req.socket.destroy();
-    if (kind === "cut") {
+    if (kind === "cut" && (b === undefined || f.hits <= Number(b))) {
       res.writeHead(200, { "Content-Length": f.body.length });
       res.write(f.body.subarray(0, Number(a)));
       return void setTimeout(() => req.socket.destroy(), 20);
+    }
+    if (kind === "trickle") {
+      res.writeHead(200, { "Content-Length": f.body.length });
+      const [step, every] = [Number(a), Number(b)];
+      let at = 0;
+      // Stopped when the client gives up, else it would write on into a closed socket for minutes.
+      const timer = setInterval(() => {
+        if (res.destroyed || res.writableEnded) return void clearInterval(timer);
+        res.write(f.body.subarray(at, at + step));
+        at += step;
+        if (at >= f.body.length) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, every);
+      return void res.on("close", () => clearInterval(timer));
     }
     if (kind === "hang") {
       res.writeHead(200, { "Content-Length": f.body.length });
