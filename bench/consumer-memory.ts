@@ -9,6 +9,7 @@
  *   node --expose-gc bench/out/consumer-memory.mjs IMAGES_IDX CHUNK_SIZE BATCH_SIZE ROWS_PER_STATEMENT [--gc]
  */
 import { open } from "node:fs/promises";
+import { chunkDigest } from "../src/pipeline/digest";
 import { chunksStatements, type ChunkRows } from "../src/pipeline/load";
 import { measurePeak } from "./lib/memory";
 
@@ -32,7 +33,15 @@ const report = await measurePeak(
       const pixels = new Uint8Array(chunkSize * PPI);
       const { bytesRead } = await fh.read(pixels, 0, pixels.length, HEADER + start * PPI);
       if (bytesRead !== pixels.length) throw new Error(`${file}: short read at image ${start}`);
-      chunks.push({ split: "train", start, labels: "7".repeat(chunkSize), pixels, pixelsPerImage: PPI });
+      const labels = "7".repeat(chunkSize);
+      chunks.push({
+        split: "train",
+        start,
+        labels,
+        pixels,
+        pixelsPerImage: PPI,
+        digest: await chunkDigest(labels, pixels),
+      });
       sample();
     }
     const batch = chunksStatements("bench", chunks, rowsPerStatement, new Date().toISOString());

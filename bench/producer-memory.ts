@@ -15,10 +15,11 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { serialize } from "node:v8";
 import { FASHION_MNIST } from "../src/datasets";
-import { extractImages, extractLabels, type Digest } from "../src/pipeline/extract";
+import { DEFAULT_RETRY } from "../src/pipeline/download";
+import { collectChecksums, extractImages, extractLabels, type Digest } from "../src/pipeline/extract";
 import type { ChunkMessage } from "../src/pipeline/messages";
-import { BatchBuilder, chunkMessage, planChunks } from "../src/pipeline/plan";
-import { chunkKey } from "../src/pipeline/runs";
+import { planChunks } from "../src/pipeline/plan";
+import { Producer } from "../src/pipeline/produce";
 import { measurePeak } from "./lib/memory";
 
 const [dir, flag, everyArg] = process.argv.slice(2);
@@ -43,7 +44,7 @@ let rows = 0;
 const started = performance.now();
 const report = await measurePeak(
   async (sample) => {
-    const send = (batch: ChunkMessage[]) => {
+    const send = async (batch: ChunkMessage[]) => {
       for (const body of batch) sentBytes += serialize(body).length;
       sample();
     };
@@ -51,25 +52,16 @@ const report = await measurePeak(
       dataset: FASHION_MNIST,
       source: "http://bench.invalid",
       official: false,
-      retry: { attempts: 1, timeoutMs: 600_000, backoffMs: 1 },
+      retry: { ...DEFAULT_RETRY, attempts: 1, timeoutMs: 600_000 },
     };
     const deps = { fetch: fileFetch, md5 };
-    const checksums: Record<string, string> = {};
-    const labels = await extractLabels(opts, deps, checksums);
-    const plans = new Map(labels.flatMap((l) => planChunks(l, CHUNK_SIZE)).map((p) => [chunkKey(p), p]));
-    const batches = new BatchBuilder<ChunkMessage>();
-    await extractImages(
-      opts,
-      deps,
-      labels,
-      CHUNK_SIZE,
-      async (chunk) => {
-        const full = batches.add(chunkMessage("bench", plans.get(chunkKey(chunk))!, chunk.pixels));
-        if (full) send(full);
-      },
-      checksums,
-    );
-    send(batches.drain());
+    const checksums = collectChecksums();
+    const labels = await extractLabels(opts, deps, checksums.sink);
+    const planned = labels.flatMap((l) => planChunks(l, CHUNK_SIZE));
+    // The job's own producer; only `send` differs.
+    const producer = new Producer({ run: { runId: "bench", attempt: 1 }, planned, send });
+    await extractImages(opts, deps, labels, CHUNK_SIZE, (chunk) => producer.add(chunk), checksums.sink);
+    await producer.flush();
     rows = labels.reduce((n, s) => n + s.count, 0);
   },
   { forceGc: flag === "--gc", every: Number(everyArg ?? 1) },

@@ -5,6 +5,7 @@
 import { FASHION_MNIST, pixelsPerImage } from "./datasets";
 import { DEFAULT_RETRY, type RetryPolicy } from "./pipeline/download";
 import { maxChunkImages } from "./pipeline/plan";
+import { DEFAULT_LEASE_MS } from "./pipeline/runs";
 
 /** What `wrangler types` cannot see in wrangler.toml: the secret and the optional overrides. */
 export interface ExtraBindings {
@@ -12,9 +13,13 @@ export interface ExtraBindings {
   ETL_TOKEN?: string;
   /** Optional overrides, as strings like every var. */
   ROWS_PER_STATEMENT?: string;
+  /** Seconds without a sign of life after which a new trigger may presume an active run dead. */
+  RUN_LEASE_SECONDS?: string;
   FETCH_ATTEMPTS?: string;
   FETCH_TIMEOUT_MS?: string;
   FETCH_BACKOFF_MS?: string;
+  FETCH_MIN_BYTES_PER_S?: string;
+  FETCH_RATE_WINDOW_MS?: string;
 }
 
 declare global {
@@ -35,6 +40,8 @@ export interface Config {
   /** Rows per INSERT statement. */
   readonly rowsPerStatement: number;
   readonly retry: RetryPolicy;
+  /** An active run silent this long is presumed dead (runs.ts DEFAULT_LEASE_MS). */
+  readonly leaseMs: number;
 }
 
 function positiveInt(name: string, raw: string | undefined, fallback: number): number {
@@ -56,10 +63,17 @@ export function readConfig(env: Env): Config {
     defaultSource: env.DEFAULT_SOURCE,
     chunkSize,
     rowsPerStatement: positiveInt("ROWS_PER_STATEMENT", env.ROWS_PER_STATEMENT, 100),
+    leaseMs: positiveInt("RUN_LEASE_SECONDS", env.RUN_LEASE_SECONDS, DEFAULT_LEASE_MS / 1000) * 1000,
     retry: {
       attempts: positiveInt("FETCH_ATTEMPTS", env.FETCH_ATTEMPTS, DEFAULT_RETRY.attempts),
       timeoutMs: positiveInt("FETCH_TIMEOUT_MS", env.FETCH_TIMEOUT_MS, DEFAULT_RETRY.timeoutMs),
       backoffMs: positiveInt("FETCH_BACKOFF_MS", env.FETCH_BACKOFF_MS, DEFAULT_RETRY.backoffMs),
+      minBytesPerSecond: positiveInt(
+        "FETCH_MIN_BYTES_PER_S",
+        env.FETCH_MIN_BYTES_PER_S,
+        DEFAULT_RETRY.minBytesPerSecond,
+      ),
+      rateWindowMs: positiveInt("FETCH_RATE_WINDOW_MS", env.FETCH_RATE_WINDOW_MS, DEFAULT_RETRY.rateWindowMs),
     },
   };
 }

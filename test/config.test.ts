@@ -24,8 +24,10 @@ describe("configuration agrees with the code", () => {
       schema.runs,
       schema.runChunks,
       schema.classCounts,
+      schema.shadowClaims,
     ]) {
-      const { name, columns } = getTableConfig(table);
+      const { name, columns, primaryKeys } = getTableConfig(table);
+      const keyColumns = new Set(primaryKeys.flatMap((pk) => pk.columns.map((c) => c.name)));
       const { results } = await env.DB.prepare(`SELECT name, "notnull" AS nn FROM pragma_table_info(?)`)
         .bind(name)
         .all<{
@@ -34,7 +36,7 @@ describe("configuration agrees with the code", () => {
         }>();
       expect(results.map((r) => r.name).sort(), name).toEqual(columns.map((c) => c.name).sort());
       for (const c of columns) {
-        const primary = c.primary || ["images", "images_next", "run_chunks", "class_counts"].includes(name); // composite keys are NOT NULL too
+        const primary = c.primary || keyColumns.has(c.name); // composite keys are NOT NULL too
         expect(results.find((r) => r.name === c.name)!.nn === 1 || primary, `${name}.${c.name}`).toBe(c.notNull);
       }
     }

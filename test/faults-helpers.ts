@@ -9,20 +9,12 @@ import { expect } from "vitest";
 import { FASHION_MNIST, type Split } from "../src/datasets";
 import { readConfig } from "../src/env";
 import worker from "../src/index";
-import { extractImages, extractLabels } from "../src/pipeline/extract";
+import { collectChecksums, extractImages, extractLabels } from "../src/pipeline/extract";
 import { workersMd5 } from "../src/pipeline/job";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
-import { chunkMessage, planChunks } from "../src/pipeline/plan";
-import {
-  activeRun,
-  chunkKey,
-  createRun,
-  database,
-  failRun,
-  getRun,
-  markExtracting,
-  markLoading,
-} from "../src/pipeline/runs";
+import { planChunks } from "../src/pipeline/plan";
+import { Producer } from "../src/pipeline/produce";
+import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/pipeline/runs";
 import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
 
 export const db = () => database(env.DB);
@@ -47,7 +39,8 @@ export const counts = async (table = "images") =>
 
 /**
  * A run that has extracted `archives` and is loading, with the chunk messages
- * its job would send — not sent: the test delivers them.
+ * its job would send — not sent: the test delivers them. The same steps in the
+ * same order as the job (job.ts), with the production Producer; only `send` differs.
  */
 export async function loadingRun(
   archives: ArchiveSet,
@@ -61,20 +54,19 @@ export async function loadingRun(
   const cfg = readConfig(env);
   const opts = { dataset: FASHION_MNIST, source, official: false, retry: cfg.retry };
   const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
-  const checksums: Record<string, string> = {};
-  const labels = await extractLabels(opts, deps, checksums);
-  const plans = new Map(labels.flatMap((l) => planChunks(l, chunkSize)).map((p) => [chunkKey(p), p]));
-  const chunks: ChunkMessage[] = [];
-  await extractImages(
-    opts,
-    deps,
-    labels,
-    chunkSize,
-    async (c) => void chunks.push(chunkMessage(runId, plans.get(chunkKey(c))!, c.pixels)),
-    checksums,
-  );
+  const checksums = collectChecksums();
+  const labels = await extractLabels(opts, deps, checksums.sink);
+  const planned = labels.flatMap((l) => planChunks(l, chunkSize));
   const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
-  expect(await markLoading(db(), runId, { checksums, expected, chunksTotal: chunks.length })).toBe(true);
+  expect(await markLoading(db(), runId, { expected, chunksTotal: planned.length })).toBe(true);
+  const chunks: ChunkMessage[] = [];
+  const producer = new Producer({
+    run: { runId, attempt: started.run.attempt },
+    planned,
+    send: async (messages) => void chunks.push(...messages),
+  });
+  await extractImages(opts, deps, labels, chunkSize, (c) => producer.add(c), checksums.sink);
+  await producer.flush();
   return { runId, source, chunks };
 }
 

@@ -8,7 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { rows } from "./faults-helpers";
-import { postRun, waitForRun } from "./helpers";
+import { archiveServer, postRun, publish, syntheticArchives, TOKEN, waitForRun, type RunView } from "./helpers";
 
 const runCount = async () => (await rows<{ n: number }>("SELECT COUNT(*) AS n FROM runs"))[0]!.n;
 
@@ -93,7 +93,8 @@ describe("routes, methods and parameters", () => {
     ["an unknown field", '{"sauce":"x"}', "unknown field: sauce"],
     ["a source that is not a string", '{"source":42}', "source must be a string URL"],
     ["a source that is not a URL", '{"source":"fashion"}', 'source is not a URL: "fashion"'],
-    ["a source that is not http(s)", '{"source":"file:///etc/passwd"}', "source must be an http(s) URL"],
+    ["a source that is not http(s)", '{"source":"file:///etc/passwd"}', "source must be an http(s) URL, got file:"],
+    ["a source with a fragment", '{"source":"http://h/p#x"}', "source must not have a #fragment"],
     ["a force that is not a boolean", '{"force":"yes"}', "force must be true or false"],
     ["a trigger that HTTP may not claim", '{"trigger":"cron"}', "trigger must be one of http, cli"],
   ])("a POST /runs body that is %s is 400", async (_, body, error) => {
@@ -118,5 +119,103 @@ describe("routes, methods and parameters", () => {
     expect(res.headers.get("Location")).toBe(`/runs/${run.id}`);
     // Nothing listens there: the run fails, saying so.
     expect((await waitForRun(run.id)).error).toMatch(/could not connect/);
+  });
+});
+
+describe("sources", () => {
+  const post = async (body: string | ReadableStream<Uint8Array>, e: Env = env) =>
+    (worker.fetch as ExportedHandlerFetchHandler<Env>)(
+      new Request("http://worker/runs", { method: "POST", headers: { Authorization: `Bearer ${TOKEN}` }, body }),
+      e,
+      createExecutionContext(),
+    );
+
+  it("the default source spelled with a trailing slash or another case is stored as the default source", async () => {
+    // A default source that answers 404, so that the runs fail at once instead of loading Fashion-MNIST.
+    const defaultSource = `${archiveServer()}/f/default-${Date.now()}`;
+    const e = { ...env, DEFAULT_SOURCE: defaultSource } as Env;
+    for (const body of [
+      "{}",
+      JSON.stringify({ source: `${defaultSource}/` }),
+      JSON.stringify({ source: `${defaultSource.replace("http://", "HTTP://")}//` }),
+    ]) {
+      const res = await post(body, e);
+      expect(res.status).toBe(202);
+      const { run } = (await res.json()) as { run: RunView };
+      // job.ts decides `official` by comparing the stored source with DEFAULT_SOURCE.
+      expect(run.source).toBe(defaultSource);
+      expect((await waitForRun(run.id)).error).toMatch(/HTTP 404/);
+    }
+  });
+
+  it("a source with a query string keeps it after the file name, and loads", async () => {
+    const base = await publish(syntheticArchives(3, 2));
+    const res = await postRun({ source: `${base}/?t=1` });
+    expect(res.status).toBe(202);
+    const { run } = (await res.json()) as { run: RunView };
+    expect(run.source).toBe(`${base}?t=***`);
+    const [stored] = await rows<{ source: string }>("SELECT source FROM runs WHERE id = ?", run.id);
+    expect(stored!.source).toBe(`${base}?t=1`);
+    const done = await waitForRun(run.id);
+    expect(done.error).toBeNull();
+    expect(done.status).toBe("complete");
+    expect(done.splits).toEqual({ train: { expected: 3, loaded: 3 }, test: { expected: 2, loaded: 2 } });
+  });
+
+  it("a 5 MB source is refused (413) before it is parsed, and nothing is stored", async () => {
+    const before = await runCount();
+    const source = `http://h/${"a".repeat(5 * 1024 * 1024)}`;
+    const size = JSON.stringify({ source }).length;
+    await expectError(await postRun({ source }), 413, `body must be at most 16384 bytes, got ${size}`);
+    expect(await runCount()).toBe(before);
+  });
+
+  it("a body streamed without a Content-Length is cut off at 16 KB", async () => {
+    const before = await runCount();
+    const chunk = new TextEncoder().encode("a".repeat(1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"source":"http://h/'));
+      },
+      pull(c) {
+        if (sent++ < 5 * 1024) c.enqueue(chunk);
+        else c.close();
+      },
+    });
+    await expectError(await post(body), 413, "body must be at most 16384 bytes");
+    expect(sent).toBeLessThan(100); // not read to the end
+    expect(await runCount()).toBe(before);
+  });
+
+  it("a source over 2048 characters is 400 and says so; nothing is stored", async () => {
+    const before = await runCount();
+    const source = `http://h/${"a".repeat(3000)}`;
+    const res = await postRun({ source });
+    await expectError(res, 400, "source must be at most 2048 characters, got 3009");
+    expect(await runCount()).toBe(before);
+  });
+
+  it("credentials in a source never show in GET /runs or GET /runs/:id", async () => {
+    const base = archiveServer().replace("http://", "http://user:secret@");
+    const res = await postRun({ source: `${base}/f/creds-${Date.now()}?token=s3cret&x=1` });
+    expect(res.status).toBe(202);
+    const { run } = (await res.json()) as { run: RunView };
+    const failed = await waitForRun(run.id);
+    // The run used them: D1 holds the source as given, and the fetch failed on the archive, not the URL.
+    const [stored] = await rows<{ source: string }>("SELECT source FROM runs WHERE id = ?", run.id);
+    expect(stored!.source).toContain("user:secret@");
+    expect(stored!.source).toContain("token=s3cret");
+    expect(failed.status).toBe("failed");
+    for (const path of ["/runs", `/runs/${run.id}`]) {
+      const text = await (await call(path)).text();
+      expect(text).toContain(run.id);
+      expect(text).not.toMatch(/user|secret|s3cret/);
+    }
+    expect(failed.source).toMatch(/^http:\/\/\*\*\*@127\.0\.0\.1:\d+\/f\/creds-\d+\?token=\*\*\*&x=\*\*\*$/);
+    // The error still says what failed, where.
+    expect(failed.error).toMatch(
+      /from http:\/\/\*\*\*@127\.0\.0\.1:\d+\/f\/creds-\d+\/[a-z0-9-]+\.gz\?token=\*\*\*&x=\*\*\*$/,
+    );
   });
 });

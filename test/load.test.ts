@@ -1,11 +1,12 @@
 import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chunkDigest } from "../src/pipeline/digest";
 import {
   D1_LIMITS,
   buildInsertStatements,
   chunksStatements,
-  maxRowsPerStatement,
-  runBatch,
+  loadChunks,
+  MAX_ROWS_PER_STATEMENT,
   type ChunkRows,
 } from "../src/pipeline/load";
 import { FLOAT_OF_BYTE, ZERO_PIXEL, ZERO_PIXEL_HEX, float32LE } from "../src/pipeline/transform";
@@ -15,8 +16,20 @@ const utf8 = (s: string) => new TextEncoder().encode(s).length;
 function chunk(count: number, start = 0): ChunkRows {
   const pixels = Uint8Array.from({ length: count * 784 }, (_, i) => (i * 13) % 256);
   const labels = Array.from({ length: count }, (_, i) => (i * 3) % 10).join("");
-  return { split: "train", start, labels, pixels, pixelsPerImage: 784 };
+  return { split: "train", start, labels, pixels, pixelsPerImage: 784, digest: "0123456789abcdef0123456789abcdef" };
 }
+
+/** A run row in the state a consumer writes for: loading. */
+const RUN = "load-test";
+beforeAll(async () => {
+  const at = new Date().toISOString();
+  await env.DB.prepare(
+    "INSERT INTO runs (id, trigger, source, status, chunks_total, created_at, updated_at) VALUES (?1, 'http', 'test', 'loading', 99, ?2, ?2)",
+  )
+    .bind(RUN, at)
+    .run();
+});
+afterAll(() => env.DB.prepare("UPDATE runs SET status = 'failed' WHERE id = ?").bind(RUN).run());
 
 describe("statement building within D1's limits", () => {
   it("keeps every statement within the bound-parameter, SQL-length and value-size limits", () => {
@@ -28,18 +41,18 @@ describe("statement building within D1's limits", () => {
         for (const p of s.params) if (typeof p === "string") expect(utf8(p)).toBeLessThanOrEqual(D1_LIMITS.valueBytes);
       }
     }
-    // A request for more rows than fit is capped at what fits: one parameter per row, plus the run id for the shadow.
-    expect(buildInsertStatements(chunk(500), 10_000).length).toBe(5);
-    expect(buildInsertStatements(chunk(500), 10_000, { into: "images_next", runId: "r" }).length).toBe(6);
-    expect(maxRowsPerStatement({ into: "images" })).toBe(100);
+    // A request for more rows than fit is capped at what fits: one parameter per row, plus the run id.
+    expect(MAX_ROWS_PER_STATEMENT).toBe(99);
+    expect(buildInsertStatements("r", chunk(500), 10_000).length).toBe(6);
   });
 
   it("spreads a chunk evenly over the fewest inserts, each row once with its label and own parameter", () => {
     const rows = chunk(500, 1000);
     const statements = chunksStatements("run-1", [rows], 125, "t");
-    expect(statements.length).toBe(6 + 3); // 99 rows at most with the run id: 6 inserts of 84/84/84/84/84/80
+    expect(statements.length).toBe(1 + 6 + 3); // the ledger row, 6 inserts of 84/84/84/84/84/80 (99 at most), the run's
+    expect(statements[0]!.params).toEqual(["run-1", "train", 1000, 500, rows.digest]);
     const seen: number[] = [];
-    for (const s of statements.slice(0, 6)) {
+    for (const s of statements.slice(1, 7)) {
       expect(s.params[0]).toBe("run-1");
       for (const [, idx, label, param] of s.sql.matchAll(/\('train',(\d+),(\d+),\?(\d+)\)/g)) {
         const k = Number(idx) - 1000;
@@ -54,11 +67,10 @@ describe("statement building within D1's limits", () => {
       }
     }
     expect(seen).toEqual(Array.from({ length: 500 }, (_, i) => 1000 + i));
-    expect(statements.slice(0, 6).map((s) => s.params.length - 1)).toEqual([84, 84, 84, 84, 84, 80]);
-    expect(statements[6]!.params).toEqual(["run-1", "train", 1000, 500]);
+    expect(statements.slice(1, 7).map((s) => s.params.length - 1)).toEqual([84, 84, 84, 84, 84, 80]);
   });
 
-  it("puts several chunks in one batch: each chunk's inserts and ledger row, then the run's progress and state", () => {
+  it("puts several chunks in one batch: each chunk's ledger row and inserts, then the run's progress, state and ledger", () => {
     const statements = chunksStatements("run-1", [chunk(160, 0), chunk(160, 160), chunk(80, 320)], 100, "t");
     const kinds = statements.map((s) =>
       s.sql.startsWith("INSERT INTO images_next")
@@ -68,38 +80,41 @@ describe("statement building within D1's limits", () => {
           : s.sql.split(/\s/)[0],
     );
     expect(kinds).toEqual([
-      "rows",
-      "rows",
       "ledger 0",
       "rows",
       "rows",
       "ledger 160",
       "rows",
+      "rows",
       "ledger 320",
+      "rows",
       "UPDATE",
+      "SELECT",
       "SELECT",
     ]);
   });
 
-  it("refuses a split, start or labels that would not be safe as SQL literals", () => {
-    expect(() => buildInsertStatements({ ...chunk(1), split: "x'); DROP TABLE images; --" as "train" }, 10)).toThrow(
-      "invalid split",
-    );
-    expect(() => buildInsertStatements({ ...chunk(1), labels: "a" }, 10)).toThrow("invalid split, start or labels");
-    expect(() => buildInsertStatements({ ...chunk(1), start: 1.5 }, 10)).toThrow("invalid split, start or labels");
+  it("refuses a split, start, labels or digest that would not be safe as SQL literals", () => {
+    const build = (rows: ChunkRows) => () => buildInsertStatements("r", rows, 10);
+    expect(build({ ...chunk(1), split: "x'); DROP TABLE images; --" as "train" })).toThrow("invalid split");
+    expect(build({ ...chunk(1), labels: "a" })).toThrow("invalid split, start or labels");
+    expect(build({ ...chunk(1), start: 1.5 })).toThrow("invalid split, start or labels");
+    expect(build({ ...chunk(1), digest: "' OR 1 = 1 --" })).toThrow("invalid digest");
   });
 
   it("rejects pixel data that does not match the label count", () => {
-    expect(() => buildInsertStatements({ ...chunk(3), labels: "12" }, 10)).toThrow("2 images of 784");
+    expect(() => buildInsertStatements("r", { ...chunk(3), labels: "12" }, 10)).toThrow("2 images of 784");
   });
 
   it("writes rows that D1 decodes into the exact float32 bytes, and rewriting is idempotent", async () => {
-    const rows = chunk(7, 40);
-    const statements = buildInsertStatements(rows, 3);
-    await runBatch(env.DB, statements);
-    await runBatch(env.DB, statements); // a redelivered message
+    const rows = { ...chunk(7, 40), split: "test" as const };
+    const exact = { ...rows, digest: await chunkDigest(rows.labels, rows.pixels) };
+    await loadChunks(env.DB, RUN, [exact], 3, "t");
+    const again = await loadChunks(env.DB, RUN, [exact], 3, "t"); // a redelivered message
+    expect(again.ledger).toEqual([{ split: "test", start: 40, digest: exact.digest }]);
+    expect(again.state).toEqual({ status: "loading", total: 99, committed: 1 });
     const { results } = await env.DB.prepare(
-      "SELECT idx, label, pixels FROM images WHERE split = 'train' ORDER BY idx",
+      "SELECT idx, label, pixels FROM images_next WHERE split = 'test' ORDER BY idx",
     ).all<{ idx: number; label: number; pixels: number[] }>();
     expect(results.map((r) => r.idx)).toEqual([40, 41, 42, 43, 44, 45, 46]);
     results.forEach((r, i) => {
@@ -109,5 +124,18 @@ describe("statement building within D1's limits", () => {
       );
       expect(Uint8Array.from(r.pixels)).toEqual(expected);
     });
+  });
+
+  it("keeps the first version of a chunk: another one writes no row and finds the first digest in the ledger", async () => {
+    const first = { ...chunk(5, 500), digest: "a".repeat(32) };
+    await loadChunks(env.DB, RUN, [first], 100, "t");
+    const before = await env.DB.prepare("SELECT idx, label, hex(pixels) AS h FROM images_next WHERE idx >= 500").all();
+    const other = { ...chunk(5, 500), pixels: new Uint8Array(5 * 784).fill(255), digest: "b".repeat(32) };
+    const { ledger, state } = await loadChunks(env.DB, RUN, [other], 100, "t");
+    expect(ledger).toEqual([{ split: "train", start: 500, digest: first.digest }]);
+    expect(state!.committed).toBe(2);
+    const after = await env.DB.prepare("SELECT idx, label, hex(pixels) AS h FROM images_next WHERE idx >= 500").all();
+    expect(after.results).toEqual(before.results);
+    expect(after.results).toHaveLength(5);
   });
 });

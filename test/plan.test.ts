@@ -32,7 +32,7 @@ describe("chunk planning", () => {
     const most = maxChunkImages(784);
     expect(most).toBe(162);
     const full = chunkMessage(
-      "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c",
+      { runId: "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", attempt: 12 },
       { split: "train", start: 59_840, count: most, labels: "7".repeat(most) },
       new Uint8Array(most * 784),
     );
@@ -47,7 +47,9 @@ describe("chunk planning", () => {
     const messages = [
       ...planChunks({ split: "train", labels: labels(60000) }, 160),
       ...planChunks({ split: "test", labels: labels(10000) }, 160),
-    ].map((p) => chunkMessage("6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", p, new Uint8Array(p.count * 784)));
+    ].map((p) =>
+      chunkMessage({ runId: "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", attempt: 1 }, p, new Uint8Array(p.count * 784)),
+    );
     expect(messages).toHaveLength(375 + 63);
     const batches = packBatches(messages);
     expect(batches.flat()).toEqual(messages);
@@ -69,14 +71,23 @@ describe("chunk planning", () => {
 
 describe("queue message parsing", () => {
   it("accepts well-formed messages and nothing else", () => {
-    expect(parseMessage({ kind: "extract", runId: "r", force: false })).toEqual({
+    expect(parseMessage({ kind: "extract", runId: "r", attempt: 2, force: false })).toEqual({
       kind: "extract",
       runId: "r",
+      attempt: 2,
       force: false,
+    });
+    // A message queued before runs had attempts belongs to the first one.
+    expect(parseMessage({ kind: "extract", runId: "r", force: true })).toEqual({
+      kind: "extract",
+      runId: "r",
+      attempt: 1,
+      force: true,
     });
     const chunk = {
       kind: "chunk",
       runId: "r",
+      attempt: 3,
       split: "test",
       start: 5,
       count: 3,
@@ -94,6 +105,8 @@ describe("queue message parsing", () => {
       { ...chunk, labels: "01" },
       { ...chunk, labels: "0a9" },
       { ...chunk, runId: "" },
+      { ...chunk, attempt: 0 },
+      { ...chunk, attempt: "2" },
       { ...chunk, pixels: undefined },
       { ...chunk, pixels: Array.from({ length: 3 * 784 }, () => 0) },
       { ...chunk, pixels: new Uint8Array(0) },

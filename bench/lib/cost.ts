@@ -65,7 +65,7 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
   const ppi = pixelsPerImage(FASHION_MNIST);
   const messages = FASHION_MNIST.splits.flatMap((s) =>
     planChunks({ split: s.split, labels: new Uint8Array(counts[s.split]) }, config.chunkSize).map((p) =>
-      chunkMessage("00000000-0000-4000-8000-000000000000", p, new Uint8Array(p.count * ppi)),
+      chunkMessage({ runId: "00000000-0000-4000-8000-000000000000", attempt: 1 }, p, new Uint8Array(p.count * ppi)),
     ),
   );
   const batches = packBatches(messages);
@@ -73,7 +73,9 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
   // Statement counts from the real builder, for deliveries of max_batch_size messages.
   let statements = 0;
   for (let i = 0; i < messages.length; i += consumer.maxBatchSize) {
-    const delivery = messages.slice(i, i + consumer.maxBatchSize).map((m) => ({ ...m, pixelsPerImage: ppi }));
+    const delivery = messages
+      .slice(i, i + consumer.maxBatchSize)
+      .map((m) => ({ ...m, pixelsPerImage: ppi, digest: "0".repeat(32) }));
     statements += chunksStatements(delivery[0]!.runId, delivery, config.rowsPerStatement, "").length;
   }
   const perInvocation = chunkInvocationCost({

@@ -1,7 +1,7 @@
 /**
  * Typed view of the tables that migrations/ creates. The SQL
  * files are the source of truth for the database; this file mirrors them for
- * drizzle-orm's typed queries, and test/schema.test.ts checks the two agree.
+ * drizzle-orm's typed queries, and test/config.test.ts checks the two agree.
  */
 import { blob, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { SPLITS } from "../datasets";
@@ -61,6 +61,8 @@ export const runs = sqliteTable("runs", {
   testLoaded: integer("test_loaded").notNull().default(0),
   chunksTotal: integer("chunks_total"),
   unchanged: integer("unchanged", { mode: "boolean" }).notNull().default(false),
+  attempt: integer("attempt").notNull().default(1),
+  resumable: integer("resumable", { mode: "boolean" }).notNull().default(true),
   error: text("error"),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
@@ -78,9 +80,20 @@ export const runChunks = sqliteTable(
     split: text("split", { enum: SPLITS }).notNull(),
     start: integer("start").notNull(),
     count: integer("count").notNull(),
+    /** chunkDigest of the labels and pixels loaded for it (migrations/0004_run_versions.sql). */
+    digest: text("digest"),
   },
   (t) => [primaryKey({ columns: [t.runId, t.split, t.start] })],
 );
+
+/** The guard row of a shadow reset (migrations/0004_run_versions.sql). */
+export const shadowClaims = sqliteTable("shadow_claims", {
+  runId: text("run_id")
+    .primaryKey()
+    .references(() => runs.id, { onDelete: "cascade" }),
+  runStatus: text("run_status").notNull(),
+  claimedAt: text("claimed_at").notNull(),
+});
 
 export const classCounts = sqliteTable(
   "class_counts",

@@ -1,12 +1,13 @@
-/** The JSON shape of a run, as GET /runs and GET /runs/:id answer it. */
+/** The JSON shape of a run, as GET /runs and GET /runs/:id answer it: URLs in it redacted (it is public). */
 import type { Run } from "../db/schema";
+import { redactText, redactUrl } from "../pipeline/source";
 
 export function presentRun(run: Run) {
   const end = run.finishedAt ?? run.updatedAt;
   return {
     id: run.id,
     trigger: run.trigger,
-    source: run.source,
+    source: redactUrl(run.source),
     status: run.status,
     unchanged: run.unchanged,
     splits: {
@@ -14,8 +15,12 @@ export function presentRun(run: Run) {
       test: { expected: run.testExpected, loaded: run.testLoaded },
     },
     chunksTotal: run.chunksTotal,
+    /** 1, then one more per resume. */
+    attempt: run.attempt,
+    /** Whether POST /runs/:id/resume may pick it up (refused still if a later run has started). */
+    resumable: run.status === "failed" && run.resumable && run.chunksTotal !== null,
     checksums: run.checksums,
-    error: run.error,
+    error: run.error === null ? null : redactText(run.error),
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,

@@ -8,7 +8,7 @@
  * every binding call (D1, Queues) as a subrequest, and the completion check
  * takes its longest path (counts disagree → fail the run).
  */
-import { maxRowsPerStatement, swapStatements } from "./load";
+import { MAX_ROWS_PER_STATEMENT, swapStatements } from "./load";
 
 const SWAP_STATEMENTS = swapStatements("run", { train: 0, test: 0 }, "").length;
 
@@ -25,8 +25,8 @@ export interface ConsumerShape {
 /** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
 const COMPLETION_QUERIES = 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
 const COMPLETION_CALLS = 6;
-/** load.ts chunksStatements: after the chunks, the progress update and the run-state read. */
-const RUN_STATEMENTS = 2;
+/** load.ts chunksStatements: after the chunks, the progress update, the run-state read and the ledger read. */
+const RUN_STATEMENTS = 3;
 
 export interface InvocationCost {
   readonly insertsPerChunk: number;
@@ -38,7 +38,7 @@ export interface InvocationCost {
 
 /** Chunks load into the shadow table, whose inserts also bind the run id. */
 export function insertsPerChunk(chunkSize: number, rowsPerStatement: number): number {
-  return Math.ceil(chunkSize / Math.min(rowsPerStatement, maxRowsPerStatement({ into: "images_next", runId: "" })));
+  return Math.ceil(chunkSize / Math.min(rowsPerStatement, MAX_ROWS_PER_STATEMENT));
 }
 
 /**

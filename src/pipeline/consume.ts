@@ -7,7 +7,8 @@
 import { FASHION_MNIST, pixelsPerImage } from "../datasets";
 import type { Config } from "../env";
 import { errorMessage, isRetryable } from "../errors";
-import { loadChunks, type RunState } from "./load";
+import { chunkDigest } from "./digest";
+import { loadChunks, type ChunkRows, type LoadResult } from "./load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { completeIfDone, database, failRun, getRun, noteRetry } from "./runs";
 
@@ -49,10 +50,17 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
       else msg.retry({ delaySeconds: retryDelaySeconds(msg.attempts) });
     }
   };
-  let state: RunState | undefined;
+  let rows: ChunkRows[];
+  let loaded: LoadResult;
   try {
-    const rows = deliveries.map(({ chunk }) => ({ ...chunk, pixelsPerImage: ppi }));
-    state = await loadChunks(env.DB, runId, rows, cfg.rowsPerStatement, new Date().toISOString());
+    rows = await Promise.all(
+      deliveries.map(async ({ chunk }) => ({
+        ...chunk,
+        pixelsPerImage: ppi,
+        digest: await chunkDigest(chunk.labels, chunk.pixels),
+      })),
+    );
+    loaded = await loadChunks(env.DB, runId, rows, cfg.rowsPerStatement, new Date().toISOString());
   } catch (err) {
     const reason = `${what}: ${errorMessage(err)}`;
     if (isRetryable(err)) {
@@ -65,6 +73,19 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
       await failRun(db, runId, reason);
       settle("ack");
     }
+    return;
+  }
+  const { state, ledger } = loaded;
+  // The ledger kept another digest for a chunk: these bytes are another version of
+  // images the run already has, and no row of theirs was written. Neither can win.
+  const other = rows.find((r) =>
+    ledger.some((e) => e.split === r.split && e.start === r.start && e.digest !== r.digest),
+  );
+  if (state?.status === "loading" && other) {
+    const reason = `${describeChunk({ ...other, count: other.labels.length })} changed while the run was loading (a delivery carried other bytes than those already loaded); start a new run`;
+    console.error(`run ${runId} failed: ${reason}`);
+    await failRun(db, runId, reason, { resumable: false });
+    settle("ack");
     return;
   }
   if (state?.status === "loading" && state.total !== null && state.committed >= state.total) {
@@ -88,7 +109,8 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       const what = m.kind === "chunk" ? describeChunk(m) : "extraction";
       const last = run?.error ? `; last error: ${run.error.replace(/^retrying: /, "")}` : "";
       const reason = `${what} failed on every delivery and went to the dead-letter queue${last}`;
-      if (await failRun(db, m.runId, reason)) console.error(`run ${m.runId} failed: ${reason}`);
+      // Only the attempt that sent it: a resumed run re-sends what it lacks.
+      if (await failRun(db, m.runId, reason, { attempt: m.attempt })) console.error(`run ${m.runId} failed: ${reason}`);
     } else {
       console.error(`idx-etl-dlq: dropping malformed message ${msg.id}`);
     }

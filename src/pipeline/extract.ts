@@ -11,6 +11,26 @@ import { EtlError } from "../errors";
 import { openArchive, readBody, withRetries, type Fetch, type RetryPolicy } from "./download";
 import { VerifyingGunzip } from "./gunzip";
 import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader, type IdxHeader } from "./idx";
+import { archiveUrl } from "./source";
+
+/**
+ * Where an archive's MD5 goes once the whole archive has been read, before the
+ * archive's last chunk is handed on: the job pins it to the run, and throws to
+ * refuse an archive whose bytes differ from those the run already used.
+ */
+export type ChecksumSink = (file: string, md5: string) => Promise<void>;
+
+/** A ChecksumSink that only collects (tests, benchmarks): the first MD5 seen per file, later ones must match. */
+export function collectChecksums(): { readonly sink: ChecksumSink; readonly values: Record<string, string> } {
+  const values: Record<string, string> = {};
+  return {
+    values,
+    sink: async (file, md5) => {
+      values[file] ??= md5;
+      if (values[file] !== md5) throw new EtlError(`${file}: MD5 ${md5} differs from the ${values[file]} read before`);
+    },
+  };
+}
 
 /** An incremental MD5: Workers have crypto.DigestStream, Node has createHash. */
 export interface Digest {
@@ -22,6 +42,8 @@ export interface ExtractDeps {
   readonly fetch: Fetch;
   readonly md5: () => Digest;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Aborted when the work is no longer wanted: the download stops at once, with the signal's reason, and is not retried. */
+  readonly stop?: AbortSignal;
 }
 
 export interface ExtractOptions {
@@ -51,12 +73,12 @@ export interface ImageChunk {
 /**
  * Phase 1: the labels files — small, and they say how many images each split
  * has, so the run can be planned before the images arrive. Each label is checked
- * to be a class. `checksums` collects the archives' MD5s.
+ * to be a class. Each archive's MD5 goes to `checksums` once it is known.
  */
 export async function extractLabels(
   opts: ExtractOptions,
   deps: ExtractDeps,
-  checksums: Record<string, string>,
+  checksums: ChecksumSink,
 ): Promise<SplitLabels[]> {
   const out: SplitLabels[] = [];
   for (const spec of opts.dataset.splits) {
@@ -90,11 +112,7 @@ export async function extractLabels(
  * tell that a source still serves the archives of the last complete run, which
  * was fully verified when it loaded.
  */
-export async function hashImages(
-  opts: ExtractOptions,
-  deps: ExtractDeps,
-  checksums: Record<string, string>,
-): Promise<void> {
+export async function hashImages(opts: ExtractOptions, deps: ExtractDeps, checksums: ChecksumSink): Promise<void> {
   for (const spec of opts.dataset.splits) {
     await fetchVerified(opts, deps, spec.images.file, spec.images.md5, checksums, hashOnly);
   }
@@ -113,7 +131,7 @@ export async function extractImages(
   labels: readonly SplitLabels[],
   chunkImages: number,
   onChunk: (chunk: ImageChunk) => Promise<void>,
-  checksums: Record<string, string>,
+  checksums: ChecksumSink,
 ): Promise<void> {
   for (const spec of opts.dataset.splits) {
     const count = labels.find((l) => l.split === spec.split)?.count ?? 0;
@@ -126,12 +144,19 @@ export async function extractImages(
 /** What is done with an archive's compressed bytes as they arrive. */
 interface ArchiveReader<T> {
   push(block: Uint8Array): Promise<void>;
-  /** After the whole archive arrived and its MD5 was checked. */
+  /** After the whole archive arrived: every check of its content (gzip CRC and length, IDX counts); throws if one fails. */
+  verify(): Promise<void>;
+  /** After verify and the MD5's checks: hands on what was held back, and returns what the archive yielded. */
   end(): Promise<T>;
   abort(reason: unknown): Promise<void>;
 }
 
-const hashOnly = (): ArchiveReader<void> => ({ push: async () => {}, end: async () => {}, abort: async () => {} });
+const hashOnly = (): ArchiveReader<void> => ({
+  push: async () => {},
+  verify: async () => {},
+  end: async () => {},
+  abort: async () => {},
+});
 
 /** gunzip (with its CRC and length checks) into an IDX sink; a fresh sink per attempt. */
 const inflateInto =
@@ -143,17 +168,19 @@ const inflateInto =
       push: async (block) => {
         for (const out of gunzip.push(block)) await sink.write(out);
       },
-      end: async () => {
+      verify: async () => {
         for (const out of gunzip.finish()) await sink.write(out);
-        return sink.finish();
+        sink.verify();
       },
+      end: () => sink.finish(),
       abort: (reason) => sink.abort(reason),
     };
   };
 
-/** Where inflated bytes go; `finish` returns what the archive yielded. */
+/** Where inflated bytes go; `verify` checks they are all there, `finish` returns what the archive yielded. */
 interface Sink<T> {
   write(chunk: Uint8Array): Promise<void>;
+  verify(): void;
   finish(): Promise<T>;
   abort(reason: unknown): Promise<void>;
 }
@@ -164,30 +191,38 @@ async function fetchVerified<T>(
   deps: ExtractDeps,
   file: string,
   md5: string,
-  checksums: Record<string, string>,
+  checksums: ChecksumSink,
   makeReader: () => ArchiveReader<T>,
 ): Promise<T> {
-  const url = `${opts.source.replace(/\/+$/, "")}/${file}`;
+  const url = archiveUrl(opts.source, file);
   return withRetries(
     opts.retry,
-    async (signal, _n, progress) => {
-      const body = await openArchive(deps.fetch, url, file, signal);
+    async (attemptSignal, _n, progress) => {
+      deps.stop?.throwIfAborted();
+      const signal = deps.stop ? AbortSignal.any([attemptSignal, deps.stop]) : attemptSignal;
+      const body = await openArchive(deps.fetch, url, file, signal).catch((err: unknown) => {
+        deps.stop?.throwIfAborted();
+        throw err;
+      });
       const digest = deps.md5();
       const reader = makeReader();
       try {
-        for await (const block of readBody(body, file, signal, progress)) {
+        for await (const block of readBody(body, file, url, signal, progress)) {
           await digest.update(block);
           await reader.push(block);
         }
         const actual = await digest.hex();
-        checksums[file] = actual;
         if (opts.official && actual !== md5) {
           throw new EtlError(`${file}: MD5 ${actual} does not match the published ${md5}`);
         }
+        await reader.verify();
+        // Pinned only once the archive proved whole: a corrupt download is not a version of the source.
+        await checksums(file, actual);
         return await reader.end();
       } catch (err) {
         await reader.abort(err);
         await body.cancel().catch(() => {});
+        deps.stop?.throwIfAborted();
         throw err;
       }
     },
@@ -226,6 +261,10 @@ abstract class IdxSink<T> implements Sink<T> {
     }
     this.bodyBytes += chunk.length;
     if (chunk.length > 0) await this.body(chunk);
+  }
+
+  verify(): void {
+    this.checkComplete();
   }
 
   protected checkComplete(): IdxHeader {

@@ -9,15 +9,28 @@
  * unchanged source completes without inflating a byte or writing a row; a
  * changed one is then downloaded again and loaded. Either way the rows go to
  * the shadow table and only a fully loaded, verified run is swapped in.
+ *
+ * One version per run: every archive's MD5 is pinned to the run the first time
+ * the run reads the whole archive, and every chunk's bytes are compared with
+ * what the run already holds for it (produce.ts, and the consumer against the
+ * ledger). Bytes that differ fail the run for good, whatever the path.
  */
 import { FASHION_MNIST, type Split } from "../datasets";
 import type { Config } from "../env";
-import { EtlError, errorMessage, isRetryable } from "../errors";
-import { extractImages, extractLabels, hashImages, type Digest, type ExtractOptions, type ImageChunk } from "./extract";
-import type { ChunkMessage, ExtractMessage } from "./messages";
-import { BatchBuilder, chunkMessage, planChunks, type ChunkPlan } from "./plan";
+import { EtlError, SourceChangedError, errorMessage, isRetryable } from "../errors";
 import {
-  chunkKey,
+  extractImages,
+  extractLabels,
+  hashImages,
+  type ChecksumSink,
+  type Digest,
+  type ExtractOptions,
+} from "./extract";
+import type { ExtractMessage } from "./messages";
+import { planChunks } from "./plan";
+import { Producer } from "./produce";
+import { sameSource } from "./source";
+import {
   committedChunks,
   completeIfDone,
   completeUnchanged,
@@ -26,10 +39,12 @@ import {
   forgetChunks,
   getRun,
   hasCompleteRun,
+  heartbeat,
+  HEARTBEATS_PER_LEASE,
   markExtracting,
   markLoading,
   noteRetry,
-  recordChecksums,
+  pinChecksum,
   unchangedSince,
   type Db,
 } from "./runs";
@@ -47,114 +62,134 @@ export const workersMd5 = (): Digest => {
   };
 };
 
+/** The run stopped being this job's (abandoned, failed elsewhere, resumed as a new attempt): stop quietly. */
+class RunGone extends EtlError {
+  constructor(runId: string) {
+    super(`run ${runId} is no longer active in this attempt; extraction stopped`, false);
+  }
+}
+
+/**
+ * Pins each archive's MD5 to the run the first time the run sees it, and
+ * refuses an archive whose bytes differ from those the run already used (by an
+ * earlier pass, download attempt, job delivery or resume). `values` keeps
+ * what was pinned, for the unchanged-source check.
+ */
+function pinner(db: Db, runId: string): { sink: ChecksumSink; values: Record<string, string> } {
+  const values: Record<string, string> = {};
+  const sink: ChecksumSink = async (file, md5) => {
+    const pinned = await pinChecksum(db, runId, file, md5);
+    if (pinned === undefined) throw new RunGone(runId);
+    if (pinned !== md5)
+      throw new SourceChangedError(
+        `${file} changed while the run was loading (MD5 ${md5}, was ${pinned}); start a new run`,
+      );
+    values[file] = md5;
+  };
+  return { sink, values };
+}
+
+/**
+ * Renews the run's lease while the job works, so a crashed job is noticed
+ * within a lease but a long download is not mistaken for one. Learns, too,
+ * when the run is no longer this job's, so the job stops early.
+ */
+class Lease {
+  private readonly gone = new AbortController();
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(db: Db, runId: string, attempt: number, everyMs: number) {
+    this.timer = setInterval(() => {
+      heartbeat(db, runId, attempt).then(
+        (alive) => {
+          if (!alive) this.gone.abort(new RunGone(runId));
+        },
+        (err: unknown) => console.warn(`run ${runId}: heartbeat failed (${errorMessage(err)})`),
+      );
+    }, everyMs);
+  }
+
+  /** Aborted, with a RunGone reason, once the run is no longer this job's. */
+  get signal(): AbortSignal {
+    return this.gone.signal;
+  }
+
+  end(): void {
+    clearInterval(this.timer);
+  }
+}
+
 export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config): Promise<void> {
   const db = database(env.DB);
   const run = await getRun(db, msg.runId);
+  // A job of an earlier attempt (a resume superseded it) does nothing.
+  if (!run || run.attempt !== msg.attempt) return;
   // A redelivered job for a run that is loading re-sends what the ledger lacks
   // (idempotent); for a finished run there is nothing left to do.
-  if (!run || !(run.status === "loading" || (await markExtracting(db, run.id)))) return;
+  if (!(run.status === "loading" || (await markExtracting(db, run.id)))) return;
   const opts: ExtractOptions = {
     dataset: FASHION_MNIST,
     source: run.source,
-    official: run.source === cfg.defaultSource,
+    // Spelled differently (a trailing slash, the host's case), the default source is still held to the published MD5s.
+    official: sameSource(run.source, cfg.defaultSource),
     retry: cfg.retry,
   };
-  const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
+  const lease = new Lease(db, run.id, run.attempt, cfg.leaseMs / HEARTBEATS_PER_LEASE);
+  const deps = {
+    fetch: (url: string, init?: RequestInit) => fetch(url, init),
+    md5: workersMd5,
+    stop: lease.signal,
+  };
   try {
-    const checksums: Record<string, string> = {};
-    const labels = await extractLabels(opts, deps, checksums);
+    const pins = pinner(db, run.id);
+    const labels = await extractLabels(opts, deps, pins.sink);
     const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
     const planned = labels.flatMap((l) => planChunks(l, cfg.chunkSize));
-    const plan = { expected, chunksTotal: planned.length };
 
     if (run.status !== "loading" && !msg.force && (await hasCompleteRun(db))) {
-      await hashImages(opts, deps, checksums);
-      if (await unchangedSince(db, checksums, expected)) {
-        await completeUnchanged(db, run.id, { checksums, expected });
+      await hashImages(opts, deps, pins.sink);
+      if (await unchangedSince(db, pins.values, expected)) {
+        await completeUnchanged(db, run.id, { expected });
         return;
       }
     }
-    if (!(await markLoading(db, run.id, { ...plan, checksums }))) return;
-    // What the archives must still hash to once inflated: the ones hashed above, and
-    // for a resumed or redelivered run the ones it began loading with.
-    const pinned = { ...(run.checksums ?? {}), ...checksums };
-    const fanOut = new FanOut(db, env.CHUNKS, run.id, planned);
-    await fanOut.readLedger();
-    await extractImages(opts, deps, labels, cfg.chunkSize, (chunk) => fanOut.add(chunk), checksums);
-
-    const changed = Object.entries(pinned).find(([file, md5]) => checksums[file] !== md5);
-    if (changed)
-      throw new EtlError(
-        `${changed[0]} changed while the run was loading (MD5 ${checksums[changed[0]]}, was ${changed[1]}); start a new run`,
-      );
-    await recordChecksums(db, run.id, checksums);
-    // Only now the last chunks go out: no run completes before every check above passed.
-    await fanOut.flush();
-    if (fanOut.sent === 0) await completeIfDone(db, run.id);
+    if (!(await markLoading(db, run.id, { expected, chunksTotal: planned.length }))) return;
+    let committed = await committedChunks(db, run.id);
+    if (!Producer.ledgerFits(planned, committed)) {
+      // Another plan's ledger (CHUNK_SIZE changed before a resume) cannot say what is loaded: load everything again.
+      await forgetChunks(db, run.id);
+      committed = new Map();
+    }
+    const producer = new Producer({
+      run: { runId: run.id, attempt: run.attempt },
+      planned,
+      committed,
+      // v8: the pixels travel as bytes (JSON would spell each one out as a number).
+      send: async (messages) => {
+        await env.CHUNKS.sendBatch(messages.map((body) => ({ body, contentType: "v8" as const })));
+      },
+      check: () => lease.signal.throwIfAborted(),
+    });
+    // Each images file's last chunk is handed over only after its archive passed every check.
+    await extractImages(opts, deps, labels, cfg.chunkSize, (chunk) => producer.add(chunk), pins.sink);
+    await producer.flush();
+    if (producer.sent === 0) await completeIfDone(db, run.id);
   } catch (err) {
     const reason = errorMessage(err);
+    if (err instanceof RunGone || lease.signal.aborted) {
+      console.warn(reason);
+      return;
+    }
     if (isRetryable(err)) {
       await noteRetry(db, run.id, reason);
       throw err;
     }
     console.error(`run ${run.id} failed: ${reason}`);
-    await failRun(db, run.id, reason);
-  }
-}
-
-/**
- * Turns inflated chunks into messages and sends them, packed into sendBatch
- * calls, skipping the chunks the ledger already has and any a retried download
- * hands over again. The last batch is held until `flush`.
- */
-class FanOut {
-  private readonly plans = new Map<string, ChunkPlan>();
-  private readonly batch = new BatchBuilder<ChunkMessage>();
-  private skip = new Set<string>();
-  sent = 0;
-
-  constructor(
-    private readonly db: Db,
-    private readonly queue: Queue,
-    private readonly runId: string,
-    planned: readonly ChunkPlan[],
-  ) {
-    for (const p of planned) this.plans.set(chunkKey(p), p);
-  }
-
-  /**
-   * A redelivered or resumed job sends only what the ledger lacks. If the
-   * ledger holds chunks of another plan (CHUNK_SIZE changed before a resume),
-   * it cannot say what is loaded: forget it and load everything again.
-   */
-  async readLedger(): Promise<void> {
-    const committed = await committedChunks(this.db, this.runId);
-    if ([...committed].some((k) => !this.plans.has(k))) {
-      await forgetChunks(this.db, this.runId);
-      this.skip = new Set();
-    } else {
-      this.skip = committed;
-    }
-  }
-
-  async add(chunk: ImageChunk): Promise<void> {
-    const key = chunkKey(chunk);
-    const plan = this.plans.get(key);
-    if (plan === undefined) throw new Error(`chunk ${key} is not in the run's plan`);
-    if (this.skip.has(key)) return;
-    this.skip.add(key);
-    const full = this.batch.add(chunkMessage(this.runId, plan, chunk.pixels));
-    if (full) await this.send(full);
-  }
-
-  async flush(): Promise<void> {
-    const last = this.batch.drain();
-    if (last.length > 0) await this.send(last);
-  }
-
-  private async send(messages: ChunkMessage[]): Promise<void> {
-    // v8: the pixels travel as bytes (JSON would spell each one out as a number).
-    await this.queue.sendBatch(messages.map((body) => ({ body, contentType: "v8" as const })));
-    this.sent += messages.length;
+    await failRun(db, run.id, reason, {
+      resumable: !(err instanceof SourceChangedError),
+      attempt: run.attempt,
+    });
+  } finally {
+    lease.end();
   }
 }

@@ -7,6 +7,7 @@
  */
 import { isSplit, type Split } from "../datasets";
 import { EtlError } from "../errors";
+import { isChunkDigest } from "./digest";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "./transform";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
@@ -15,8 +16,6 @@ export const D1_LIMITS = {
   sqlBytes: 100_000,
   /** Largest string or BLOB value, bound parameters included. */
   valueBytes: 2_000_000,
-  /** Queries per Worker invocation on the free plan (1,000 on paid). */
-  queriesPerInvocation: 50,
 } as const;
 
 export interface Statement {
@@ -24,15 +23,8 @@ export interface Statement {
   readonly params: readonly (string | number)[];
 }
 
-/** Where buildInsertStatements writes: `images` directly, or run `runId`'s shadow rows. */
-export type InsertTarget = { readonly into: "images" } | { readonly into: "images_next"; readonly runId: string };
-
-/**
- * The most rows one statement can carry: one bound parameter per row (its
- * pixels as hex), plus the run id when writing to the shadow table.
- */
-export const maxRowsPerStatement = (target: InsertTarget): number =>
-  D1_LIMITS.boundParameters - (target.into === "images_next" ? 1 : 0);
+/** The most rows one statement can carry: one bound parameter per row (its pixels as hex), plus the run id. */
+export const MAX_ROWS_PER_STATEMENT = D1_LIMITS.boundParameters - 1;
 
 export interface ChunkRows {
   readonly split: Split;
@@ -42,28 +34,29 @@ export interface ChunkRows {
   /** count × pixelsPerImage raw uint8 pixels, as stored in the IDX file. */
   readonly pixels: Uint8Array;
   readonly pixelsPerImage: number;
+  /** chunkDigest(labels, pixels): the version of these images this delivery writes. */
+  readonly digest: string;
 }
 
 /**
- * Multi-row inserts: `VALUES ('train', 1000, 9, ?1), …` with each image's
- * float32 bytes bound as packed hex (a zero pixel as one character, see
- * transform.ts) and decoded by `unhex(replace(…))` in SQL. Measured against
- * the alternatives (bench/alternatives.md): binding a Uint8Array is ~8× slower
- * through the D1 binding, one JSON parameter walked by `json_each` spends ~2×
- * longer inside SQLite than these per-row parameters, and plain hex sends ~44%
- * more text across. Split, index and label are literals: they come from a
- * validated enum and validated integers, and keeping them out of the
- * parameters leaves the 100 for pixels. Rows are spread evenly over the fewest
- * statements. ON CONFLICT makes a rewrite idempotent; shadow writes happen
- * only while the run is loading, checked in the same transaction, so a late
- * duplicate of a finished run writes nothing.
+ * Multi-row inserts into run `runId`'s shadow rows: `VALUES ('train', 1000,
+ * 9, ?2), …` with each image's float32 bytes bound as packed hex (a zero pixel
+ * as one character, see transform.ts) and decoded by `unhex(replace(…))` in
+ * SQL. Measured against the alternatives (bench/alternatives.md): binding a
+ * Uint8Array is ~8× slower through the D1 binding, one JSON parameter walked
+ * by `json_each` spends ~2× longer inside SQLite than these per-row
+ * parameters, and plain hex sends ~44% more text across. Split, index, label
+ * and digest are literals: they come from a validated enum, validated integers
+ * and hex, and keeping them out of the parameters leaves the 100 for pixels.
+ * Rows are spread evenly over the fewest statements.
+ *
+ * Rows are written only while the run is loading and only if the chunk's
+ * ledger entry (RECORD_CHUNK_SQL, earlier in the same transaction) carries this
+ * very digest: a late duplicate of a finished run writes nothing, and bytes of
+ * another version never overwrite or join the rows the ledger vouches for.
  */
-export function buildInsertStatements(
-  rows: ChunkRows,
-  rowsPerStatement: number,
-  target: InsertTarget = { into: "images" },
-): Statement[] {
-  const { split, start, labels, pixels, pixelsPerImage } = rows;
+export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerStatement: number): Statement[] {
+  const { split, start, labels, pixels, pixelsPerImage, digest } = rows;
   const count = labels.length;
   if (pixels.length !== count * pixelsPerImage) {
     throw new EtlError(
@@ -73,7 +66,8 @@ export function buildInsertStatements(
   if (!isSplit(split) || !/^[0-9]*$/.test(labels) || !Number.isSafeInteger(start) || start < 0) {
     throw new EtlError(`chunk ${split} ${start}: invalid split, start or labels`);
   }
-  const limit = Math.min(rowsPerStatement, maxRowsPerStatement(target));
+  if (!isChunkDigest(digest)) throw new EtlError(`chunk ${split} ${start}: invalid digest`);
+  const limit = Math.min(rowsPerStatement, MAX_ROWS_PER_STATEMENT);
   if (limit < 1) throw new RangeError(`rows per statement must be at least 1, got ${rowsPerStatement}`);
   const statementCount = Math.ceil(count / limit);
   const perStatement = Math.ceil(count / statementCount);
@@ -82,34 +76,34 @@ export function buildInsertStatements(
   const hex = pixelsToPackedHex(pixels, pixelsPerImage);
   const decode = `unhex(replace(column4, '${ZERO_PIXEL}', '${ZERO_PIXEL_HEX}'))`;
 
-  const shadow = target.into === "images_next";
-  const first = shadow ? 2 : 1; // ?1 is the run id for the shadow table
   const statements: Statement[] = [];
   for (let from = 0; from < count; from += perStatement) {
     const n = Math.min(perStatement, count - from);
     const values: string[] = [];
-    const params: (string | number)[] = shadow ? [target.runId] : [];
+    const params: (string | number)[] = [runId];
     for (let i = 0; i < n; i++) {
       const k = from + i;
-      values.push(`('${split}',${start + k},${labels.charCodeAt(k) - 48},?${first + i})`);
+      values.push(`('${split}',${start + k},${labels.charCodeAt(k) - 48},?${2 + i})`);
       params.push(hex.text.slice(hex.starts[k], hex.starts[k + 1]));
     }
-    const sql = shadow
-      ? `INSERT INTO images_next (split, idx, label, pixels)
+    const sql = `INSERT INTO images_next (split, idx, label, pixels)
 SELECT column1, column2, column3, ${decode} FROM (VALUES ${values.join(",")})
 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading')
-ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`
-      : `INSERT INTO images (split, idx, label, pixels)
-SELECT column1, column2, column3, ${decode} FROM (VALUES ${values.join(",")}) WHERE true
+  AND EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND split = '${split}' AND start = ${start} AND digest = '${digest}')
 ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
     statements.push({ sql, params });
   }
   return statements;
 }
 
-/** Recorded only while the run is loading, like its rows: the ledger never claims rows that were not written. */
-export const RECORD_CHUNK_SQL = `INSERT INTO run_chunks (run_id, split, start, count)
-SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading')
+/**
+ * Recorded only while the run is loading, like its rows, and in the same
+ * transaction: the ledger never claims rows that were not written. The first
+ * digest recorded for a chunk stays; a delivery with another one finds it in
+ * LEDGER_SQL's answer and writes no rows.
+ */
+export const RECORD_CHUNK_SQL = `INSERT INTO run_chunks (run_id, split, start, count, digest)
+SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading')
 ON CONFLICT (run_id, split, start) DO NOTHING`;
 
 /** Progress is derived from the ledger inside the same transaction, so it cannot drift. */
@@ -134,6 +128,21 @@ export interface RunState {
   readonly committed: number;
 }
 
+/** The digest the ledger holds for a chunk of the delivery, as the transaction leaves it. */
+export interface LedgerEntry {
+  readonly split: Split;
+  readonly start: number;
+  readonly digest: string | null;
+}
+
+/** The ledger entries of a delivery's chunks: split and start are validated literals (buildInsertStatements). */
+const ledgerStatement = (runId: string, chunks: readonly ChunkRows[]): Statement => ({
+  sql: `SELECT split, start, digest FROM run_chunks WHERE run_id = ?1 AND (${chunks
+    .map((c) => `(split = '${c.split}' AND start = ${c.start})`)
+    .join(" OR ")})`,
+  params: [runId],
+});
+
 /**
  * One transaction for several chunks of a run: each chunk's rows and ledger
  * entry, then the run's progress and its state. Fewer, larger transactions:
@@ -147,24 +156,35 @@ export function chunksStatements(
 ): Statement[] {
   return [
     ...chunks.flatMap((rows) => [
-      ...buildInsertStatements(rows, rowsPerStatement, { into: "images_next", runId }),
-      { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length] },
+      { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length, rows.digest] },
+      ...buildInsertStatements(runId, rows, rowsPerStatement),
     ]),
     { sql: UPDATE_PROGRESS_SQL, params: [runId, now] },
     { sql: RUN_STATE_SQL, params: [runId] },
+    ledgerStatement(runId, chunks),
   ];
 }
 
-/** Load chunks of one run in one batch; the run's state after it, or undefined if there is no such run. */
+export interface LoadResult {
+  /** The run after the transaction, or undefined if there is no such run. */
+  readonly state: RunState | undefined;
+  /** The ledger's entries for the delivered chunks; an entry whose digest differs means no rows were written for it. */
+  readonly ledger: readonly LedgerEntry[];
+}
+
+/** Load chunks of one run in one batch. */
 export async function loadChunks(
   db: D1Database,
   runId: string,
   chunks: readonly ChunkRows[],
   rowsPerStatement: number,
   now: string,
-): Promise<RunState | undefined> {
+): Promise<LoadResult> {
   const results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now));
-  return results.at(-1)?.results[0] as RunState | undefined;
+  return {
+    state: results.at(-2)?.results[0] as RunState | undefined,
+    ledger: (results.at(-1)?.results ?? []) as LedgerEntry[],
+  };
 }
 
 /** Run statements as one D1 batch: D1 executes a batch as a single transaction. */
@@ -222,4 +242,27 @@ export const CREATE_SHADOW_SQL = `CREATE TABLE images_next (
   PRIMARY KEY (split, idx)
 ) WITHOUT ROWID`;
 
-export const CLEAR_SHADOW_SQL = "DELETE FROM images_next";
+/**
+ * queued → extracting, emptying the shadow table for the run, as one batch.
+ * Whatever an earlier run left there must not mix into this one. DROP + CREATE
+ * rather than DELETE, for the billing reason given in swapStatements; and since
+ * DDL cannot be made conditional, the guard row in shadow_claims aborts the
+ * whole batch (DROP included) unless the run is extracting after the UPDATE —
+ * so a job redelivered while its run already loads drops nothing.
+ */
+export function claimShadowStatements(runId: string, now: string): Statement[] {
+  return [
+    {
+      sql: "UPDATE runs SET status = 'extracting', updated_at = ?2 WHERE id = ?1 AND status IN ('queued', 'extracting')",
+      params: [runId, now],
+    },
+    {
+      sql: `INSERT INTO shadow_claims (run_id, run_status, claimed_at)
+SELECT ?1, (SELECT status FROM runs WHERE id = ?1), ?2 WHERE true
+ON CONFLICT (run_id) DO UPDATE SET run_status = excluded.run_status, claimed_at = excluded.claimed_at`,
+      params: [runId, now],
+    },
+    { sql: "DROP TABLE images_next", params: [] },
+    { sql: CREATE_SHADOW_SQL, params: [] },
+  ];
+}

@@ -10,6 +10,8 @@ import { isSplit, type Split } from "../datasets";
 export interface ExtractMessage {
   readonly kind: "extract";
   readonly runId: string;
+  /** The run's attempt that queued it (runs.attempt): a job of an earlier attempt does nothing. */
+  readonly attempt: number;
   /** Reload even when the archives are identical to the last complete run's. */
   readonly force: boolean;
 }
@@ -18,6 +20,8 @@ export interface ExtractMessage {
 export interface ChunkMessage {
   readonly kind: "chunk";
   readonly runId: string;
+  /** The run's attempt whose job sent it: as a dead letter it fails only that attempt. */
+  readonly attempt: number;
   readonly split: Split;
   readonly start: number;
   readonly count: number;
@@ -36,8 +40,11 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
   if (typeof body !== "object" || body === null) return undefined;
   const m = body as Record<string, unknown>;
   if (typeof m.runId !== "string" || m.runId === "") return undefined;
+  // Messages queued before runs had attempts belong to the first one.
+  const attempt = m.attempt === undefined ? 1 : m.attempt;
+  if (!isIndex(attempt) || attempt < 1) return undefined;
   if (m.kind === "extract" && typeof m.force === "boolean") {
-    return { kind: "extract", runId: m.runId, force: m.force };
+    return { kind: "extract", runId: m.runId, attempt, force: m.force };
   }
   if (
     m.kind === "chunk" &&
@@ -53,7 +60,7 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
     m.pixels.length % m.count === 0
   ) {
     const { runId, split, start, count, labels, pixels } = m;
-    return { kind: "chunk", runId, split, start, count, labels, pixels };
+    return { kind: "chunk", runId, attempt, split, start, count, labels, pixels };
   }
   return undefined;
 }

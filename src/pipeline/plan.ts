@@ -41,9 +41,20 @@ export function planChunks(input: SplitPlanInput, chunkSize: number): ChunkPlan[
   return out;
 }
 
-export const chunkMessage = (runId: string, plan: ChunkPlan, pixels: Uint8Array): ChunkMessage => ({
+/** A chunk's identity within a run, as `split:start:count` (count too: a plan with another chunk size is another ledger). */
+export const chunkKey = (c: { split: string; start: number; count: number }): string =>
+  `${c.split}:${c.start}:${c.count}`;
+
+/** Which run, and which of its attempts, sends a message. */
+export interface RunAttempt {
+  readonly runId: string;
+  readonly attempt: number;
+}
+
+export const chunkMessage = (run: RunAttempt, plan: ChunkPlan, pixels: Uint8Array): ChunkMessage => ({
   kind: "chunk",
-  runId,
+  runId: run.runId,
+  attempt: run.attempt,
   ...plan,
   pixels,
 });
@@ -74,7 +85,7 @@ export function messageBytes(body: unknown): number {
 export function maxChunkImages(pixelsPerImage: number, limits = QUEUE_LIMITS): number {
   const fields = messageBytes(
     chunkMessage(
-      "00000000-0000-0000-0000-000000000000",
+      { runId: "00000000-0000-0000-0000-000000000000", attempt: 999_999_999 },
       { split: "train", start: 999_999_999, count: 999_999_999, labels: "" },
       new Uint8Array(0),
     ),

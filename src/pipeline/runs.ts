@@ -9,15 +9,28 @@ import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "../db/schema";
 import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "../db/schema";
 import type { Split } from "../datasets";
-import { CLEAR_SHADOW_SQL, runBatch, swapStatements } from "./load";
+import { claimShadowStatements, runBatch, swapStatements } from "./load";
+import { chunkKey } from "./plan";
 
 export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
 export const database = (d1: D1Database): Db => drizzle(d1, { schema });
 
 const now = (): string => new Date().toISOString();
 
-/** An active run with no progress for this long is presumed dead (its messages exhausted or lost). */
-export const STALE_AFTER_MS = 30 * 60 * 1000;
+/**
+ * The longest a run may go without a sign of life before a new trigger may
+ * presume it dead (its runtime crashed, its messages were lost): the default
+ * for RUN_LEASE_SECONDS. Signs of life are every transition, every committed
+ * delivery, every retry a consumer notes, and the extraction job's heartbeat
+ * (HEARTBEATS_PER_LEASE per lease), so a live run renews it many times over.
+ */
+export const DEFAULT_LEASE_MS = 60_000;
+export const HEARTBEATS_PER_LEASE = 4;
+
+/** Longest error text kept on a run: an error can quote a request, and GET /runs lists twenty runs. */
+export const MAX_ERROR_CHARS = 2_000;
+const bounded = (reason: string): string =>
+  reason.length <= MAX_ERROR_CHARS ? reason : `${reason.slice(0, MAX_ERROR_CHARS - 1)}…`;
 
 export type StartResult =
   { readonly started: true; readonly run: Run } | { readonly started: false; readonly active: Run };
@@ -31,9 +44,9 @@ export interface StartRequest {
  * Insert a queued run, unless one is active. The partial unique index
  * `runs_single_active` makes the check and the insert one atomic step.
  */
-export async function createRun(db: Db, req: StartRequest): Promise<StartResult> {
+export async function createRun(db: Db, req: StartRequest, leaseMs = DEFAULT_LEASE_MS): Promise<StartResult> {
   const at = now();
-  await abandonStale(db, at);
+  await abandonStale(db, at, leaseMs);
   const id = crypto.randomUUID();
   const inserted = await db
     .insert(runs)
@@ -44,6 +57,8 @@ export async function createRun(db: Db, req: StartRequest): Promise<StartResult>
   if (run) return { started: true, run };
   const active = await activeRun(db);
   if (!active) throw new Error("run was not inserted, yet no run is active");
+  // D1 can report an error after committing; a retried insert then meets its own row.
+  if (active.id === id) return { started: true, run: active };
   return { started: false, active };
 }
 
@@ -55,20 +70,23 @@ export type ResumeResult =
 /**
  * failed → loading, for the latest run and only if it got as far as loading:
  * then its ledger and shadow rows are still its own (any later run would have
- * emptied the shadow), so loading the missing chunks finishes the dataset.
+ * emptied the shadow), so loading the missing chunks finishes the dataset —
+ * unless it failed because its source changed under it. A resume is a new
+ * attempt: messages of the earlier ones can no longer fail or re-extract it.
  */
-export async function resumeRun(db: Db, id: string): Promise<ResumeResult> {
+export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS): Promise<ResumeResult> {
   const at = now();
-  await abandonStale(db, at);
+  await abandonStale(db, at, leaseMs);
   let rows: Run[];
   try {
     rows = await db
       .update(runs)
-      .set({ status: "loading", error: null, finishedAt: null, updatedAt: at })
+      .set({ status: "loading", error: null, finishedAt: null, updatedAt: at, attempt: sql`${runs.attempt} + 1` })
       .where(
         and(
           eq(runs.id, id),
           eq(runs.status, "failed"),
+          eq(runs.resumable, true),
           isNotNull(runs.chunksTotal),
           sql`NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.created_at > ${runs.createdAt})`,
         ),
@@ -90,30 +108,29 @@ export async function resumeRun(db: Db, id: string): Promise<ResumeResult> {
       ? `it is ${run.status}`
       : run.chunksTotal === null
         ? "it failed before loading began (nothing to resume); start a new run"
-        : "a later run has started since; start a new run";
+        : !run.resumable
+          ? "its source changed while it ran, so the rows it loaded cannot be completed; start a new run"
+          : "a later run has started since; start a new run";
   return { resumed: false, why: "not-resumable", message: `run ${id} cannot be resumed: ${why}` };
 }
 
-/** The chunks a run has committed, as `split:start:count`. */
-export async function committedChunks(db: Db, runId: string): Promise<Set<string>> {
+/** The chunks a run has committed, keyed `split:start:count`, with the digest of the rows each wrote. */
+export async function committedChunks(db: Db, runId: string): Promise<Map<string, string | null>> {
   const rows = await db.select().from(schema.runChunks).where(eq(schema.runChunks.runId, runId));
-  return new Set(rows.map((r) => chunkKey(r)));
+  return new Map(rows.map((r) => [chunkKey(r), r.digest]));
 }
 
 export async function forgetChunks(db: Db, runId: string): Promise<void> {
   await db.delete(schema.runChunks).where(eq(schema.runChunks.runId, runId));
 }
 
-export const chunkKey = (c: { split: string; start: number; count: number }): string =>
-  `${c.split}:${c.start}:${c.count}`;
-
 export async function activeRun(db: Db): Promise<Run | undefined> {
   const rows = await db.select().from(runs).where(inArray(runs.status, ACTIVE_STATUSES)).limit(1);
   return rows[0];
 }
 
-async function abandonStale(db: Db, at: string): Promise<void> {
-  const cutoff = new Date(Date.parse(at) - STALE_AFTER_MS).toISOString();
+async function abandonStale(db: Db, at: string, leaseMs: number): Promise<void> {
+  const cutoff = new Date(Date.parse(at) - leaseMs).toISOString();
   await db
     .update(runs)
     .set({
@@ -135,27 +152,22 @@ export async function listRuns(db: Db, limit: number): Promise<Run[]> {
 }
 
 /**
- * queued → extracting; false if the run is no longer waiting for extraction.
- * Empties the shadow table in the same transaction: whatever a failed run left
- * there must not mix into this one.
+ * queued → extracting, emptying the shadow table in the same transaction
+ * (claimShadowStatements); false if the run is no longer waiting for extraction.
  */
 export async function markExtracting(db: Db, id: string): Promise<boolean> {
-  const d1 = db.$client;
-  const [moved] = await d1.batch<{ id: string }>([
-    d1
-      .prepare(
-        "UPDATE runs SET status = 'extracting', updated_at = ?2 WHERE id = ?1 AND status IN ('queued', 'extracting') RETURNING id",
-      )
-      .bind(id, now()),
-    d1
-      .prepare(`${CLEAR_SHADOW_SQL} WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'extracting')`)
-      .bind(id),
-  ]);
-  return (moved?.results.length ?? 0) > 0;
+  try {
+    await runBatch(db.$client, claimShadowStatements(id, now()));
+    return true;
+  } catch (err) {
+    // The claim's CHECK aborted the batch (the run had moved on), or D1 failed: D1 says which.
+    const run = await getRun(db, id);
+    if (run?.status !== "extracting" && run?.status !== "queued") return false;
+    throw err;
+  }
 }
 
 export interface LoadPlan {
-  readonly checksums: Record<string, string>;
   readonly expected: Readonly<Record<Split, number>>;
   readonly chunksTotal: number;
 }
@@ -166,7 +178,6 @@ export async function markLoading(db: Db, id: string, plan: LoadPlan): Promise<b
     .update(runs)
     .set({
       status: "loading",
-      checksums: plan.checksums,
       trainExpected: plan.expected.train,
       testExpected: plan.expected.test,
       chunksTotal: plan.chunksTotal,
@@ -178,12 +189,36 @@ export async function markLoading(db: Db, id: string, plan: LoadPlan): Promise<b
   return rows.length > 0;
 }
 
-/** Record the archives' MD5s once all are known (the run started loading with the labels' only). */
-export async function recordChecksums(db: Db, id: string, checksums: Record<string, string>): Promise<void> {
-  await db
+/**
+ * Pin an archive's MD5 to the run the first time the run sees the whole
+ * archive, never overwriting one pinned before (by an earlier pass, attempt or
+ * resume). Returns the MD5 the run holds for the file afterwards: if it is not
+ * `md5`, the source now serves other bytes than the run already used.
+ * Undefined if the run is no longer extracting or loading.
+ */
+export async function pinChecksum(db: Db, id: string, file: string, md5: string): Promise<string | undefined> {
+  const path = `$."${file.replace(/["\\]/g, "")}"`;
+  const [row] = await db.all<{ pinned: string | null }>(sql`UPDATE runs
+SET checksums = CASE WHEN json_extract(coalesce(checksums, '{}'), ${path}) IS NULL
+    THEN json_set(coalesce(checksums, '{}'), ${path}, ${md5}) ELSE checksums END,
+  updated_at = ${now()}
+WHERE id = ${id} AND status IN ('extracting', 'loading')
+RETURNING json_extract(checksums, ${path}) AS pinned`);
+  return row?.pinned ?? undefined;
+}
+
+/**
+ * The extraction job's heartbeat: renews the run's lease while the job lives.
+ * False once the run is no longer active in this attempt (abandoned, failed,
+ * resumed anew): the job then stops instead of working for nobody.
+ */
+export async function heartbeat(db: Db, id: string, attempt: number): Promise<boolean> {
+  const rows = await db
     .update(runs)
-    .set({ checksums, updatedAt: now() })
-    .where(and(eq(runs.id, id), inArray(runs.status, ["loading", "complete"])));
+    .set({ updatedAt: now() })
+    .where(and(eq(runs.id, id), eq(runs.attempt, attempt), inArray(runs.status, ACTIVE_STATUSES)))
+    .returning({ id: runs.id });
+  return rows.length > 0;
 }
 
 /** Whether a dataset from an earlier complete run is in place, which a new load could merely repeat. */
@@ -229,7 +264,7 @@ async function countRows(db: Db, table: "images" | "images_next"): Promise<Recor
   return counts;
 }
 
-/** extracting → complete without a write: the dataset in D1 is already this one. */
+/** extracting → complete without a write: the dataset in D1 is already this one (the run pinned its MD5s). */
 export async function completeUnchanged(db: Db, id: string, plan: Omit<LoadPlan, "chunksTotal">): Promise<void> {
   const at = now();
   await db
@@ -237,7 +272,6 @@ export async function completeUnchanged(db: Db, id: string, plan: Omit<LoadPlan,
     .set({
       status: "complete",
       unchanged: true,
-      checksums: plan.checksums,
       trainExpected: plan.expected.train,
       testExpected: plan.expected.test,
       trainLoaded: plan.expected.train,
@@ -249,13 +283,42 @@ export async function completeUnchanged(db: Db, id: string, plan: Omit<LoadPlan,
     .where(and(eq(runs.id, id), eq(runs.status, "extracting")));
 }
 
+export type AbandonResult =
+  { readonly abandoned: true; readonly run: Run } | { readonly abandoned: false; readonly run: Run | undefined };
+
+/** An active run → failed at a user's request; resumable like any run interrupted while loading. */
+export async function abandonRun(db: Db, id: string): Promise<AbandonResult> {
+  const failed = await failRun(db, id, "abandoned by request (POST /runs/:id/abandon)");
+  const run = await getRun(db, id);
+  return failed && run ? { abandoned: true, run } : { abandoned: false, run };
+}
+
+export interface FailOptions {
+  /** False when the rows the run loaded can never be completed (its source changed). */
+  readonly resumable?: boolean;
+  /** Fail only this attempt of the run: a message left over from an earlier one changes nothing. */
+  readonly attempt?: number;
+}
+
 /** Any active state → failed, keeping the first reason if two failures race. */
-export async function failRun(db: Db, id: string, reason: string): Promise<boolean> {
+export async function failRun(db: Db, id: string, reason: string, opts: FailOptions = {}): Promise<boolean> {
   const at = now();
   const rows = await db
     .update(runs)
-    .set({ status: "failed", error: reason, updatedAt: at, finishedAt: at })
-    .where(and(eq(runs.id, id), inArray(runs.status, ACTIVE_STATUSES)))
+    .set({
+      status: "failed",
+      error: bounded(reason),
+      resumable: opts.resumable ?? true,
+      updatedAt: at,
+      finishedAt: at,
+    })
+    .where(
+      and(
+        eq(runs.id, id),
+        inArray(runs.status, ACTIVE_STATUSES),
+        opts.attempt === undefined ? undefined : eq(runs.attempt, opts.attempt),
+      ),
+    )
     .returning({ id: runs.id });
   return rows.length > 0;
 }
@@ -264,7 +327,7 @@ export async function failRun(db: Db, id: string, reason: string): Promise<boole
 export async function noteRetry(db: Db, id: string, reason: string): Promise<void> {
   await db
     .update(runs)
-    .set({ error: `retrying: ${reason}`, updatedAt: now() })
+    .set({ error: bounded(`retrying: ${reason}`), updatedAt: now() })
     .where(and(eq(runs.id, id), inArray(runs.status, ACTIVE_STATUSES)));
 }
 

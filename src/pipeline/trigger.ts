@@ -14,10 +14,15 @@ export interface TriggerRequest {
   readonly force: boolean;
 }
 
-export async function startRun(db: Db, jobs: Queue, req: TriggerRequest): Promise<StartResult> {
-  const result = await createRun(db, req);
+export async function startRun(db: Db, jobs: Queue, req: TriggerRequest, leaseMs: number): Promise<StartResult> {
+  const result = await createRun(db, req, leaseMs);
   if (!result.started) return result;
-  const message: ExtractMessage = { kind: "extract", runId: result.run.id, force: req.force };
+  const message: ExtractMessage = {
+    kind: "extract",
+    runId: result.run.id,
+    attempt: result.run.attempt,
+    force: req.force,
+  };
   try {
     await jobs.send(message, { contentType: "json" });
   } catch (err) {
@@ -29,14 +34,14 @@ export async function startRun(db: Db, jobs: Queue, req: TriggerRequest): Promis
 }
 
 /**
- * Resume a failed run that had begun loading: re-extract its archives (the
- * checksums must match what it recorded) and load only the chunks its ledger
- * lacks, into the shadow rows it already has.
+ * Resume a failed run that had begun loading: re-extract its archives (their
+ * MD5s and chunks must match what it already has) and load only the chunks its
+ * ledger lacks, into the shadow rows it already has.
  */
-export async function resume(db: Db, jobs: Queue, id: string): Promise<ResumeResult> {
-  const result = await resumeRun(db, id);
+export async function resume(db: Db, jobs: Queue, id: string, leaseMs: number): Promise<ResumeResult> {
+  const result = await resumeRun(db, id, leaseMs);
   if (!result.resumed) return result;
-  const message: ExtractMessage = { kind: "extract", runId: id, force: true };
+  const message: ExtractMessage = { kind: "extract", runId: id, attempt: result.run.attempt, force: true };
   try {
     await jobs.send(message, { contentType: "json" });
   } catch (err) {

@@ -1,0 +1,23 @@
+/**
+ * A chunk's fingerprint: what ties rows in the shadow table to the bytes they
+ * came from. The producer computes it for every chunk it extracts, the consumer
+ * for every chunk it writes, and the ledger keeps the first one written, so two
+ * versions of the same images can never both reach a run's rows unnoticed.
+ */
+
+/** Hex characters kept of the SHA-256: 128 bits tell versions apart; the MD5s guard against tampering. */
+const DIGEST_HEX = 32;
+
+export const isChunkDigest = (s: unknown): s is string =>
+  typeof s === "string" && s.length === DIGEST_HEX && /^[0-9a-f]+$/.test(s);
+
+/** SHA-256 of the chunk's labels (ASCII digits) followed by its raw pixels, as hex. */
+export async function chunkDigest(labels: string, pixels: Uint8Array): Promise<string> {
+  const bytes = new Uint8Array(labels.length + pixels.length);
+  for (let i = 0; i < labels.length; i++) bytes[i] = labels.charCodeAt(i);
+  bytes.set(pixels, labels.length);
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  let hex = "";
+  for (const b of hash.subarray(0, DIGEST_HEX / 2)) hex += b.toString(16).padStart(2, "0");
+  return hex;
+}

@@ -1,0 +1,81 @@
+/**
+ * The producer: turns inflated chunks into chunk messages and hands them to
+ * `send` packed into sendBatch calls, holding the last batch until `flush`.
+ * One unit for the extraction job, the tests and the benchmarks, each of which
+ * injects its own `send`.
+ *
+ * It also keeps one version per run. A chunk the run already has — committed
+ * (the ledger, read when the job starts) or sent earlier by this job (a retried
+ * download hands it over again) — is sent again only if never sent; either way
+ * its bytes must be the ones the run already has, or the source changed under
+ * the run and it stops with a SourceChangedError. Chunks committed after the
+ * ledger was read are checked by the consumer against the ledger.
+ */
+import { SourceChangedError } from "../errors";
+import { chunkDigest } from "./digest";
+import type { ImageChunk } from "./extract";
+import { describeChunk, type ChunkMessage } from "./messages";
+import { BatchBuilder, chunkKey, chunkMessage, type ChunkPlan, type RunAttempt } from "./plan";
+
+export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;
+
+export interface ProducerOptions {
+  readonly run: RunAttempt;
+  readonly planned: readonly ChunkPlan[];
+  /** What the ledger holds: chunk key → the digest of the rows committed for it. */
+  readonly committed?: ReadonlyMap<string, string | null>;
+  readonly send: SendBatch;
+  /** Called before each chunk is taken: throws to stop the producer (e.g. the run was abandoned). */
+  readonly check?: () => void;
+}
+
+export class Producer {
+  private readonly plans = new Map<string, ChunkPlan>();
+  private readonly batch = new BatchBuilder<ChunkMessage>();
+  /** Digests of the chunks the run has: committed before this job, or sent by it. */
+  private readonly known: Map<string, string | null>;
+  private sentCount = 0;
+
+  constructor(private readonly opts: ProducerOptions) {
+    for (const p of opts.planned) this.plans.set(chunkKey(p), p);
+    this.known = new Map(opts.committed ?? []);
+  }
+
+  /** Whether the ledger belongs to this plan; if not (CHUNK_SIZE changed before a resume) it cannot say what is loaded. */
+  static ledgerFits(planned: readonly ChunkPlan[], committed: ReadonlyMap<string, unknown>): boolean {
+    const keys = new Set(planned.map(chunkKey));
+    return [...committed.keys()].every((k) => keys.has(k));
+  }
+
+  /** Messages handed to `send` so far. */
+  get sent(): number {
+    return this.sentCount;
+  }
+
+  async add(chunk: ImageChunk): Promise<void> {
+    this.opts.check?.();
+    const key = chunkKey(chunk);
+    const plan = this.plans.get(key);
+    if (plan === undefined) throw new Error(`chunk ${key} is not in the run's plan`);
+    const digest = await chunkDigest(plan.labels, chunk.pixels);
+    if (this.known.has(key)) {
+      if (this.known.get(key) === digest) return;
+      throw new SourceChangedError(
+        `${describeChunk(plan)} changed while the run was loading (their bytes differ from those the run already has); start a new run`,
+      );
+    }
+    this.known.set(key, digest);
+    const full = this.batch.add(chunkMessage(this.opts.run, plan, chunk.pixels));
+    if (full) await this.send(full);
+  }
+
+  async flush(): Promise<void> {
+    const last = this.batch.drain();
+    if (last.length > 0) await this.send(last);
+  }
+
+  private async send(messages: ChunkMessage[]): Promise<void> {
+    await this.opts.send(messages);
+    this.sentCount += messages.length;
+  }
+}
