@@ -19,6 +19,17 @@ export default defineConfig(async () => {
             FETCH_BACKOFF_MS: "10",
             FETCH_TIMEOUT_MS: "5000",
           },
+          // wrangler.toml's consumers, but redelivering a failed job at once:
+          // Miniflare waits out retry_delay in real time, seconds per test.
+          queueConsumers: {
+            "idx-etl-jobs": {
+              maxBatchSize: 1,
+              maxBatchTimeout: 1,
+              maxRetries: 2,
+              deadLetterQueue: "idx-etl-dlq",
+              retryDelay: 0,
+            },
+          },
         },
       })),
     ],

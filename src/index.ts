@@ -7,6 +7,7 @@
 import { QUEUES, readConfig } from "./env";
 import { app } from "./http/app";
 import { consumeChunks, consumeDeadLetters } from "./pipeline/consume";
+import { retryingD1 } from "./pipeline/d1-retry";
 import { runExtractJob } from "./pipeline/job";
 import { parseMessage } from "./pipeline/messages";
 import { database } from "./pipeline/runs";
@@ -16,11 +17,13 @@ export default {
   fetch: app.fetch,
 
   async scheduled(controller, env) {
-    const result = await startRun(database(env.DB), env.JOBS, {
-      trigger: "cron",
-      source: readConfig(env).defaultSource,
-      force: false,
-    });
+    const cfg = readConfig(env);
+    const result = await startRun(
+      database(env.DB),
+      env.JOBS,
+      { trigger: "cron", source: cfg.defaultSource, force: false },
+      cfg.leaseMs,
+    );
     if (result.started) console.log(`cron ${controller.cron}: started run ${result.run.id}`);
     else
       console.log(
@@ -28,7 +31,9 @@ export default {
       );
   },
 
-  async queue(batch, env) {
+  async queue(batch, rawEnv) {
+    // Transient D1 errors are retried in-process, not spent on the queue's max_retries (d1-retry.ts).
+    const env: Env = { ...rawEnv, DB: retryingD1(rawEnv.DB) };
     const cfg = readConfig(env);
     switch (batch.queue) {
       case QUEUES.deadLetter:
