@@ -126,6 +126,31 @@ describe("a message that keeps failing", () => {
     expect((await rows("SELECT * FROM run_chunks WHERE run_id = ? AND start = 320", runId)).length).toBe(0);
   });
 
+  it("a dead letter whose rows committed anyway (every delivery reported an error after its commit) completes the run", async () => {
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 31));
+    await deliver(QUEUES.chunks, chunks.slice(0, 3));
+    // D1 commits the last chunk's batch, then reports it failed, every time.
+    const real = env.DB;
+    const lying = new Proxy(real, {
+      get(target, prop) {
+        if (prop === "batch")
+          return async (s: D1PreparedStatement[]) => {
+            await target.batch(s);
+            throw new Error("D1_ERROR: injected: reported after commit");
+          };
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const { result } = await deliver(QUEUES.chunks, [chunks[3]!], { attempts: 6, env: { DB: lying } });
+    expect(result.retryMessages).toHaveLength(1);
+    expect((await getRun(runId)).status).toBe("loading");
+    await deliver(QUEUES.deadLetter, [chunks[3]!]);
+    const run = await getRun(runId);
+    expect(run.status).toBe("complete");
+    await expectSynthetic(TRAIN, TEST, 31);
+  });
+
   it("an extraction job that fails on every delivery lands in the real DLQ and fails the run", async () => {
     const source = await publish(syntheticArchives(10, 10), { "train-labels-idx1-ubyte.gz": "status:503" });
     const run = await waitForRun((await startRun({ source })).id);

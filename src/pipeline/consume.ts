@@ -10,10 +10,18 @@ import { errorMessage, isRetryable } from "../errors";
 import { chunkDigest } from "./digest";
 import { loadChunks, type ChunkRows, type LoadResult } from "./load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
-import { completeIfDone, database, failRun, getRun, noteRetry } from "./runs";
+import { committedChunks, completeIfDone, database, failRun, getRun, noteRetry, type Db } from "./runs";
+import { chunkKey } from "./plan";
 
-/** Seconds before retry n (1-based): 2, 4, 8 … capped at a minute. */
-export const retryDelaySeconds = (attempts: number): number => Math.min(60, 2 ** Math.max(1, attempts));
+/**
+ * Seconds before retry n (1-based): about 2, 4, 8 … capped at a minute, each
+ * drawn from the upper half of its step so that consumers turned away together
+ * by an overloaded D1 do not all come back in the same second.
+ */
+export const retryDelaySeconds = (attempts: number, random: () => number = Math.random): number => {
+  const step = Math.min(60, 2 ** Math.max(1, attempts));
+  return Math.ceil(step / 2 + (random() * step) / 2);
+};
 
 interface Delivery {
   readonly msg: Message<unknown>;
@@ -104,7 +112,11 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
   const db = database(env.DB);
   for (const msg of batch.messages) {
     const m = parseMessage(msg.body);
-    if (m) {
+    if (m?.kind === "chunk" && (await loadedAlready(db, m))) {
+      // Its rows committed, though every delivery reported an error (after the commit,
+      // or in the completion check): nothing is lost, so finish the run instead of failing it.
+      await completeIfDone(db, m.runId);
+    } else if (m) {
       const run = await getRun(db, m.runId);
       const what = m.kind === "chunk" ? describeChunk(m) : "extraction";
       const last = run?.error ? `; last error: ${run.error.replace(/^retrying: /, "")}` : "";
@@ -116,4 +128,10 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
     }
     msg.ack();
   }
+}
+
+/** Whether the ledger holds this very chunk: its key with its bytes' digest. */
+async function loadedAlready(db: Db, chunk: ChunkMessage): Promise<boolean> {
+  const committed = await committedChunks(db, chunk.runId);
+  return committed.get(chunkKey(chunk)) === (await chunkDigest(chunk.labels, chunk.pixels));
 }
