@@ -45,6 +45,11 @@ describe("a run whose runtime died", () => {
       ),
     );
 
+    // Resuming it within the lease gets the same answer.
+    const early = await postResume(runId);
+    expect(early.status).toBe(409);
+    expect(((await early.json()) as { hint: string }).hint).toContain(`POST /runs/${runId}/abandon`);
+
     // A lease later it is presumed dead, and it can still be resumed (it had begun loading).
     await silentFor(runId, DEFAULT_LEASE_MS + 1000);
     const started = await postRun({ source: await publish(syntheticArchives(20, 10, 82)) });

@@ -101,7 +101,8 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
   if (rows[0]) return { resumed: true, run: rows[0] };
   const run = await getRun(db, id);
   if (!run) return { resumed: false, why: "unknown", message: `no run ${id}` };
-  const active = run.status === "failed" ? await activeRun(db) : undefined;
+  // Still active itself (perhaps dead, within its lease) or another run is: say which, as a trigger would.
+  const active = (ACTIVE_STATUSES as readonly string[]).includes(run.status) ? run : await activeRun(db);
   if (active) return { resumed: false, why: "active", active };
   const why =
     run.status !== "failed"
