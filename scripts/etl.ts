@@ -68,9 +68,11 @@ async function main(): Promise<number> {
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ trigger: "cli", force: values.force, ...(source ? { source } : {}) }),
     });
-    const started = (await res.json()) as { run?: RunJson; error?: string };
+    const started = (await res.json()) as { run?: RunJson; error?: string; hint?: string };
     if (!res.ok || !started.run)
-      throw new Error(`could not start a run: HTTP ${res.status}: ${started.error ?? "no detail"}`);
+      throw new Error(
+        `could not start a run: HTTP ${res.status}: ${started.error ?? "no detail"}${started.hint ? `\n${started.hint}` : ""}`,
+      );
     console.log(`run ${started.run.id}: source ${started.run.source}`);
 
     const run = await follow(dev.url, started.run.id, timeoutMs);
