@@ -30,6 +30,8 @@ const abandon = (id: string, token: string | null = TOKEN) =>
 
 describe("a run whose runtime died", () => {
   it("is presumed dead after a lease without a sign of life: the next trigger fails it and starts", async () => {
+    // About a minute, not the half hour it once was: a crash must not lock users out for long.
+    expect(DEFAULT_LEASE_MS).toBeLessThanOrEqual(60_000);
     const { runId, chunks } = await loadingRun(syntheticArchives(400, 100, 80));
     await deliver(QUEUES.chunks, [chunks[0]!]);
 

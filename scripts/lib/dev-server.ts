@@ -12,10 +12,21 @@ const wrangler = join(process.cwd(), "node_modules", ".bin", "wrangler");
 /** `persistTo`: a directory for the local D1 and Queues state instead of .wrangler/state (tests use a fresh one). */
 const persistArgs = (persistTo?: string): string[] => (persistTo ? ["--persist-to", persistTo] : []);
 
-export async function applyLocalMigrations(opts: { persistTo?: string } = {}): Promise<void> {
-  await run(wrangler, ["d1", "migrations", "apply", "images", "--local", ...persistArgs(opts.persistTo)], {
-    env: { ...process.env, CI: "true" },
-  });
+/** `config`/`database`: another wrangler config and its D1 database (the bench's own Workers). */
+export async function applyLocalMigrations(
+  opts: { persistTo?: string; config?: string; database?: string } = {},
+): Promise<void> {
+  const config = opts.config ? ["--config", opts.config] : [];
+  const args = [
+    "d1",
+    "migrations",
+    "apply",
+    opts.database ?? "images",
+    "--local",
+    ...config,
+    ...persistArgs(opts.persistTo),
+  ];
+  await run(wrangler, args, { env: { ...process.env, CI: "true" } });
 }
 
 export async function localD1<T = Record<string, unknown>>(
