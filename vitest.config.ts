@@ -1,7 +1,7 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-// Tests run inside workerd against real local D1, R2 and Queues. The archive
+// Tests run inside workerd against real local D1 and Queues. The archive
 // server started by test/global-setup.ts plays the download source, over
 // 127.0.0.1: the real Fashion-MNIST files and fixtures that tests upload.
 export default defineConfig(async () => {

@@ -35,10 +35,3 @@ export function npyHeader(dtype: NpyDtype, shape: readonly number[]): Uint8Array
   for (let i = 0; i < text.length; i++) out[prefix + i] = text.charCodeAt(i);
   return out;
 }
-
-/** Bytes per element of a dtype. */
-export const itemSize = (dtype: NpyDtype): number => (dtype === "<f4" ? 4 : 1);
-
-/** The whole file's size: header plus the C-order body. */
-export const npyByteLength = (dtype: NpyDtype, shape: readonly number[]): number =>
-  npyHeader(dtype, shape).length + shape.reduce((n, d) => n * d, 1) * itemSize(dtype);

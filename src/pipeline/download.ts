@@ -204,8 +204,8 @@ export async function withRetries<T>(
  * Network reads arrive in pieces of a few KB (about 6,500 of them for the 26 MB
  * train archive). Each piece costs an await in every stage downstream and a
  * call into fflate, which dominated extraction, so pieces are gathered into
- * blocks of this size before they are handed on (fflate: 775 ms for the train
- * archive in 64 KB pushes, 650 ms in 512 KB ones; peak memory did not move).
+ * blocks of this size before they are handed on (bench/alternatives.md has the
+ * measurements; peak memory did not move).
  */
 export const READ_BLOCK_BYTES = 256 * 1024;
 

@@ -28,14 +28,6 @@ export class VerifyingGunzip {
     };
   }
 
-  get compressedBytes(): number {
-    return this.compressed;
-  }
-
-  get inflatedBytes(): number {
-    return this.inflated;
-  }
-
   /** Feed compressed bytes; returns the bytes they inflated to (possibly none). */
   push(chunk: Uint8Array): Uint8Array[] {
     this.remember(chunk);

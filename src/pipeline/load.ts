@@ -43,9 +43,9 @@ export interface ChunkRows {
  * 9, ?2), …` with each image's float32 bytes bound as packed hex (a zero pixel
  * as one character, see transform.ts) and decoded by `unhex(replace(…))` in
  * SQL. Measured against the alternatives (bench/alternatives.md): binding a
- * Uint8Array is ~8× slower through the D1 binding, one JSON parameter walked
- * by `json_each` spends ~2× longer inside SQLite than these per-row
- * parameters, and plain hex sends ~44% more text across. Split, index, label
+ * Uint8Array is much slower through the D1 binding, one JSON parameter walked
+ * by `json_each` spends longer inside SQLite than these per-row parameters,
+ * and plain hex sends much more text across. Split, index, label
  * and digest are literals: they come from a validated enum, validated integers
  * and hex, and keeping them out of the parameters leaves the 100 for pixels.
  * Rows are spread evenly over the fewest statements.
@@ -146,7 +146,7 @@ const ledgerStatement = (runId: string, chunks: readonly ChunkRows[]): Statement
 /**
  * One transaction for several chunks of a run: each chunk's rows and ledger
  * entry, then the run's progress and its state. Fewer, larger transactions:
- * each costs a commit, which local D1 showed as a fixed ~4 ms.
+ * each costs a commit, a fixed cost per transaction.
  */
 export function chunksStatements(
   runId: string,

@@ -38,8 +38,8 @@ export function toBytes(values: Float32Array): Uint8Array {
 
 /**
  * HEX_OF_BYTE[b]: the 8 ASCII hex digits of FLOAT_OF_BYTE[b] as little-endian
- * bytes. Loading hex text decoded by SQL `unhex()` crosses the D1 boundary ~8×
- * faster than binding a Uint8Array (see bench/results.md), and with this table a
+ * bytes. Loading hex text decoded by SQL `unhex()` crosses the D1 boundary far
+ * faster than binding a Uint8Array (see bench/alternatives.md), and with this table a
  * pixel becomes its 8 output characters in one copy.
  */
 export const HEX_OF_BYTE: Uint8Array = (() => {
@@ -56,7 +56,7 @@ export const HEX_OF_BYTE: Uint8Array = (() => {
 /**
  * The stand-in for a zero pixel in packed hex: half of Fashion-MNIST's pixels
  * are 0, and one character instead of their eight "00000000" cuts the text
- * that crosses into D1 by ~44%. 'g' is not a hex digit, so SQL's
+ * that crosses into D1 by almost half. 'g' is not a hex digit, so SQL's
  * `unhex(replace(text, 'g', '00000000'))` restores the exact float32 bytes.
  */
 export const ZERO_PIXEL = "g";
