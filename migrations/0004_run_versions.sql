@@ -18,6 +18,10 @@ ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1 CHECK (attempt >=
 -- rows it already loaded belong to bytes that can no longer be downloaded.
 ALTER TABLE runs ADD COLUMN resumable INTEGER NOT NULL DEFAULT 1 CHECK (resumable IN (0, 1));
 
+-- The last error of a step that will be retried, while the run goes on; `error`
+-- is only ever why a run failed.
+ALTER TABLE runs ADD COLUMN retrying TEXT;
+
 -- The guard that lets a run empty the shadow table by DROP + CREATE (DDL, billed
 -- as a handful of rows) instead of DELETE (billed one row written per row
 -- deleted): inserted first in the same batch, its CHECK aborts the whole batch,

@@ -8,8 +8,7 @@ import { QUEUES, readConfig } from "./env";
 import { app } from "./http/app";
 import { consumeChunks, consumeDeadLetters } from "./pipeline/consume";
 import { retryingD1 } from "./pipeline/d1-retry";
-import { runExtractJob } from "./pipeline/job";
-import { parseMessage } from "./pipeline/messages";
+import { consumeJobs } from "./pipeline/job";
 import { database } from "./pipeline/runs";
 import { startRun } from "./pipeline/trigger";
 
@@ -41,14 +40,7 @@ export default {
       case QUEUES.chunks:
         return consumeChunks(batch, env, cfg);
       case QUEUES.jobs:
-        // max_batch_size = 1: one extraction per invocation.
-        for (const msg of batch.messages) {
-          const m = parseMessage(msg.body);
-          if (m?.kind === "extract") await runExtractJob(m, env, cfg);
-          else console.error(`${QUEUES.jobs}: dropping malformed message ${msg.id}`);
-          msg.ack();
-        }
-        return;
+        return consumeJobs(batch, env, cfg);
       default:
         console.error(`message batch from unknown queue ${batch.queue}; retrying later`);
         batch.retryAll();

@@ -68,6 +68,7 @@ export interface RunView {
   splits: Record<"train" | "test", { expected: number | null; loaded: number }>;
   checksums: Record<string, string> | null;
   error: string | null;
+  retrying: string | null;
 }
 
 export async function postRun(body: Record<string, unknown> = {}, token = TOKEN): Promise<Response> {

@@ -64,6 +64,7 @@ export const runs = sqliteTable("runs", {
   attempt: integer("attempt").notNull().default(1),
   resumable: integer("resumable", { mode: "boolean" }).notNull().default(true),
   error: text("error"),
+  retrying: text("retrying"),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
   finishedAt: text("finished_at"),

@@ -21,6 +21,8 @@ export function presentRun(run: Run) {
     resumable: run.status === "failed" && run.resumable && run.chunksTotal !== null,
     checksums: run.checksums,
     error: run.error === null ? null : redactText(run.error),
+    /** While active: the last error of a step that will be retried. */
+    retrying: run.retrying === null ? null : redactText(run.retrying),
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,

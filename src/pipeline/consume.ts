@@ -119,7 +119,7 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
     } else if (m) {
       const run = await getRun(db, m.runId);
       const what = m.kind === "chunk" ? describeChunk(m) : "extraction";
-      const last = run?.error ? `; last error: ${run.error.replace(/^retrying: /, "")}` : "";
+      const last = run?.retrying ? `; last error: ${run.retrying}` : "";
       const reason = `${what} failed on every delivery and went to the dead-letter queue${last}`;
       // Only the attempt that sent it: a resumed run re-sends what it lacks.
       if (await failRun(db, m.runId, reason, { attempt: m.attempt })) console.error(`run ${m.runId} failed: ${reason}`);

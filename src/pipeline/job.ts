@@ -26,7 +26,7 @@ import {
   type Digest,
   type ExtractOptions,
 } from "./extract";
-import type { ExtractMessage } from "./messages";
+import { parseMessage, type ExtractMessage } from "./messages";
 import { planChunks } from "./plan";
 import { Producer } from "./produce";
 import { sameSource } from "./source";
@@ -119,14 +119,34 @@ class Lease {
   }
 }
 
-export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config): Promise<void> {
+/**
+ * The jobs queue's consumer (max_batch_size = 1: one extraction per
+ * invocation). Like the chunk consumer it settles each message itself: a
+ * retryable failure is retried with `msg.retry()` (after the consumer's
+ * retry_delay), anything else is acked; nothing is thrown at the runtime.
+ */
+export async function consumeJobs(batch: MessageBatch<unknown>, env: Env, cfg: Config): Promise<void> {
+  for (const msg of batch.messages) {
+    const m = parseMessage(msg.body);
+    if (m?.kind !== "extract") {
+      console.error(`idx-etl-jobs: dropping malformed message ${msg.id}`);
+      msg.ack();
+    } else if ((await runExtractJob(m, env, cfg)) === "retry") msg.retry();
+    else msg.ack();
+  }
+}
+
+/** What became of a job: done (whatever the run's outcome), or worth another delivery. */
+export type JobOutcome = "done" | "retry";
+
+export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config): Promise<JobOutcome> {
   const db = database(env.DB);
   const run = await getRun(db, msg.runId);
   // A job of an earlier attempt (a resume superseded it) does nothing.
-  if (!run || run.attempt !== msg.attempt) return;
+  if (!run || run.attempt !== msg.attempt) return "done";
   // A redelivered job for a run that is loading re-sends what the ledger lacks
   // (idempotent); for a finished run there is nothing left to do.
-  if (!(run.status === "loading" || (await markExtracting(db, run.id)))) return;
+  if (!(run.status === "loading" || (await markExtracting(db, run.id)))) return "done";
   const opts: ExtractOptions = {
     dataset: FASHION_MNIST,
     source: run.source,
@@ -150,10 +170,10 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       await hashImages(opts, deps, pins.sink);
       if (await unchangedSince(db, pins.values, expected)) {
         await completeUnchanged(db, run.id, { expected });
-        return;
+        return "done";
       }
     }
-    if (!(await markLoading(db, run.id, { expected, chunksTotal: planned.length }))) return;
+    if (!(await markLoading(db, run.id, { expected, chunksTotal: planned.length }))) return "done";
     let committed = await committedChunks(db, run.id);
     if (!Producer.ledgerFits(planned, committed)) {
       // Another plan's ledger (CHUNK_SIZE changed before a resume) cannot say what is loaded: load everything again.
@@ -174,21 +194,24 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     await extractImages(opts, deps, labels, cfg.chunkSize, (chunk) => producer.add(chunk), pins.sink);
     await producer.flush();
     if (producer.sent === 0) await completeIfDone(db, run.id);
+    return "done";
   } catch (err) {
     const reason = errorMessage(err);
     if (err instanceof RunGone || lease.signal.aborted) {
       console.warn(reason);
-      return;
+      return "done";
     }
     if (isRetryable(err)) {
+      console.warn(`run ${run.id}: ${reason} (the job will be retried)`);
       await noteRetry(db, run.id, reason);
-      throw err;
+      return "retry";
     }
     console.error(`run ${run.id} failed: ${reason}`);
     await failRun(db, run.id, reason, {
       resumable: !(err instanceof SourceChangedError),
       attempt: run.attempt,
     });
+    return "done";
   } finally {
     lease.end();
   }

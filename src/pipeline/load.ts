@@ -211,7 +211,7 @@ SELECT ?1, (SELECT status FROM runs WHERE id = ?1),
       params: [runId, expected.train, expected.test, now],
     },
     {
-      sql: `UPDATE runs SET status = 'complete', error = NULL, updated_at = ?2, finished_at = ?2 WHERE id = ?1`,
+      sql: `UPDATE runs SET status = 'complete', error = NULL, retrying = NULL, updated_at = ?2, finished_at = ?2 WHERE id = ?1`,
       params: [runId, now],
     },
     { sql: "ALTER TABLE images RENAME TO images_prev", params: [] },

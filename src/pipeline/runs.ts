@@ -81,7 +81,14 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
   try {
     rows = await db
       .update(runs)
-      .set({ status: "loading", error: null, finishedAt: null, updatedAt: at, attempt: sql`${runs.attempt} + 1` })
+      .set({
+        status: "loading",
+        error: null,
+        retrying: null,
+        finishedAt: null,
+        updatedAt: at,
+        attempt: sql`${runs.attempt} + 1`,
+      })
       .where(
         and(
           eq(runs.id, id),
@@ -328,7 +335,7 @@ export async function failRun(db: Db, id: string, reason: string, opts: FailOpti
 export async function noteRetry(db: Db, id: string, reason: string): Promise<void> {
   await db
     .update(runs)
-    .set({ error: bounded(`retrying: ${reason}`), updatedAt: now() })
+    .set({ retrying: bounded(reason), updatedAt: now() })
     .where(and(eq(runs.id, id), inArray(runs.status, ACTIVE_STATUSES)));
 }
 
