@@ -46,7 +46,7 @@ try {
     const status = el("td", r.status + (r.unchanged ? " (unchanged)" : ""), "status-" + r.status);
     runsBody.append(row([new Date(r.createdAt).toLocaleString("en"), status, r.trigger,
       n(r.splits.train.loaded) + " / " + n(r.splits.train.expected), n(r.splits.test.loaded) + " / " + n(r.splits.test.expected),
-      (r.durationMs / 1000).toFixed(1) + " s", r.error ?? ""]));
+      (r.durationMs / 1000).toFixed(1) + " s", r.error ?? (r.retrying ? "retrying: " + r.retrying : "")]));
   }
   if (runs.length === 0) runsBody.append(row(["no runs yet", "", "", "", "", "", ""]));
   const countsBody = document.querySelector("#counts tbody");
