@@ -13,20 +13,10 @@ import { randomBytes } from "node:crypto";
 import { serveArchives } from "./lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "./lib/dev-server";
 import { progressView } from "./lib/progress";
-import { localDatabaseFile, summaryTable, type StatsJson } from "./lib/summary";
+import { localDatabaseFile, summaryTable } from "./lib/summary";
+import type { ActiveRunConflict, ErrorBody, RunResponse, RunView, Stats } from "../src/http/schemas";
 
 const USAGE = "usage: npm run etl -- [--source DIR|URL] [--force] [--timeout SECONDS] [--persist-to DIR]";
-
-interface RunJson {
-  id: string;
-  status: string;
-  source: string;
-  unchanged: boolean;
-  splits: Record<string, { expected: number | null; loaded: number }>;
-  checksums: Record<string, string> | null;
-  error: string | null;
-  durationMs: number;
-}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -68,7 +58,7 @@ async function main(): Promise<number> {
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify({ trigger: "cli", force: values.force, ...(source ? { source } : {}) }),
     });
-    const started = (await res.json()) as { run?: RunJson; error?: string; hint?: string };
+    const started = (await res.json()) as Partial<RunResponse & ErrorBody & ActiveRunConflict>;
     if (!res.ok || !started.run)
       throw new Error(
         `could not start a run: HTTP ${res.status}: ${started.error ?? "no detail"}${started.hint ? `\n${started.hint}` : ""}`,
@@ -77,7 +67,7 @@ async function main(): Promise<number> {
 
     const run = await follow(dev.url, started.run.id, timeoutMs);
     // Counts come from the Worker's read API while it still runs: the same D1 the run wrote.
-    const stats = (await (await fetch(`${dev.url}/stats`)).json()) as StatsJson;
+    const stats = (await (await fetch(`${dev.url}/stats`)).json()) as Stats;
     printSummary(run, stats, await localDatabaseFile(persistTo));
     return run.status === "complete" ? 0 : 1;
   } finally {
@@ -86,13 +76,13 @@ async function main(): Promise<number> {
   }
 }
 
-async function follow(url: string, id: string, timeoutMs: number): Promise<RunJson> {
+async function follow(url: string, id: string, timeoutMs: number): Promise<RunView> {
   const deadline = Date.now() + timeoutMs;
   const view = progressView();
   try {
     for (;;) {
       const res = await fetch(`${url}/runs/${id}`);
-      const { run } = (await res.json()) as { run: RunJson };
+      const { run } = (await res.json()) as RunResponse;
       view.update(run);
       if (run.status === "complete" || run.status === "failed") return run;
       if (Date.now() > deadline)
@@ -104,7 +94,7 @@ async function follow(url: string, id: string, timeoutMs: number): Promise<RunJs
   }
 }
 
-function printSummary(run: RunJson, stats: StatsJson, dbFile: string | undefined): void {
+function printSummary(run: RunView, stats: Stats, dbFile: string | undefined): void {
   const seconds = (run.durationMs / 1000).toFixed(1);
   if (run.status !== "complete") {
     console.error(`run ${run.id} failed after ${seconds} s: ${run.error}`);

@@ -6,6 +6,7 @@
 import { createExecutionContext, SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { app } from "../src/http/app";
 import worker from "../src/index";
 import { rows } from "./faults-helpers";
 import { archiveServer, postRun, publish, syntheticArchives, TOKEN, waitForRun, type RunView } from "./helpers";
@@ -74,6 +75,13 @@ describe("routes, methods and parameters", () => {
 
   it("an unknown run is 404", async () => {
     await expectError(await call("/runs/no-such-run"), 404, "no run no-such-run");
+    for (const action of ["resume", "abandon"]) {
+      const res = await call(`/runs/no-such-run/${action}`, {
+        method: "POST",
+        headers: { Authorization: "Bearer test-token" },
+      });
+      await expectError(res, 404, "no run no-such-run");
+    }
   });
 
   it.each([
@@ -104,12 +112,31 @@ describe("routes, methods and parameters", () => {
     expect(await runCount()).toBe(before);
   });
 
-  it.each(["0", "101", "abc", "1.5", ""])("GET /runs?limit=%s is 400", async (limit) => {
-    await expectError(
-      await call(`/runs?limit=${limit}`),
-      400,
-      `limit must be an integer from 1 to 100, got "${limit}"`,
-    );
+  // Strict decimal digits: no hex, exponent, fraction, sign or empty string (Number() took "0x10" and "1e1").
+  it.each(["0", "101", "abc", "1.5", "", "0x10", "1e1", "20.0", "-1", "9007199254740993"])(
+    "GET /runs?limit=%s is 400",
+    async (limit) => {
+      await expectError(
+        await call(`/runs?limit=${limit}`),
+        400,
+        `limit must be an integer from 1 to 100, got "${limit}"`,
+      );
+    },
+  );
+
+  it("a POST /runs body is JSON whatever its Content-Type, as before (curl -d sends form-urlencoded)", async () => {
+    for (const type of ["application/x-www-form-urlencoded", "text/plain"]) {
+      const res = await call("/runs", {
+        method: "POST",
+        headers: { Authorization: "Bearer test-token", "Content-Type": type },
+        body: '{"force":"yes"}',
+      });
+      await expectError(res, 400, "force must be true or false");
+    }
+  });
+
+  it("validation happens after the token check: a bad body without a token is 401", async () => {
+    await expectError(await call("/runs", { method: "POST", body: "{source:" }), 401, "unauthorized");
   });
 
   it("a good request with the right token is accepted", async () => {
@@ -119,6 +146,54 @@ describe("routes, methods and parameters", () => {
     expect(res.headers.get("Location")).toBe(`/runs/${run.id}`);
     // Nothing listens there: the run fails, saying so.
     expect((await waitForRun(run.id)).error).toMatch(/could not connect/);
+  });
+});
+
+describe("the OpenAPI description", () => {
+  const operations = (doc: { paths: Record<string, Record<string, unknown>> }) =>
+    Object.entries(doc.paths).flatMap(([path, item]) => Object.keys(item).map((m) => `${m.toUpperCase()} ${path}`));
+
+  it("GET /openapi.json is an OpenAPI 3 document describing every route the app serves", async () => {
+    const res = await call("/openapi.json");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+    const doc = (await res.json()) as {
+      openapi: string;
+      info: { title: string; version: string };
+      paths: Record<string, Record<string, { security?: unknown }>>;
+      components: { securitySchemes: Record<string, { type: string; scheme: string }> };
+    };
+    expect(doc.openapi).toMatch(/^3\.0\.\d+$/);
+    expect(doc.info).toMatchObject({ title: "idx-etl", version: expect.stringMatching(/^\d+\.\d+\.\d+/) });
+    // The app's own routing table, not a list kept here: a route added without a schema fails this.
+    const served = new Set(
+      app.routes.filter((r) => r.method !== "ALL").map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`),
+    );
+    expect(served.size).toBeGreaterThanOrEqual(10);
+    expect(operations(doc).sort()).toEqual([...served].sort());
+    // The routes that start work declare the bearer token; the others do not.
+    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+    const secured = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item)
+        .filter(([, op]) => op.security !== undefined)
+        .map(([m]) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(secured.sort()).toEqual(["POST /runs", "POST /runs/{id}/abandon", "POST /runs/{id}/resume"]);
+  });
+
+  it("GET /docs is an HTML page listing every operation of the document", async () => {
+    const doc = (await (await call("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
+    const res = await call("/docs");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
+    const html = await res.text();
+    expect(html).toContain('href="/openapi.json"');
+    for (const op of operations(doc)) {
+      const [method, path] = op.split(" ") as [string, string];
+      expect(html, op).toContain(`<span class="m">${method}</span> <code>${path}</code>`);
+    }
+    expect(html).toContain('id="schema-Run"');
+    expect(html).not.toMatch(/<script/);
   });
 });
 

@@ -3,6 +3,7 @@ import { SELF } from "cloudflare:test";
 import { gzipSync } from "fflate";
 import { inject } from "vitest";
 import { FASHION_MNIST } from "../src/datasets";
+import type { RunResponse, RunView } from "../src/http/schemas";
 
 export const TOKEN = "test-token";
 export const archiveServer = (): string => inject("archiveServer");
@@ -59,17 +60,8 @@ export async function publish(archives: ArchiveSet, faults: Record<string, strin
   return base;
 }
 
-export interface RunView {
-  id: string;
-  status: string;
-  trigger: string;
-  source: string;
-  unchanged: boolean;
-  splits: Record<"train" | "test", { expected: number | null; loaded: number }>;
-  checksums: Record<string, string> | null;
-  error: string | null;
-  retrying: string | null;
-}
+/** A run as the API answers it: the type is inferred from the schema that documents it. */
+export type { RunView };
 
 export async function postRun(body: Record<string, unknown> = {}, token = TOKEN): Promise<Response> {
   return SELF.fetch("http://worker/runs", {
@@ -81,14 +73,14 @@ export async function postRun(body: Record<string, unknown> = {}, token = TOKEN)
 
 export async function startRun(body: Record<string, unknown> = {}): Promise<RunView> {
   const res = await postRun(body);
-  const json = (await res.json()) as { run?: RunView; error?: string };
+  const json = (await res.json()) as Partial<RunResponse> & { error?: string };
   if (res.status !== 202 || !json.run) throw new Error(`POST /runs answered ${res.status}: ${json.error}`);
   return json.run;
 }
 
 export async function getRun(id: string): Promise<RunView> {
   const res = await SELF.fetch(`http://worker/runs/${id}`);
-  return ((await res.json()) as { run: RunView }).run;
+  return ((await res.json()) as RunResponse).run;
 }
 
 /** Poll until the run is complete or failed (the queues deliver in the background). */

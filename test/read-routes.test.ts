@@ -9,6 +9,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { readExtent } from "../src/read/images";
 import { npyExport } from "../src/read/export";
 import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import type { ImageView, Stats } from "../src/http/schemas";
 import { parseNpy } from "./npy";
 import { countingD1, publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
 
@@ -42,7 +43,13 @@ describe("GET /images/:split/:idx", () => {
   it("describes one image", async () => {
     const res = await get("/images/train/17");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ split: "train", idx: 17, label: 7, class: "Sneaker", shape: [28, 28, 1] });
+    expect(await res.json()).toEqual({
+      split: "train",
+      idx: 17,
+      label: 7,
+      class: "Sneaker",
+      shape: [28, 28, 1],
+    } satisfies ImageView);
   });
 
   it("answers 404 for an image that is not loaded and 400 for a bad split or index", async () => {
@@ -85,21 +92,23 @@ describe("GET /images/:split/:idx.png", () => {
     expect(decode(await bytesOf(await get("/images/test/9.png?scale=16"))).width).toBe(448);
   });
 
-  it("rejects a scale outside 1..16", async () => {
-    for (const s of ["0", "17", "2.5", "x", ""]) {
-      const res = await get(`/images/test/9.png?scale=${s}`);
-      expect(res.status, s).toBe(400);
-      expect(((await res.json()) as { error: string }).error).toMatch(/^scale must be an integer from 1 to 16/);
-    }
+  it("rejects a scale outside 1..16, or not in decimal digits, on the PNG and the JSON route alike", async () => {
+    for (const s of ["0", "17", "2.5", "x", "", "0x2", "1e1", "-1"])
+      for (const path of [`/images/test/9.png?scale=${s}`, `/images/test/9?scale=${s}`]) {
+        const res = await get(path);
+        expect(res.status, path).toBe(400);
+        expect(await res.json(), path).toEqual({
+          error: `scale must be an integer from 1 to 16, got ${JSON.stringify(s)}`,
+        });
+      }
+    // A valid scale on the JSON route changes nothing.
+    expect(await (await get("/images/train/17?scale=3")).json()).toMatchObject({ idx: 17, class: "Sneaker" });
   });
 });
 
 describe("GET /stats", () => {
   it("counts images per class per split and lists samples", async () => {
-    const stats = (await (await get("/stats")).json()) as {
-      splits: Record<string, { total: number; classes: { label: number; name: string; count: number }[] }>;
-      samples: { split: string; byLabel: { label: number; name: string; idx: number[] }[] };
-    };
+    const stats = (await (await get("/stats")).json()) as Stats;
     const expected = (n: number, seed: number) =>
       CLASSES.map((name, label) => ({
         label,
@@ -108,10 +117,10 @@ describe("GET /stats", () => {
       }));
     expect(stats.splits.train).toEqual({ total: TRAIN, classes: expected(TRAIN, 0) });
     expect(stats.splits.test).toEqual({ total: TEST, classes: expected(TEST, 1) });
-    expect(stats.samples.split).toBe("test");
+    expect(stats.samples?.split).toBe("test");
     // test label of idx i is (i + 1) % 10: class 0's first images are 9, 19, 29…
-    expect(stats.samples.byLabel[0]).toEqual({ label: 0, name: "T-shirt/top", idx: [9, 19, 29, 39, 49, 59, 69, 79] });
-    expect(stats.samples.byLabel.map((c) => c.idx.length)).toEqual(Array(10).fill(8));
+    expect(stats.samples?.byLabel[0]).toEqual({ label: 0, name: "T-shirt/top", idx: [9, 19, 29, 39, 49, 59, 69, 79] });
+    expect(stats.samples?.byLabel.map((c) => c.idx.length)).toEqual(Array(10).fill(8));
   });
 });
 
@@ -149,18 +158,29 @@ describe("GET /export/:split.npy", () => {
   });
 
   it("rejects bad paging parameters and unknown exports with a JSON error", async () => {
+    // Any name but the four files is a 400 that lists them, whatever its case or extension.
+    const files = "train.npy, train-labels.npy, test.npy, test-labels.npy";
     for (const [path, status, error] of [
-      ["/export/train.npy?offset=-1", 400, /^offset must be an integer of at least 0, got "-1"/],
+      ["/export/train.npy?offset=-1", 400, /^offset must be an integer of at least 0, got "-1"$/],
       ["/export/train.npy?offset=abc", 400, /^offset must be an integer/],
-      ["/export/train.npy?limit=0", 400, /^limit must be an integer of at least 1, got "0"/],
+      ["/export/train.npy?offset=0x10", 400, /^offset must be an integer of at least 0, got "0x10"$/],
+      ["/export/train.npy?offset=1.5", 400, /^offset must be an integer/],
+      ["/export/train.npy?offset=", 400, /^offset must be an integer of at least 0, got ""$/],
+      ["/export/train.npy?limit=0", 400, /^limit must be an integer of at least 1, got "0"$/],
       ["/export/train.npy?limit=1e3", 400, /^limit must be an integer/],
       ["/export/train.npy?offset=1235", 400, /^offset must be at most 1234/],
-      ["/export/valid.npy", 400, /^split must be train or test/],
-      ["/export/train.csv", 404, /^no export "train.csv"/],
+      ["/export/valid.npy", 400, `file must be one of ${files}, got "valid.npy"`],
+      ["/export/train.csv", 400, `file must be one of ${files}, got "train.csv"`],
+      ["/export/foo.npy", 400, `file must be one of ${files}, got "foo.npy"`],
+      ["/export/FOO.npy", 400, `file must be one of ${files}, got "FOO.npy"`],
+      ["/export/TRAIN.npy", 400, `file must be one of ${files}, got "TRAIN.npy"`],
     ] as const) {
       const res = await get(path);
       expect(res.status, path).toBe(status);
-      expect(((await res.json()) as { error: string }).error, path).toMatch(error);
+      const body = (await res.json()) as { error: string };
+      expect(Object.keys(body), path).toEqual(["error"]);
+      if (typeof error === "string") expect(body.error, path).toBe(error);
+      else expect(body.error, path).toMatch(error);
     }
   });
 

@@ -2,17 +2,10 @@
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import Table from "cli-table3";
+import type { RunView, Stats } from "../../src/http/schemas";
 
-export interface StatsJson {
-  splits: Record<string, { total: number; classes: { label: number; name: string; count: number }[] }>;
-}
-
-export interface SummaryRun {
-  id: string;
-  unchanged: boolean;
-  durationMs: number;
-  checksums: Record<string, string> | null;
-}
+/** What the summary shows of a run (GET /runs/:id). */
+export type SummaryRun = Pick<RunView, "id" | "unchanged" | "durationMs" | "checksums">;
 
 /**
  * The local D1 file most recently written (there is one per database id).
@@ -36,8 +29,8 @@ const tableStyle = (color: boolean) => ({
   style: color ? {} : { head: [], border: [] },
 });
 
-export function summaryTable(run: SummaryRun, stats: StatsJson, dbFile: string | undefined, color = false): string {
-  const splits = Object.keys(stats.splits);
+export function summaryTable(run: SummaryRun, stats: Stats, dbFile: string | undefined, color = false): string {
+  const splits = Object.keys(stats.splits) as (keyof Stats["splits"])[];
   const perClass = new Table({
     ...tableStyle(color),
     head: ["class", ...splits],

@@ -17,6 +17,7 @@ import { chromium, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archiveFiles, serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
+import type { RunResponse, Stats } from "../../src/http/schemas";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const SHARED = resolve(process.env.FASHION_MNIST_DIR ?? "../shared/fashion-mnist");
@@ -62,9 +63,9 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
       body: JSON.stringify({ source: archives.url, trigger: "cli" }),
     });
     expect(res.status).toBe(202);
-    const { run } = (await res.json()) as { run: { id: string } };
+    const { run } = (await res.json()) as RunResponse;
     for (let status = ""; status !== "complete"; await new Promise((r) => setTimeout(r, 200))) {
-      status = ((await (await fetch(`${dev.url}/runs/${run.id}`)).json()) as { run: { status: string } }).run.status;
+      status = ((await (await fetch(`${dev.url}/runs/${run.id}`)).json()) as RunResponse).run.status;
       expect(status).not.toBe("failed");
     }
     browser = await chromium.launchPersistentContext(join(dir, "chromium-profile"), {
@@ -112,9 +113,7 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     expect(counts).toHaveLength(11);
     expect(counts.at(-1)).toEqual(["total", String(TRAIN), String(TEST)]);
     // Per-class counts sum to the totals and match the API.
-    const stats = (await (await fetch(`${dev.url}/stats`)).json()) as {
-      splits: Record<string, { classes: { name: string; count: number }[] }>;
-    };
+    const stats = (await (await fetch(`${dev.url}/stats`)).json()) as Stats;
     expect(counts.slice(0, 10)).toEqual(
       stats.splits.train!.classes.map((c, i) => [
         c.name,

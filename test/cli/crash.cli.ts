@@ -21,6 +21,7 @@ import { gzipSync } from "fflate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FASHION_MNIST, type Split } from "../../src/datasets";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
+import type { ActiveRunConflict, ErrorBody, RunResponse, RunView } from "../../src/http/schemas";
 
 const PIXELS = 784;
 const LEASE_SECONDS = 3;
@@ -163,20 +164,12 @@ class ArchiveServer {
 
 // ---------------------------------------------------------------- the Worker, its API, its D1
 
-interface RunJson {
-  id: string;
-  status: string;
-  splits: Record<Split, { expected: number | null; loaded: number }>;
-  chunksTotal: number | null;
-  attempt: number;
-  resumable: boolean;
-  error: string | null;
-  updatedAt: string;
-}
+/** A run as the API answers it (the schema's type). */
+type RunJson = RunView;
 
 interface Answer {
   status: number;
-  body: { run?: RunJson; error?: string; hint?: string; activeRunId?: string };
+  body: Partial<RunResponse & ErrorBody & ActiveRunConflict>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
