@@ -13,6 +13,9 @@
  *    one chunk-consumer invocation apart; plus workerd's RSS.
  * 2b. The local D1 write floor: the same rows and transactions written by local
  *    D1 alone (bench/floor/worker.ts), alternating with the baseline too.
+ * 2c. The isolate under production concurrency (untimed): one run in which the
+ *    extraction job and up to max_concurrency chunk-consumer invocations share
+ *    one isolate (bench/concurrent/worker.ts), its memory read as in step 2.
  * 3. The cost of one run, from the real planning/statement code and config,
  *    cross-checked against the local D1 after the runs.
  * 4. Scaling: the producer path on a K× Fashion-MNIST synthetic set.
@@ -29,6 +32,12 @@ import { serveArchives } from "../scripts/lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../scripts/lib/dev-server";
 import { FASHION_MNIST } from "../src/datasets";
 import { bundle, probe } from "./lib/child";
+import {
+  chunkConsumerSettings,
+  CONCURRENT_D1_LATENCY_MS,
+  measureConcurrentIsolate,
+  type ConcurrentResult,
+} from "./lib/concurrent";
 import { benchConfig, runCost } from "./lib/cost";
 import { mb, type MemoryReport } from "./lib/memory";
 import { renderMarkdown, type Results } from "./lib/report";
@@ -236,6 +245,29 @@ async function main(): Promise<void> {
     await rm(floorState, { recursive: true, force: true });
   }
 
+  // 2c. The isolate under production concurrency: Miniflare's broker delivers one
+  // batch at a time, so the bench's own Worker schedules the consumers instead.
+  const chunkConsumer = await chunkConsumerSettings();
+  log(
+    `memory: isolate under production concurrency (untimed): the job and up to ${chunkConsumer.maxConcurrency} chunk-consumer invocations of ${chunkConsumer.maxBatchSize} in one isolate${chunkConsumer.configured ? "" : " (wrangler.toml sets no max_concurrency: fallback)"} …`,
+  );
+  const concurrent: ConcurrentResult = await measureConcurrentIsolate({
+    dataDir,
+    concurrency: chunkConsumer.maxConcurrency,
+    batch: chunkConsumer.maxBatchSize,
+    maxRetries: chunkConsumer.maxRetries,
+    retryDelay: chunkConsumer.retryDelay,
+    vars: cfg.vars,
+    d1LatencyMs: CONCURRENT_D1_LATENCY_MS,
+    live: true,
+    log,
+  });
+  const cg = concurrent.garbage;
+  const cl = concurrent.live!;
+  log(
+    `concurrent: peak ${mb(cg.peakBytes)} MB garbage included, ${mb(cl.peakBytes)} MB live; ${cg.report.rows} rows, max ${cg.report.maxInFlight} invocations in flight (${cg.report.maxInFlightDuringJob} while the job ran)`,
+  );
+
   // 3. Cross-check the last run in the local D1 (dev server stopped: no writer).
   const last = ours[ours.length - 1]!;
   const [d1] = await localD1<{ train: number; test: number; bytes: number; chunks: number; total: number }>(
@@ -350,6 +382,23 @@ async function main(): Promise<void> {
       isolateConsumersOnlyPeakMb: mb(isolate!.consumersOnlyPeakBytes),
       isolateRestMb: mb(isolate!.restBytes),
       isolateSamples: isolate!.samples,
+      isolateConcurrentPeakMb: mb(cg.peakBytes),
+      isolateConcurrentJobPeakMb: mb(cg.jobPeakBytes),
+      isolateConcurrentRestMb: mb(cg.restBytes),
+      isolateConcurrentSamples: cg.samples,
+      isolateConcurrentLivePeakMb: mb(cl.peakBytes),
+      isolateConcurrentLiveSamples: cl.samples,
+      isolateConcurrency: {
+        maxConcurrency: chunkConsumer.maxConcurrency,
+        configured: chunkConsumer.configured,
+        maxBatchSize: chunkConsumer.maxBatchSize,
+        d1LatencyMs: cg.report.d1LatencyMs,
+        maxInFlight: Math.min(cg.report.maxInFlight, cl.report.maxInFlight),
+        maxInFlightDuringJob: Math.min(cg.report.maxInFlightDuringJob, cl.report.maxInFlightDuringJob),
+        deliveries: cg.report.deliveries,
+        rows: cg.report.rows,
+        seconds: round(cg.wallSeconds),
+      },
       workerdRssIdleMb: mb(rssIdle),
       workerdRssPeakMb: mb(rssPeak),
     },
@@ -365,7 +414,7 @@ async function main(): Promise<void> {
   log("");
   log(renderMarkdown(results, { brief: true }));
   log(
-    `ratio=${round(results.ratio)} floor_ratio=${round(results.floor.ratio)} rows_per_s=${results.ours.rowsPerS} isolate_peak_mb=${results.memory.isolatePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb}`,
+    `ratio=${round(results.ratio)} floor_ratio=${round(results.floor.ratio)} rows_per_s=${results.ours.rowsPerS} isolate_peak_mb=${results.memory.isolatePeakMb} isolate_concurrent_peak_mb=${results.memory.isolateConcurrentPeakMb} isolate_concurrent_live_peak_mb=${results.memory.isolateConcurrentLivePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb}`,
   );
 }
 

@@ -85,9 +85,10 @@ export const totalBytes = (h: HeapUsage): number => h.usedSize + h.backingStorag
  * Samples the isolate's memory every `everyMs` until stopped; keeps every
  * sample with its time. Garbage V8 has not collected yet is included: workerd's
  * inspector does not answer HeapProfiler.collectGarbage, so a live-only figure
- * comes from the Node probes.
+ * comes from the Node probes, or from `beforeEach` collecting the garbage some
+ * other way before each sample (bench/concurrent/worker.ts has a /gc route).
  */
-export async function sampleIsolate(url: string, everyMs = 10) {
+export async function sampleIsolate(url: string, everyMs = 10, beforeEach?: () => Promise<void>) {
   let id = 0;
   const pending = new Map<number, (result: unknown) => void>();
   let ws: WebSocket | undefined;
@@ -134,6 +135,7 @@ export async function sampleIsolate(url: string, everyMs = 10) {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
+      await beforeEach?.();
       const u = await usage();
       if (u?.usedSize !== undefined) samples.push({ at: performance.now(), usage: u });
       await new Promise((r) => setTimeout(r, everyMs));

@@ -38,6 +38,33 @@ export interface Results {
     /** The isolate before the run: what earlier runs left, garbage included. */
     isolateRestMb: number;
     isolateSamples: number;
+    /**
+     * Inside workerd, production's scheduling (bench/concurrent/worker.ts): the
+     * extraction job and up to max_concurrency chunk-consumer invocations in one
+     * isolate, garbage included.
+     */
+    isolateConcurrentPeakMb: number;
+    /** The same while the extraction job was still running. */
+    isolateConcurrentJobPeakMb: number;
+    isolateConcurrentRestMb: number;
+    isolateConcurrentSamples: number;
+    /** The same scheduling in another run, the garbage collected before each sample. */
+    isolateConcurrentLivePeakMb: number;
+    isolateConcurrentLiveSamples: number;
+    isolateConcurrency: {
+      maxConcurrency: number;
+      /** False when wrangler.toml sets no max_concurrency and the bench's fallback was used. */
+      configured: boolean;
+      maxBatchSize: number;
+      /** Added before each D1 batch so that invocations overlap as against a remote D1. */
+      d1LatencyMs: number;
+      /** The lesser of the two runs' (garbage-inclusive and live). */
+      maxInFlight: number;
+      maxInFlightDuringJob: number;
+      deliveries: number;
+      rows: number;
+      seconds: number;
+    };
     workerdRssIdleMb: number;
     workerdRssPeakMb: number;
   };
@@ -118,6 +145,13 @@ export function renderMarkdown(r: Results, opts: { brief?: boolean } = {}): stri
         "< 128 (the isolate limit)",
       ],
       ["inside workerd: the same once the producer is done (consumers only)", m.isolateConsumersOnlyPeakMb, "", "", ""],
+      [
+        `inside workerd, production concurrency: the extraction job and up to ${m.isolateConcurrency.maxConcurrency}${m.isolateConcurrency.configured ? "" : " (no max_concurrency in wrangler.toml: fallback)"} chunk-consumer invocations of ${m.isolateConcurrency.maxBatchSize} messages in one isolate (bench/concurrent/worker.ts; each D1 batch held ${m.isolateConcurrency.d1LatencyMs} ms; seen ${m.isolateConcurrency.maxInFlight} in flight at once, ${m.isolateConcurrency.maxInFlightDuringJob} while the job ran; ${m.isolateConcurrency.rows} rows), ${m.isolateConcurrentRestMb} MB before the run (${m.isolateConcurrentSamples} samples; live: ${m.isolateConcurrentLiveSamples}); ${m.isolateConcurrentJobPeakMb} MB while the job ran`,
+        m.isolateConcurrentPeakMb,
+        "",
+        m.isolateConcurrentLivePeakMb,
+        "< 128 (the isolate limit)",
+      ],
       [
         "producer: download → MD5 → gunzip → chunk messages → sendBatch",
         m.producerPeakMb,
