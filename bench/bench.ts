@@ -30,7 +30,7 @@ import { parseArgs, promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
 import { serveArchives } from "../scripts/lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../scripts/lib/dev-server";
-import { FASHION_MNIST } from "../src/datasets";
+import { FASHION_MNIST } from "../src/core/datasets";
 import { bundle, probe } from "./lib/child";
 import {
   chunkConsumerSettings,

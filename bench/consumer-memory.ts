@@ -9,8 +9,8 @@
  *   node --expose-gc bench/out/consumer-memory.mjs IMAGES_IDX CHUNK_SIZE BATCH_SIZE ROWS_PER_STATEMENT [--gc]
  */
 import { open } from "node:fs/promises";
-import { chunkDigest } from "../src/pipeline/digest";
-import { chunksStatements, type ChunkRows } from "../src/pipeline/load";
+import { chunkDigest } from "../src/codec/digest";
+import { chunksStatements, type ChunkRows } from "../src/db/load";
 import { measurePeak } from "./lib/memory";
 
 const [file, chunkArg, batchArg, rpsArg, flag] = process.argv.slice(2);

@@ -4,12 +4,12 @@
  *   scheduled — cron trigger: starts a run from the default source
  *   queue     — extraction jobs, chunk loads, dead letters
  */
-import { QUEUES, readConfig } from "./env";
+import { QUEUES, readConfig } from "./pipeline/config";
 import { app } from "./http/app";
 import { consumeChunks, consumeDeadLetters } from "./pipeline/consume";
-import { retryingD1 } from "./pipeline/d1-retry";
+import { retryingD1 } from "./db/d1-retry";
 import { consumeJobs } from "./pipeline/job";
-import { database } from "./pipeline/runs";
+import { database } from "./db/runs";
 import { startRun } from "./pipeline/trigger";
 
 export default {

@@ -2,10 +2,10 @@ import { env } from "cloudflare:workers";
 import { parse } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import wranglerToml from "../wrangler.toml?raw";
-import { FASHION_MNIST, pixelsPerImage } from "../src/datasets";
-import { QUEUES, readConfig } from "../src/env";
+import { FASHION_MNIST, pixelsPerImage } from "../src/core/datasets";
+import { QUEUES, readConfig } from "../src/pipeline/config";
 import { chunkInvocationCost, INVOCATION_LIMITS } from "../src/pipeline/budget";
-import { MAX_ROWS_PER_STATEMENT } from "../src/pipeline/load";
+import { MAX_ROWS_PER_STATEMENT } from "../src/db/load";
 import { chunkMessage, packBatches, planChunks, QUEUE_LIMITS, messageBytes } from "../src/pipeline/plan";
 
 interface Consumer {

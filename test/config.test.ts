@@ -4,9 +4,9 @@ import { getTableConfig } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import wranglerToml from "../wrangler.toml?raw";
 import * as schema from "../src/db/schema";
-import { FASHION_MNIST } from "../src/datasets";
-import { QUEUES } from "../src/env";
-import { CREATE_SHADOW_SQL } from "../src/pipeline/load";
+import { FASHION_MNIST } from "../src/core/datasets";
+import { QUEUES } from "../src/pipeline/config";
+import { CREATE_SHADOW_SQL } from "../src/db/load";
 
 describe("configuration agrees with the code", () => {
   it("wrangler.toml declares the queues the queue handler dispatches on", () => {

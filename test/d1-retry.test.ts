@@ -1,7 +1,7 @@
 /** retryingD1: which D1 errors it retries, how often and how long it waits, on real local D1. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { isTransientD1Error, retryingD1, withD1Retry } from "../src/pipeline/d1-retry";
+import { isTransientD1Error, retryingD1, withD1Retry } from "../src/db/d1-retry";
 import { flakyD1 } from "./flaky-d1";
 
 const quiet = { onRetry: () => {}, sleep: async () => {} };

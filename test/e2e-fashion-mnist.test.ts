@@ -5,7 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
-import { FLOAT_OF_BYTE } from "../src/pipeline/transform";
+import { FLOAT_OF_BYTE } from "../src/codec/transform";
 import { runToEnd } from "./helpers";
 
 const one = async <T>(sql: string, ...params: unknown[]) =>

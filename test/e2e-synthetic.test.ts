@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
 import { hits } from "./faults-helpers";
 import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
 

@@ -7,7 +7,7 @@
 import { createExecutionContext, createScheduledController } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { QUEUES } from "../src/env";
+import { QUEUES } from "../src/pipeline/config";
 import worker from "../src/index";
 import {
   counts,

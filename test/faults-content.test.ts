@@ -7,10 +7,10 @@
  */
 import { gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { EtlError } from "../src/errors";
-import { QUEUES } from "../src/env";
-import { VerifyingGunzip } from "../src/pipeline/gunzip";
-import { expectImages, expectLabels, parseIdxHeader } from "../src/pipeline/idx";
+import { EtlError } from "../src/core/errors";
+import { QUEUES } from "../src/pipeline/config";
+import { VerifyingGunzip } from "../src/codec/gunzip";
+import { expectImages, expectLabels, parseIdxHeader } from "../src/codec/idx";
 import { dataset, deliver, failActive, queuedRun, runStatus } from "./faults-helpers";
 import { idxBytes, publish, runToEnd, syntheticArchives, syntheticSplit, type ArchiveSet } from "./helpers";
 

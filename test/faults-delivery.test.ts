@@ -6,8 +6,8 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
-import { QUEUES } from "../src/env";
-import { runBatch, swapStatements } from "../src/pipeline/load";
+import { QUEUES } from "../src/pipeline/config";
+import { runBatch, swapStatements } from "../src/db/load";
 import {
   counts,
   dataset,

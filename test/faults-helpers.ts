@@ -6,15 +6,15 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, SELF, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { FASHION_MNIST, type Split } from "../src/datasets";
-import { readConfig } from "../src/env";
+import { FASHION_MNIST, type Split } from "../src/core/datasets";
+import { readConfig } from "../src/pipeline/config";
 import worker from "../src/index";
 import { collectChecksums, extractImages, extractLabels } from "../src/pipeline/extract";
 import { workersMd5 } from "../src/pipeline/job";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
 import { Producer } from "../src/pipeline/produce";
-import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/pipeline/runs";
+import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/db/runs";
 import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
 
 export const db = () => database(env.DB);

@@ -8,8 +8,8 @@ import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { gzipSync } from "fflate";
 import { afterEach, describe, expect, it } from "vitest";
-import { QUEUES } from "../src/env";
-import { DEFAULT_LEASE_MS } from "../src/pipeline/runs";
+import { QUEUES } from "../src/pipeline/config";
+import { DEFAULT_LEASE_MS } from "../src/db/runs";
 import { deliver, expectSynthetic, failActive, hits, loadingRun, postResume, queuedRun, rows } from "./faults-helpers";
 import { getRun, idxBytes, postRun, publish, syntheticArchives, TOKEN, waitForRun } from "./helpers";
 

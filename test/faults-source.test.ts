@@ -7,7 +7,7 @@
 import { env } from "cloudflare:workers";
 import { gunzipSync, gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { QUEUES } from "../src/env";
+import { QUEUES } from "../src/pipeline/config";
 import { DEFAULT_RETRY, MinimumRate, readBody, withRetries } from "../src/pipeline/download";
 import { dataset, deliver, expectSynthetic, failActive, hits, queuedRun, runStatus } from "./faults-helpers";
 import { publish, runToEnd, syntheticArchives } from "./helpers";

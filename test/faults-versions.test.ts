@@ -8,10 +8,10 @@
 import { env } from "cloudflare:workers";
 import { gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
-import { QUEUES } from "../src/env";
+import { QUEUES } from "../src/pipeline/config";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
-import { database, failRun, markExtracting } from "../src/pipeline/runs";
-import { runBatch, swapStatements } from "../src/pipeline/load";
+import { database, failRun, markExtracting } from "../src/db/runs";
+import { runBatch, swapStatements } from "../src/db/load";
 import {
   counts,
   dataset,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader } from "../src/pipeline/idx";
+import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader } from "../src/codec/idx";
 import { idxBytes } from "./helpers";
 
 const header = (dims: number[], type = 0x08) => idxBytes(dims, new Uint8Array(0), { type });

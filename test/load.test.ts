@@ -1,6 +1,6 @@
 import { env } from "cloudflare:workers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chunkDigest } from "../src/pipeline/digest";
+import { chunkDigest } from "../src/codec/digest";
 import {
   D1_LIMITS,
   buildInsertStatements,
@@ -8,8 +8,8 @@ import {
   loadChunks,
   MAX_ROWS_PER_STATEMENT,
   type ChunkRows,
-} from "../src/pipeline/load";
-import { FLOAT_OF_BYTE, ZERO_PIXEL, ZERO_PIXEL_HEX, float32LE } from "../src/pipeline/transform";
+} from "../src/db/load";
+import { FLOAT_OF_BYTE, ZERO_PIXEL, ZERO_PIXEL_HEX, float32LE } from "../src/codec/transform";
 
 const utf8 = (s: string) => new TextEncoder().encode(s).length;
 

@@ -1,4 +1,4 @@
-/** A small .npy reader for the tests, independent of src/formats/npy.ts: parses the header as numpy does. */
+/** A small .npy reader for the tests, independent of src/codec/npy.ts: parses the header as numpy does. */
 export interface Npy {
   descr: string;
   fortranOrder: boolean;

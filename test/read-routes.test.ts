@@ -8,7 +8,7 @@ import { decode } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readExtent } from "../src/read/images";
 import { npyExport } from "../src/read/export";
-import { FLOAT_OF_BYTE, float32LE } from "../src/pipeline/transform";
+import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
 import type { ImageView, Stats } from "../src/http/schemas";
 import { parseNpy } from "./npy";
 import { countingD1, publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";

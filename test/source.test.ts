@@ -1,6 +1,6 @@
 /** Sources: parsed and normalised, compared, joined with file names, and redacted for display. */
 import { describe, expect, it } from "vitest";
-import { archiveUrl, MAX_SOURCE_LENGTH, parseSource, redactText, redactUrl, sameSource } from "../src/pipeline/source";
+import { archiveUrl, MAX_SOURCE_LENGTH, parseSource, redactText, redactUrl, sameSource } from "../src/codec/source";
 
 const ok = (raw: string) => {
   const p = parseSource(raw);

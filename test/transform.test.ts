@@ -9,7 +9,7 @@ import {
   normalise,
   pixelsToPackedHex,
   toBytes,
-} from "../src/pipeline/transform";
+} from "../src/codec/transform";
 
 // numpy: (np.arange(256, dtype=np.uint8).astype(np.float32) / 255).tobytes().hex()
 const numpyBytes = Uint8Array.from(golden.trim().match(/../g)!, (h) => parseInt(h, 16));

@@ -30,9 +30,9 @@
  *     → RunReport (JSON), once the run is complete or failed and nothing is left to deliver
  */
 import worker from "../../src/index";
-import { QUEUES, readConfig } from "../../src/env";
+import { QUEUES, readConfig } from "../../src/pipeline/config";
 import type { ExtractMessage } from "../../src/pipeline/messages";
-import { countImages, createRun, database, getRun } from "../../src/pipeline/runs";
+import { countImages, createRun, database, getRun } from "../../src/db/runs";
 
 type BenchEnv = Omit<Env, "JOBS" | "CHUNKS"> & { readonly BACKLOG: KVNamespace };
 

@@ -9,7 +9,7 @@
  *   POST /floor?rows=70000&perTransaction=640&perStatement=99  →  { seconds, rows, transactions }
  */
 
-import { CREATE_SHADOW_SQL } from "../../src/pipeline/load";
+import { CREATE_SHADOW_SQL } from "../../src/db/load";
 
 interface FloorEnv {
   readonly DB: D1Database;

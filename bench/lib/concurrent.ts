@@ -12,8 +12,8 @@ import { build } from "esbuild";
 import { parse, stringify } from "smol-toml";
 import { serveArchives } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, startDevServer } from "../../scripts/lib/dev-server";
-import { FASHION_MNIST } from "../../src/datasets";
-import { QUEUES } from "../../src/env";
+import { FASHION_MNIST } from "../../src/core/datasets";
+import { QUEUES } from "../../src/pipeline/config";
 import type { RunReport } from "../concurrent/worker";
 import { findIsolateInspector, sampleIsolate, totalBytes } from "./isolate";
 

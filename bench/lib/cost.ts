@@ -5,12 +5,12 @@
  */
 import { readFile } from "node:fs/promises";
 import { parse } from "smol-toml";
-import { FASHION_MNIST, pixelsPerImage, type Split } from "../../src/datasets";
-import { QUEUES, readConfig, type Config } from "../../src/env";
+import { FASHION_MNIST, pixelsPerImage, type Split } from "../../src/core/datasets";
+import { QUEUES, readConfig, type Config } from "../../src/pipeline/config";
 import { chunkInvocationCost, type InvocationCost } from "../../src/pipeline/budget";
-import { chunksStatements } from "../../src/pipeline/load";
+import { chunksStatements } from "../../src/db/load";
 import { chunkMessage, messageBytes, packBatches, planChunks } from "../../src/pipeline/plan";
-import { BYTES_PER_VALUE } from "../../src/pipeline/transform";
+import { BYTES_PER_VALUE } from "../../src/codec/transform";
 
 export interface ConsumerSettings {
   readonly maxBatchSize: number;

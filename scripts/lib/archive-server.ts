@@ -7,7 +7,7 @@ import { access, stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { FASHION_MNIST } from "../../src/datasets";
+import { FASHION_MNIST } from "../../src/core/datasets";
 
 export interface ArchiveServer {
   readonly url: string;

@@ -4,7 +4,7 @@
  * drizzle-orm's typed queries, and test/config.test.ts checks the two agree.
  */
 import { blob, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import { SPLITS } from "../datasets";
+import { SPLITS } from "../core/datasets";
 
 export const RUN_STATUSES = ["queued", "extracting", "loading", "complete", "failed"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];

@@ -1,6 +1,6 @@
 /** The JSON shape of a run, as GET /runs and GET /runs/:id answer it: URLs in it redacted (it is public). */
 import type { Run } from "../db/schema";
-import { redactText, redactUrl } from "../pipeline/source";
+import { redactText, redactUrl } from "../codec/source";
 import type { RunView } from "./schemas";
 
 export function presentRun(run: Run): RunView {

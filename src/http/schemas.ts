@@ -9,10 +9,10 @@
  * src/http/validation.ts for how an invalid request becomes `400 { "error" }`.
  */
 import { z } from "@hono/zod-openapi";
-import { SPLITS, type Split } from "../datasets";
+import { SPLITS, type Split } from "../core/datasets";
 import { RUN_STATUSES, TRIGGERS, type Trigger } from "../db/schema";
-import { MAX_SCALE, MIN_SCALE } from "../formats/png";
-import { MAX_SOURCE_LENGTH, parseSource } from "../pipeline/source";
+import { MAX_SCALE, MIN_SCALE } from "../codec/png";
+import { MAX_SOURCE_LENGTH, parseSource } from "../codec/source";
 
 // workerd forbids code generation; zod already detects that (and then does not
 // try), and jitless makes it explicit: no `new Function` probe, anywhere.

@@ -8,7 +8,7 @@
  * every binding call (D1, Queues) as a subrequest, and the completion check
  * takes its longest path (counts disagree → fail the run).
  */
-import { MAX_ROWS_PER_STATEMENT, swapStatements } from "./load";
+import { MAX_ROWS_PER_STATEMENT, swapStatements } from "../db/load";
 
 const SWAP_STATEMENTS = swapStatements("run", { train: 0, test: 0 }, "").length;
 

@@ -4,14 +4,13 @@
  * chunk. And the dead-letter consumer: a message that exhausted its retries
  * fails its run.
  */
-import { FASHION_MNIST, pixelsPerImage } from "../datasets";
-import type { Config } from "../env";
-import { errorMessage, isRetryable } from "../errors";
-import { chunkDigest } from "./digest";
-import { loadChunks, type ChunkRows, type LoadResult } from "./load";
+import { FASHION_MNIST, pixelsPerImage } from "../core/datasets";
+import type { Config } from "./config";
+import { errorMessage, isRetryable } from "../core/errors";
+import { chunkDigest } from "../codec/digest";
+import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
-import { committedChunks, completeIfDone, database, failRun, getRun, noteRetry, type Db } from "./runs";
-import { chunkKey } from "./plan";
+import { chunkKey, committedChunks, completeIfDone, database, failRun, getRun, noteRetry, type Db } from "../db/runs";
 
 /**
  * Seconds before retry n (1-based): about 2, 4, 8 … capped at a minute, each

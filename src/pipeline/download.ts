@@ -3,7 +3,7 @@
  * exponential backoff, and errors that say which URL failed and how. Whether a
  * failure is worth retrying is decided here, from the status or the error.
  */
-import { EtlError, errorMessage, isRetryable } from "../errors";
+import { EtlError, errorMessage, isRetryable } from "../core/errors";
 
 export interface RetryPolicy {
   /** Attempts per archive, the first one included. */

@@ -6,12 +6,12 @@
  * here, before a chunk can complete a run. Peak memory is a few fflate buffers
  * and one chunk, not a split.
  */
-import { pixelsPerImage, type DatasetSpec, type Split } from "../datasets";
-import { EtlError } from "../errors";
+import { pixelsPerImage, type DatasetSpec, type Split } from "../core/datasets";
+import { EtlError } from "../core/errors";
 import { openArchive, readBody, withRetries, type Fetch, type RetryPolicy } from "./download";
-import { VerifyingGunzip } from "./gunzip";
-import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader, type IdxHeader } from "./idx";
-import { archiveUrl } from "./source";
+import { VerifyingGunzip } from "../codec/gunzip";
+import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader, type IdxHeader } from "../codec/idx";
+import { archiveUrl } from "../codec/source";
 
 /**
  * Where an archive's MD5 goes once the whole archive has been read, before the

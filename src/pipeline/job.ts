@@ -15,9 +15,9 @@
  * what the run already holds for it (produce.ts, and the consumer against the
  * ledger). Bytes that differ fail the run for good, whatever the path.
  */
-import { FASHION_MNIST, type Split } from "../datasets";
-import type { Config } from "../env";
-import { EtlError, SourceChangedError, errorMessage, isRetryable } from "../errors";
+import { FASHION_MNIST, type Split } from "../core/datasets";
+import type { Config } from "./config";
+import { EtlError, SourceChangedError, errorMessage, isRetryable } from "../core/errors";
 import {
   extractImages,
   extractLabels,
@@ -29,7 +29,7 @@ import {
 import { parseMessage, type ExtractMessage } from "./messages";
 import { planChunks } from "./plan";
 import { Producer } from "./produce";
-import { sameSource } from "./source";
+import { sameSource } from "../codec/source";
 import {
   committedChunks,
   completeIfDone,
@@ -47,7 +47,7 @@ import {
   pinChecksum,
   unchangedSince,
   type Db,
-} from "./runs";
+} from "../db/runs";
 
 /** MD5 with the runtime's DigestStream, fed chunk by chunk. */
 export const workersMd5 = (): Digest => {

@@ -4,7 +4,7 @@
  * stays under Queues' 128 KB per message (plan.ts sizes it), so the consumer
  * needs nothing but the message — no side store to write, read back and clean up.
  */
-import { isSplit, type Split } from "../datasets";
+import { isSplit, type Split } from "../core/datasets";
 
 /** idx-etl-jobs: download, verify and inflate one run's archives, and fan the chunks out. */
 export interface ExtractMessage {

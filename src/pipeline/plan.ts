@@ -2,7 +2,7 @@
  * Chunk planning: split each split's images into queue messages, and the
  * messages into sendBatch calls, within Cloudflare Queues' limits. Pure.
  */
-import type { Split } from "../datasets";
+import type { Split } from "../core/datasets";
 import type { ChunkMessage } from "./messages";
 
 /** Queues: a message is at most 128 KB, a sendBatch at most 100 messages and 256 KB (1 KB = 1000 B). */
@@ -40,10 +40,6 @@ export function planChunks(input: SplitPlanInput, chunkSize: number): ChunkPlan[
   }
   return out;
 }
-
-/** A chunk's identity within a run, as `split:start:count` (count too: a plan with another chunk size is another ledger). */
-export const chunkKey = (c: { split: string; start: number; count: number }): string =>
-  `${c.split}:${c.start}:${c.count}`;
 
 /** Which run, and which of its attempts, sends a message. */
 export interface RunAttempt {

@@ -11,11 +11,12 @@
  * the run and it stops with a SourceChangedError. Chunks committed after the
  * ledger was read are checked by the consumer against the ledger.
  */
-import { SourceChangedError } from "../errors";
-import { chunkDigest } from "./digest";
+import { SourceChangedError } from "../core/errors";
+import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
 import { describeChunk, type ChunkMessage } from "./messages";
-import { BatchBuilder, chunkKey, chunkMessage, type ChunkPlan, type RunAttempt } from "./plan";
+import { chunkKey } from "../db/runs";
+import { BatchBuilder, chunkMessage, type ChunkPlan, type RunAttempt } from "./plan";
 
 export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;
 

@@ -4,9 +4,9 @@
  * it gets a consumer's time budget and automatic retries.
  */
 import type { Trigger } from "../db/schema";
-import { errorMessage } from "../errors";
+import { errorMessage } from "../core/errors";
 import type { ExtractMessage } from "./messages";
-import { createRun, failRun, resumeRun, type Db, type ResumeResult, type StartResult } from "./runs";
+import { createRun, failRun, resumeRun, type Db, type ResumeResult, type StartResult } from "../db/runs";
 
 export interface TriggerRequest {
   readonly trigger: Trigger;

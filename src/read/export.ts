@@ -4,10 +4,10 @@
  * whatever the export's size (the train split is 188 MB as float32).
  */
 import { DATASET_VERSION_SQL } from "./images";
-import { FASHION_MNIST, pixelsPerImage, type Split } from "../datasets";
-import { npyHeader, type NpyDtype } from "../formats/npy";
-import { BYTES_PER_VALUE } from "../pipeline/transform";
-import { decodeHexInto } from "./hex";
+import { FASHION_MNIST, pixelsPerImage, type Split } from "../core/datasets";
+import { npyHeader, type NpyDtype } from "../codec/npy";
+import { BYTES_PER_VALUE } from "../codec/transform";
+import { decodeHexInto } from "../codec/hex";
 
 export type ExportKind = "images" | "labels";
 

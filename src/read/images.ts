@@ -3,8 +3,8 @@
  * sample indices, and the extent of a split. Single images, samples and
  * extents read primary-key ranges; only the per-class counts scan.
  */
-import { FASHION_MNIST, type Split } from "../datasets";
-import { decodeHex } from "./hex";
+import { FASHION_MNIST, type Split } from "../core/datasets";
+import { decodeHex } from "../codec/hex";
 
 export interface StoredImage {
   readonly split: Split;

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { gzipSync } from "fflate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FASHION_MNIST, type Split } from "../../src/datasets";
+import { FASHION_MNIST, type Split } from "../../src/core/datasets";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 import type { ActiveRunConflict, ErrorBody, RunResponse, RunView } from "../../src/http/schemas";
 

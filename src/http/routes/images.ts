@@ -1,8 +1,8 @@
 /** GET /images/{split}/{image}: one image, described as JSON or drawn as a PNG. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { FASHION_MNIST } from "../../datasets";
-import { encodeGrayPng, upscale } from "../../formats/png";
-import { toBytes } from "../../pipeline/transform";
+import { FASHION_MNIST } from "../../core/datasets";
+import { encodeGrayPng, upscale } from "../../codec/png";
+import { toBytes } from "../../codec/transform";
 import { readImage } from "../../read/images";
 import { ImageParams, ImageQuery, ImageSchema } from "../schemas";
 import { errorResponses, notFound, openApiRoutes } from "../validation";

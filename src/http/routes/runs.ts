@@ -5,8 +5,8 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Run } from "../../db/schema";
-import { readConfig } from "../../env";
-import { abandonRun, database, getRun, listRuns } from "../../pipeline/runs";
+import { readConfig } from "../../pipeline/config";
+import { abandonRun, database, getRun, listRuns } from "../../db/runs";
 import { resume, startRun } from "../../pipeline/trigger";
 import { requireToken } from "../auth";
 import { presentRun } from "../present";

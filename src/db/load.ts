@@ -5,10 +5,10 @@
  * never double-counts. Runs load into the shadow table `images_next`, never into
  * `images` (see migrations/0002_shadow_load.sql and swapStatements).
  */
-import { isSplit, type Split } from "../datasets";
-import { EtlError } from "../errors";
-import { isChunkDigest } from "./digest";
-import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "./transform";
+import { isSplit, type Split } from "../core/datasets";
+import { EtlError } from "../core/errors";
+import { isChunkDigest } from "../codec/digest";
+import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
 export const D1_LIMITS = {

@@ -52,7 +52,7 @@ export const TRANSIENT_D1_ERRORS: readonly string[] = [
  * its CPU time limit and was reset". The docs blame the query itself (too large,
  * too slow) and recommend changing it; repeating it at once would most likely
  * reset the database again. They still reach the consumer, which retries the
- * message later (src/errors.ts counts unclassified errors as retryable). A bare
+ * message later (src/core/errors.ts counts unclassified errors as retryable). A bare
  * "internal error" is not in D1's list either. Constraint failures, SQL errors,
  * D1_TYPE_ERROR and D1_COLUMN_NOTFOUND are never transient.
  */

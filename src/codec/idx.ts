@@ -3,7 +3,7 @@
  * byte, a dimension-count byte, then one big-endian uint32 per dimension.
  * Pure: takes bytes, returns a description or throws an EtlError naming the file.
  */
-import { EtlError } from "../errors";
+import { EtlError } from "../core/errors";
 
 /** Element type 0x08: unsigned byte, the only one image datasets use. */
 export const IDX_UBYTE = 0x08;

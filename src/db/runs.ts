@@ -6,11 +6,10 @@
  */
 import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
-import * as schema from "../db/schema";
-import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "../db/schema";
-import type { Split } from "../datasets";
+import * as schema from "./schema";
+import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "./schema";
+import type { Split } from "../core/datasets";
 import { claimShadowStatements, runBatch, swapStatements } from "./load";
-import { chunkKey } from "./plan";
 
 export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
 export const database = (d1: D1Database): Db => drizzle(d1, { schema });
@@ -121,6 +120,10 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
           : "a later run has started since; start a new run";
   return { resumed: false, why: "not-resumable", message: `run ${id} cannot be resumed: ${why}` };
 }
+
+/** A chunk's identity within a run's ledger, as `split:start:count` (count too: another chunk size is another plan). */
+export const chunkKey = (c: { split: string; start: number; count: number }): string =>
+  `${c.split}:${c.start}:${c.count}`;
 
 /** The chunks a run has committed, keyed `split:start:count`, with the digest of the rows each wrote. */
 export async function committedChunks(db: Db, runId: string): Promise<Map<string, string | null>> {

@@ -6,7 +6,7 @@
  */
 import { buf as crc32 } from "crc-32";
 import { Gunzip } from "fflate";
-import { EtlError, errorMessage } from "../errors";
+import { EtlError, errorMessage } from "../core/errors";
 
 export class VerifyingGunzip {
   private readonly inflater: Gunzip;
