@@ -6,7 +6,7 @@
 
 -- Same columns and checks as `images`. The swap drops the old dataset and
 -- recreates this table empty with the same statement (CREATE_SHADOW_SQL in
--- src/pipeline/load.ts; test/config.test.ts keeps the two identical).
+-- src/db/load.ts; test/config.test.ts keeps the two identical).
 CREATE TABLE images_next (
   split  TEXT    NOT NULL CHECK (split IN ('train', 'test')),
   idx    INTEGER NOT NULL CHECK (idx >= 0),

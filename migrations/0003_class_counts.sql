@@ -1,5 +1,5 @@
 -- Images per class per split of the dataset in `images`, written by the swap
--- that makes a dataset current (src/pipeline/load.ts swapStatements). Reading
+-- that makes a dataset current (src/db/load.ts swapStatements). Reading
 -- these 20 rows replaces a scan of all 70,000 images on every /stats request
 -- (and so every dashboard load); the scan now happens once per load.
 CREATE TABLE class_counts (
