@@ -47,6 +47,13 @@ describe("configuration agrees with the code", () => {
     expect(results).toEqual(FASHION_MNIST.classes.map((name, label) => ({ label, name })));
   });
 
+  it("images and its shadow are one definition: the migrations create both alike", async () => {
+    const sql = async (name: string) =>
+      (await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = ?").bind(name).first<{ sql: string }>())!.sql;
+    const body = (s: string) => s.replace(/^CREATE TABLE "?\w+"?\s*/, "").replace(/\s+/g, " ");
+    expect(body(await sql("images"))).toBe(body(await sql("images_next")));
+  });
+
   it("the swap recreates the shadow table exactly as the migration created it", async () => {
     const row = await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = 'images_next'").first<{
       sql: string;

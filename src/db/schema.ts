@@ -31,12 +31,20 @@ export const images = imageTable("images");
 /** The shadow a run loads into; swapped with `images` at completion (migrations/0002_shadow_load.sql). */
 export const imagesNext = imageTable("images_next");
 
-/** One row per swap: whose rows became `images`, and the counts D1 held then. */
-export const datasetSwaps = sqliteTable("dataset_swaps", {
+/**
+ * A guard row's columns: the run it guards and that run's status as the batch
+ * saw it, which the table's CHECK tests to abort the batch (dataset_swaps, shadow_claims).
+ */
+const guardOf = () => ({
   runId: text("run_id")
     .primaryKey()
     .references(() => runs.id, { onDelete: "cascade" }),
   runStatus: text("run_status").notNull(),
+});
+
+/** One row per swap: whose rows became `images`, and the counts D1 held then. */
+export const datasetSwaps = sqliteTable("dataset_swaps", {
+  ...guardOf(),
   trainRows: integer("train_rows").notNull(),
   testRows: integer("test_rows").notNull(),
   trainExpected: integer("train_expected").notNull(),
@@ -89,10 +97,7 @@ export const runChunks = sqliteTable(
 
 /** The guard row of a shadow reset (migrations/0004_run_versions.sql). */
 export const shadowClaims = sqliteTable("shadow_claims", {
-  runId: text("run_id")
-    .primaryKey()
-    .references(() => runs.id, { onDelete: "cascade" }),
-  runStatus: text("run_status").notNull(),
+  ...guardOf(),
   claimedAt: text("claimed_at").notNull(),
 });
 

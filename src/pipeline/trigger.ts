@@ -41,7 +41,8 @@ export async function startRun(db: Db, jobs: Queue, req: TriggerRequest, leaseMs
 export async function resume(db: Db, jobs: Queue, id: string, leaseMs: number): Promise<ResumeResult> {
   const result = await resumeRun(db, id, leaseMs);
   if (!result.resumed) return result;
-  const message: ExtractMessage = { kind: "extract", runId: id, attempt: result.run.attempt, force: true };
+  // Not `force`: that means "reload an unchanged source"; a resumed run is loading, which already skips the hashing pass.
+  const message: ExtractMessage = { kind: "extract", runId: id, attempt: result.run.attempt, force: false };
   try {
     await jobs.send(message, { contentType: "json" });
   } catch (err) {
