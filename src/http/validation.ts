@@ -45,14 +45,17 @@ export const notFound = (message: string): never => {
   throw new HTTPException(404, { message });
 };
 
+/** A JSON response of a route for its OpenAPI description. */
+export const jsonResponse = <T>(description: string, schema: T) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
 /** Error responses of a route for its OpenAPI description: status → when. */
 export function errorResponses<S extends number>(statuses: Record<S, string>) {
   return Object.fromEntries(
-    Object.entries(statuses).map(([status, description]) => [
-      status,
-      { description: description as string, content: { "application/json": { schema: ErrorSchema } } },
-    ]),
-  ) as Record<S, { description: string; content: { "application/json": { schema: typeof ErrorSchema } } }>;
+    Object.entries(statuses).map(([status, description]) => [status, jsonResponse(description as string, ErrorSchema)]),
+  ) as Record<S, ReturnType<typeof jsonResponse<typeof ErrorSchema>>>;
 }
 
 /** The body as text, refused with 413 past `maxBytes` (by Content-Length, else while reading). */

@@ -1,11 +1,157 @@
-/** GET /export/{file}: a split's images or labels as a NumPy .npy file, streamed page by page. */
-import { createRoute, z } from "@hono/zod-openapi";
-import { npyExport } from "../../read/export";
+/**
+ * GET /export/{file} and GET /export/v/{version}/{file}: a split's images or
+ * labels as a NumPy .npy file, streamed page by page, with the HTTP caching
+ * and range machinery that makes repeating or resuming one cheap.
+ *
+ *  - The dataset version is the run whose swap put the rows in `images`
+ *    (readExtent). The ETag is `"<version>-<file name>"`: strong, since one
+ *    version and one span are always the same bytes.
+ *  - If-None-Match → 304 and If-Match → 412 are decided on one statement that
+ *    reads the swap log only: not a single image row.
+ *  - One `Range` → 206 with only the rows that range covers; If-Range gates it.
+ *  - /export/v/{version}/… is immutable while that version is current and 410
+ *    once a later swap has replaced it: never another version's bytes. The
+ *    unversioned URL is `no-cache` and names its versioned twin in
+ *    Content-Location.
+ */
+import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { npyByteLength, npyExport, type ByteRange, type ExportKind } from "../../read/export";
 import { readExtent } from "../../read/images";
-import { ExportParams, ExportQuery } from "../schemas";
-import { bad, errorResponses, notFound, openApiRoutes } from "../validation";
+import type { Split } from "../../core/datasets";
+import { ErrorSchema, ExportHeaders, ExportParams, ExportQuery, VersionedExportParams } from "../schemas";
+import { bad, errorResponses, notFound, openApiRoutes, type AppEnv } from "../validation";
 
 export const exportRoutes = openApiRoutes();
+
+/** A versioned URL's Cache-Control: its bytes never change (a new dataset is a new URL). */
+export const IMMUTABLE = "public, max-age=31536000, immutable";
+/** The unversioned URL's: caches may keep it but must revalidate (If-None-Match → 304). */
+export const REVALIDATE = "no-cache";
+
+// ------------------------------------------------------------ HTTP validators
+
+/** The entity tags of an If-None-Match / If-Match list: "*" or each tag with its weakness. */
+function entityTags(field: string): "*" | { weak: boolean; opaque: string }[] {
+  if (field.trim() === "*") return "*";
+  return [...field.matchAll(/(W\/)?"([^"]*)"/g)].map((m) => ({ weak: m[1] !== undefined, opaque: m[2]! }));
+}
+
+/** If-None-Match: weak comparison (RFC 9110 §13.1.2); "*" matches any current representation. */
+export function noneMatch(field: string, etag: string | undefined): boolean {
+  const tags = entityTags(field);
+  if (tags === "*") return true;
+  return etag !== undefined && tags.some((t) => `"${t.opaque}"` === etag);
+}
+
+/** If-Match: strong comparison (RFC 9110 §13.1.1); "*" matches any current representation. */
+export function anyMatch(field: string, etag: string | undefined): boolean {
+  const tags = entityTags(field);
+  if (tags === "*") return true;
+  return etag !== undefined && tags.some((t) => !t.weak && `"${t.opaque}"` === etag);
+}
+
+/** If-Range: an entity tag, compared strongly; a date never matches (the whole file is always a safe answer). */
+export const ifRangeMatches = (field: string, etag: string | undefined): boolean =>
+  etag !== undefined && field.trim() === etag;
+
+export type RangeRequest = { readonly kind: "ignore" } | { readonly kind: "unsatisfiable" } | ByteRange;
+
+/**
+ * One `Range: bytes=…` against a file of `size` bytes (RFC 9110 §14.1.2): a
+ * range to serve (end exclusive), unsatisfiable (→ 416), or one to ignore (→
+ * 200, the whole file): another unit, several ranges, or a malformed or
+ * invalid one (last < first), all of which a server may ignore.
+ */
+export function parseRange(field: string, size: number): RangeRequest {
+  const m = /^\s*bytes\s*=\s*(.*)$/i.exec(field);
+  if (!m) return { kind: "ignore" };
+  const specs = m[1]!.split(",").map((s) => s.trim());
+  if (specs.filter((s) => s !== "").length !== 1) return { kind: "ignore" };
+  const spec = specs.find((s) => s !== "")!;
+  const suffix = /^-(\d+)$/.exec(spec);
+  if (suffix) {
+    const n = Number(suffix[1]);
+    return n === 0 ? { kind: "unsatisfiable" } : { start: Math.max(size - n, 0), end: size };
+  }
+  const span = /^(\d+)-(\d*)$/.exec(spec);
+  if (!span) return { kind: "ignore" };
+  const first = Number(span[1]);
+  const last = span[2] === "" ? Infinity : Number(span[2]);
+  if (last < first) return { kind: "ignore" };
+  if (first >= size) return { kind: "unsatisfiable" };
+  return { start: first, end: Math.min(last + 1, size) };
+}
+
+// ------------------------------------------------------------ the two routes
+
+const binary = { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } };
+const header = (description: string) => ({ description, schema: { type: "string" as const } });
+const ETAG = header('`"<version>-<file name>"`: strong; a new dataset (a new swap) is a new ETag.');
+const fileHeaders = (versioned: boolean) => ({
+  ETag: ETAG,
+  "Last-Modified": header("When the dataset was swapped in."),
+  "Cache-Control": header(versioned ? `\`${IMMUTABLE}\`` : `\`${REVALIDATE}\`: revalidate with If-None-Match.`),
+  ...(versioned
+    ? {}
+    : {
+        "Content-Location": header(
+          "The same file's versioned URL, /export/v/<version>/<file>?<offset, limit>: cacheable as immutable.",
+        ),
+      }),
+  "Accept-Ranges": header("`bytes` (`none` for a dataset loaded before versions were recorded: no ETag either)."),
+  "Content-Length": header("Exact: the whole file's size, or the range's."),
+  "Content-Disposition": header('attachment; filename="<file name>"'),
+});
+
+function exportResponses(versioned: boolean) {
+  const headers = fileHeaders(versioned);
+  return {
+    200: { description: "The .npy file.", headers, content: binary },
+    206: {
+      description: "The bytes one Range asked for: only the rows they cover are read from D1.",
+      headers: { ...headers, "Content-Range": header("`bytes <first>-<last>/<size>`") },
+      content: binary,
+    },
+    304: {
+      description:
+        "If-None-Match named the current ETag: no body, and nothing read but the swap log (no image row from D1).",
+      headers: {
+        ETag: ETAG,
+        "Cache-Control": headers["Cache-Control"],
+        ...(versioned ? {} : { "Content-Location": fileHeaders(false)["Content-Location"] }),
+      },
+    },
+    ...errorResponses({
+      400: `An unknown file, a bad offset or limit${versioned ? ", or a malformed version" : ""}.`,
+      404: versioned
+        ? "No such dataset version was ever swapped in (a failed or still loading run, or a typo), or the split holds no images."
+        : "The split holds no images: run the ETL first.",
+      412: "If-Match named no current ETag.",
+    }),
+    416: {
+      description: "The Range starts past the end of the file.",
+      headers: { "Content-Range": header("`bytes */<size>`") },
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+    ...(versioned
+      ? {
+          410: {
+            description:
+              "The version was the dataset once, and a later swap has replaced it (its rows are gone for good): fetch the current one, which the Link header names.",
+            headers: {
+              Link: header('`</export/v/<current version>/<file>>; rel="latest-version"`'),
+              "Cache-Control": header("`no-cache`"),
+            },
+            content: { "application/json": { schema: ErrorSchema } },
+          },
+        }
+      : {}),
+  } satisfies RouteConfig["responses"];
+}
+
+const DESCRIPTION =
+  'idx `offset` … `offset + n - 1` of a split (default: all of it): images as float32, shape (n, 28, 28, 1), or labels as uint8, shape (n,). Streamed with an exact Content-Length; a swap to another dataset mid-download cuts it off rather than mix the two. Strong ETag `"<version>-<file name>"` (the version is the run whose swap loaded the dataset): If-None-Match → 304, If-Match → 412, one byte Range → 206 (If-Range honoured), all answered without reading an image row they do not need.';
 
 exportRoutes.openapi(
   createRoute({
@@ -13,38 +159,125 @@ exportRoutes.openapi(
     path: "/export/{file}",
     tags: ["images"],
     summary: "Export a split as .npy",
-    description:
-      "idx `offset` … `offset + n - 1` of a split (default: all of it): images as float32, shape (n, 28, 28, 1), or labels as uint8, shape (n,). Streamed with a Content-Length; a swap to another dataset mid-download cuts it off rather than mix the two.",
-    request: { params: ExportParams, query: ExportQuery },
-    responses: {
-      200: {
-        description: "The .npy file.",
-        headers: { "Content-Disposition": { description: "attachment; filename=…", schema: { type: "string" } } },
-        content: { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } },
-      },
-      ...errorResponses({
-        400: "An unknown file, or a bad offset or limit.",
-        404: "The split holds no images: run the ETL first.",
-      }),
-    },
+    description: `${DESCRIPTION} Cache-Control: no-cache (revalidate); Content-Location names the same file's versioned URL, cacheable as immutable.`,
+    request: { params: ExportParams, query: ExportQuery, headers: ExportHeaders },
+    responses: exportResponses(false),
   }),
-  async (c) => {
-    const { split, kind } = c.req.valid("param").file;
-    const { offset = 0, limit } = c.req.valid("query");
-    const extent = await readExtent(c.env.DB, split);
-    if (extent.count === 0) return notFound(`split ${split} holds no images; run the ETL first`);
-    if (offset > extent.count) bad(`offset must be at most ${extent.count} (the size of ${split}), got ${offset}`);
-    const count = Math.min(limit ?? extent.count, extent.count - offset);
-    const file = npyExport(c.env.DB, { split, kind, offset, count, version: extent.version });
-    // A fixed length lets clients show progress and detect a cut-off download.
-    const { readable, writable } = new FixedLengthStream(file.byteLength);
-    c.executionCtx.waitUntil(
-      file.body.pipeTo(writable).catch((err: unknown) => console.error(`export ${c.req.url}: ${err}`)),
-    );
-    return c.body(readable, 200, {
-      "Content-Type": "application/octet-stream",
-      "Content-Length": String(file.byteLength),
-      "Content-Disposition": `attachment; filename="${split}${kind === "labels" ? "-labels" : ""}${offset || limit ? `-${offset}-${offset + count}` : ""}.npy"`,
-    });
+  (c) => serveExport(c, { ...c.req.valid("param").file, ...c.req.valid("query"), ...c.req.valid("header") }),
+);
+
+exportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/export/v/{version}/{file}",
+    tags: ["images"],
+    summary: "Export a split as .npy, of one dataset version",
+    description: `${DESCRIPTION} While {version} is the current dataset: Cache-Control: ${IMMUTABLE}. Once a later swap has replaced it: 410, never the bytes of another version.`,
+    request: { params: VersionedExportParams, query: ExportQuery, headers: ExportHeaders },
+    responses: exportResponses(true),
+  }),
+  (c) => {
+    const { version, file } = c.req.valid("param");
+    return serveExport(c, { ...file, ...c.req.valid("query"), ...c.req.valid("header"), version });
   },
 );
+
+interface ExportRequest {
+  readonly split: Split;
+  readonly kind: ExportKind;
+  readonly offset?: number;
+  readonly limit?: number;
+  /** The versioned URL's version; undefined for /export/{file}. */
+  readonly version?: string;
+  readonly Range?: string;
+  readonly "If-Range"?: string;
+  readonly "If-None-Match"?: string;
+  readonly "If-Match"?: string;
+}
+
+const fileOf = (split: Split, kind: ExportKind) => `${split}${kind === "labels" ? "-labels" : ""}.npy`;
+const versionedPath = (version: string, split: Split, kind: ExportKind, query: string) =>
+  `/export/v/${version}/${fileOf(split, kind)}${query}`;
+
+async function serveExport(c: Context<AppEnv>, req: ExportRequest): Promise<Response> {
+  const { split, kind, offset = 0, limit, version: asked } = req;
+  const extent = await readExtent(c.env.DB, split, asked);
+  const paging = new URLSearchParams();
+  if (req.offset !== undefined) paging.set("offset", String(req.offset));
+  if (limit !== undefined) paging.set("limit", String(limit));
+  const query = paging.size > 0 ? `?${paging}` : "";
+  if (asked !== undefined && asked !== extent.version) {
+    if (!extent.askedWasSwapped) return notFound(`no dataset version ${asked}: no run with that id was swapped in`);
+    // A replaced version is gone for good (the swap dropped its rows), so 410 rather than 409: there is no
+    // conflict the client could resolve and retry; it can only fetch the current version, named here.
+    const current = extent.version === null ? undefined : versionedPath(extent.version, split, kind, query);
+    return c.json(
+      {
+        error: `dataset version ${asked} has been replaced by ${extent.version}${current ? `; the current file is ${current}` : ""}`,
+      },
+      410,
+      { "Cache-Control": REVALIDATE, ...(current ? { Link: `<${current}>; rel="latest-version"` } : {}) },
+    );
+  }
+  if (extent.count === 0) return notFound(`split ${split} holds no images; run the ETL first`);
+  if (offset > extent.count) bad(`offset must be at most ${extent.count} (the size of ${split}), got ${offset}`);
+  const count = Math.min(limit ?? extent.count, extent.count - offset);
+  const name = `${split}${kind === "labels" ? "-labels" : ""}${offset || limit ? `-${offset}-${offset + count}` : ""}.npy`;
+  const size = npyByteLength({ kind, count });
+
+  // Without a recorded version (a database loaded before swaps existed) there is no validator: no ETag, no ranges.
+  const etag = extent.version === null ? undefined : `"${extent.version}-${name}"`;
+  const cacheControl = asked === undefined ? REVALIDATE : IMMUTABLE;
+  const location =
+    asked === undefined && extent.version !== null ? versionedPath(extent.version, split, kind, query) : undefined;
+  const validators: Record<string, string> = {
+    ...(etag ? { ETag: etag } : {}),
+    "Cache-Control": cacheControl,
+    ...(location ? { "Content-Location": location } : {}),
+  };
+  const modified = extent.swappedAt === null ? NaN : Date.parse(extent.swappedAt);
+
+  // Preconditions in RFC 9110 §13.2.2's order, all before any image row is read.
+  if (req["If-Match"] !== undefined && !anyMatch(req["If-Match"], etag))
+    return c.json({ error: `If-Match names no current ETag; the current one is ${etag ?? "none"}` }, 412, validators);
+  if (req["If-None-Match"] !== undefined && noneMatch(req["If-None-Match"], etag)) return c.body(null, 304, validators);
+
+  let range: ByteRange | undefined;
+  if (
+    req.Range !== undefined &&
+    etag !== undefined &&
+    (req["If-Range"] === undefined || ifRangeMatches(req["If-Range"], etag))
+  ) {
+    const parsed = parseRange(req.Range, size);
+    if ("kind" in parsed) {
+      if (parsed.kind === "unsatisfiable")
+        return c.json({ error: `Range ${req.Range} is not satisfiable: the file is ${size} bytes` }, 416, {
+          "Content-Range": `bytes */${size}`,
+          "Accept-Ranges": "bytes",
+        });
+    } else range = parsed;
+  }
+
+  const headers: Record<string, string> = {
+    ...validators,
+    ...(Number.isNaN(modified) ? {} : { "Last-Modified": new Date(modified).toUTCString() }),
+    "Accept-Ranges": etag ? "bytes" : "none",
+    "Content-Type": "application/octet-stream",
+    "Content-Disposition": `attachment; filename="${name}"`,
+    ...(range ? { "Content-Range": `bytes ${range.start}-${range.end - 1}/${size}` } : {}),
+  };
+  const status = range ? 206 : 200;
+  const length = range ? range.end - range.start : size;
+  // HEAD: the same status and headers, and no stream (nothing would read it).
+  if (c.req.method === "HEAD") return c.body(null, status, { ...headers, "Content-Length": String(length) });
+
+  const file = npyExport(c.env.DB, { split, kind, offset, count, version: extent.version }, undefined, range);
+  if (file.fileSize !== size || file.byteLength !== length)
+    throw new Error(`export ${name}: ${file.fileSize} bytes, expected ${size}`);
+  // A fixed length lets clients show progress and detect a cut-off download.
+  const { readable, writable } = new FixedLengthStream(file.byteLength);
+  c.executionCtx.waitUntil(
+    file.body.pipeTo(writable).catch((err: unknown) => console.error(`export ${c.req.url}: ${err}`)),
+  );
+  return c.body(readable, status, { ...headers, "Content-Length": String(file.byteLength) });
+}

@@ -20,7 +20,7 @@ import {
   StartRunBody,
   type ActiveRunConflict,
 } from "../schemas";
-import { errorResponses, jsonBody, openApiRoutes, type AppEnv } from "../validation";
+import { errorResponses, jsonBody, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
 
 export const runRoutes = openApiRoutes();
 
@@ -41,10 +41,7 @@ const runCreated = (description: string) => ({
   content: { "application/json": { schema: RunResponseSchema } },
 });
 
-const activeConflictResponse = {
-  description: "Another run is active.",
-  content: { "application/json": { schema: ActiveRunConflictSchema } },
-};
+const activeConflictResponse = jsonResponse("Another run is active.", ActiveRunConflictSchema);
 
 /** 409 for a trigger that met an active run: which one, and how a user gets past it if it is stuck. */
 function activeConflict<E extends AppEnv>(c: Context<E>, active: Run, leaseMs: number) {
@@ -116,11 +113,11 @@ runRoutes.openapi(
     request: { params: RunIdParams },
     responses: {
       202: runCreated("The run is queued again."),
-      404: { description: "No such run.", content: { "application/json": { schema: ErrorSchema } } },
-      409: {
-        description: "Another run is active (ActiveRunConflict), or this one cannot be resumed (Error).",
-        content: { "application/json": { schema: ActiveRunConflictSchema.or(ErrorSchema) } },
-      },
+      404: jsonResponse("No such run.", ErrorSchema),
+      409: jsonResponse(
+        "Another run is active (ActiveRunConflict), or this one cannot be resumed (Error).",
+        ActiveRunConflictSchema.or(ErrorSchema),
+      ),
       ...authErrors,
     },
   }),
@@ -151,7 +148,7 @@ runRoutes.openapi(
     middleware: [requireToken] as const,
     request: { params: RunIdParams },
     responses: {
-      200: { description: "The run, now failed.", content: { "application/json": { schema: RunResponseSchema } } },
+      200: jsonResponse("The run, now failed.", RunResponseSchema),
       ...errorResponses({ 404: "No such run.", 409: "The run is not active." }),
       ...authErrors,
     },
@@ -174,7 +171,7 @@ runRoutes.openapi(
     description: "The latest runs, newest first, with their progress.",
     request: { query: RunListQuery },
     responses: {
-      200: { description: "The runs.", content: { "application/json": { schema: RunListSchema } } },
+      200: jsonResponse("The runs.", RunListSchema),
       ...errorResponses({ 400: "An invalid limit." }),
     },
   }),
@@ -194,7 +191,7 @@ runRoutes.openapi(
     description: "Status, expected and loaded images per split, checksums, error and timings.",
     request: { params: RunIdParams },
     responses: {
-      200: { description: "The run.", content: { "application/json": { schema: RunResponseSchema } } },
+      200: jsonResponse("The run.", RunResponseSchema),
       ...errorResponses({ 404: "No such run." }),
     },
   }),

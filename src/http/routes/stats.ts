@@ -2,7 +2,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { readStats } from "../../read/images";
 import { StatsSchema } from "../schemas";
-import { openApiRoutes } from "../validation";
+import { jsonResponse, openApiRoutes } from "../validation";
 
 export const statsRoutes = openApiRoutes();
 
@@ -16,7 +16,7 @@ statsRoutes.openapi(
     tags: ["images"],
     summary: "Counts and samples",
     description: `Images per class per split, and the first ${SAMPLES_PER_CLASS} image indices of each class (from the test split if it has any).`,
-    responses: { 200: { description: "The counts.", content: { "application/json": { schema: StatsSchema } } } },
+    responses: { 200: jsonResponse("The counts.", StatsSchema) },
   }),
   async (c) => c.json(await readStats(c.env.DB, SAMPLES_PER_CLASS), 200),
 );
