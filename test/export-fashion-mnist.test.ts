@@ -12,7 +12,7 @@ import { MAX_PAGES, MIN_PAGE_ROWS, npyExport, pageRows } from "../src/read/expor
 import { archiveServer, countingD1, publish, runToEnd, syntheticSplit } from "./helpers";
 import { parseNpy } from "./npy";
 
-const get = (path: string) => SELF.fetch(`http://worker${path}`);
+const get = (path: string, headers: Record<string, string> = {}) => SELF.fetch(`http://worker${path}`, { headers });
 const original = async (file: string) => {
   const res = await fetch(`${archiveServer()}/fashion-mnist/${file}`);
   if (!res.ok) throw new Error(`${file}: ${res.status}`);
@@ -21,6 +21,7 @@ const original = async (file: string) => {
 
 let images: Uint8Array; // the t10k IDX pixels, without the 16-byte header
 let labels: Uint8Array;
+let full: { ms: number; etag: string; bytes: Uint8Array } | undefined; // the first download of test.npy
 
 beforeAll(async () => {
   const imagesGz = await original("t10k-images-idx3-ubyte.gz");
@@ -41,9 +42,12 @@ beforeAll(async () => {
 
 it("exports test.npy equal, bit for bit, to float32(x) / 255 of the t10k IDX file", async () => {
   expect(images.length).toBe(10000 * 784);
+  const t0 = performance.now();
   const res = await get("/export/test.npy");
   expect(res.status).toBe(200);
-  const npy = parseNpy(new Uint8Array(await res.arrayBuffer()));
+  const bytes = new Uint8Array(await res.arrayBuffer());
+  full = { ms: performance.now() - t0, etag: res.headers.get("ETag")!, bytes };
+  const npy = parseNpy(bytes);
   expect(npy).toMatchObject({ descr: "<f4", fortranOrder: false, shape: [10000, 28, 28, 1] });
   // numpy's x.astype(np.float32) / 255, little-endian; Math.fround(b / 255) is that quotient.
   const expected = new Float32Array(images.length);
@@ -60,6 +64,36 @@ it("exports test.npy equal, bit for bit, to float32(x) / 255 of the t10k IDX fil
   expect(lab.shape).toEqual([10000]);
   expect(lab.data).toEqual(labels);
 }, 60_000);
+
+it("repeats cheaply: 304 for the ETag a download got, and a resumed tail read from its own rows", async () => {
+  if (!full) throw new Error("the first export test did not run");
+  const { etag, bytes } = full;
+  expect(etag).toMatch(/^"[0-9a-f-]{36}-test\.npy"$/);
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    const res = await get("/export/test.npy", { "If-None-Match": etag });
+    expect(res.status).toBe(304);
+    expect((await res.arrayBuffer()).byteLength).toBe(0);
+    times.push(performance.now() - t0);
+  }
+  // A second full download (warm, as the 304s are), then the last tenth, as a resumed download asks for it.
+  let t0 = performance.now();
+  expect((await (await get("/export/test.npy")).arrayBuffer()).byteLength).toBe(bytes.length);
+  const warmMs = performance.now() - t0;
+  const from = Math.floor(bytes.length * 0.9);
+  t0 = performance.now();
+  const tail = await get("/export/test.npy", { Range: `bytes=${from}-`, "If-Range": etag });
+  const rest = new Uint8Array(await tail.arrayBuffer());
+  const tailMs = performance.now() - t0;
+  expect(tail.status).toBe(206);
+  expect(Buffer.from(rest).equals(Buffer.from(bytes.subarray(from)))).toBe(true);
+  const median = times.sort((a, b) => a - b)[2]!;
+  console.log(
+    `t10k test.npy (${bytes.length} bytes): full download ${full.ms.toFixed(0)} ms (again: ${warmMs.toFixed(0)} ms); 304 revalidation ${median.toFixed(1)} ms (median of 5); last 10% by Range ${tailMs.toFixed(0)} ms`,
+  );
+  expect(median).toBeLessThan(warmMs);
+});
 
 it("serves PNGs whose pixels are the original bytes", async () => {
   for (const idx of [0, 1, 4321, 9999]) {

@@ -40,7 +40,7 @@ export const pageRows = (span: ExportSpan): number =>
 
 const dtypeOf = (kind: ExportKind): NpyDtype => (kind === "images" ? "<f4" : "|u1");
 
-export function exportShape(span: ExportSpan): number[] {
+export function exportShape(span: Pick<ExportSpan, "kind" | "count">): number[] {
   const d = FASHION_MNIST;
   return span.kind === "images" ? [span.count, d.rows, d.cols, d.channels] : [span.count];
 }
@@ -48,24 +48,55 @@ export function exportShape(span: ExportSpan): number[] {
 const rowBytes = (kind: ExportKind): number =>
   kind === "images" ? pixelsPerImage(FASHION_MNIST) * BYTES_PER_VALUE : 1;
 
+/** The exact size of a span's .npy file: its header, then count rows. */
+export const npyByteLength = (span: Pick<ExportSpan, "kind" | "count">): number =>
+  npyHeader(dtypeOf(span.kind), exportShape(span)).length + span.count * rowBytes(span.kind);
+
+/** Bytes start … end - 1 of a file (an HTTP Range, resolved against its size). */
+export interface ByteRange {
+  readonly start: number;
+  /** Exclusive. */
+  readonly end: number;
+}
+
 export interface NpyExport {
   readonly body: ReadableStream<Uint8Array>;
-  /** Exact byte length of the whole file. */
+  /** Exact byte length of what `body` yields: the whole file, or the range asked for. */
   readonly byteLength: number;
 }
 
 /**
- * The .npy file of a span. A page that comes back short (rows deleted, or a
- * swap to another dataset since the export began: each page is read only if
- * the dataset version is still the pinned one) errors the stream rather than
- * emit a file whose body disagrees with its header or mixes two datasets.
+ * The .npy file of a span, or bytes `range.start` … `range.end - 1` of it. A
+ * range reads only the rows it overlaps: the header is `header.length` bytes,
+ * then row r (from the span's offset) is bytes `header.length + r × rowBytes`
+ * onward, so a range within the header reads no row at all and one mid-file
+ * reads ⌈its length / rowBytes⌉ + 1 rows at most, in pages as the whole file.
+ *
+ * A page that comes back short (rows deleted, or a swap to another dataset
+ * since the export began: each page is read only if the dataset version is
+ * still the pinned one) errors the stream rather than emit a file whose body
+ * disagrees with its header or mixes two datasets.
  */
-export function npyExport(db: D1Database, span: ExportSpan, rowsPerPage = pageRows(span)): NpyExport {
+export function npyExport(
+  db: D1Database,
+  span: ExportSpan,
+  rowsPerPage = pageRows(span),
+  range?: ByteRange,
+): NpyExport {
   const header = npyHeader(dtypeOf(span.kind), exportShape(span));
   const perRow = rowBytes(span.kind);
-  const end = span.offset + span.count;
-  let next = span.offset;
-  let headerSent = false;
+  const fileSize = header.length + span.count * perRow;
+  const { start, end: stop } = range ?? { start: 0, end: fileSize };
+  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(stop) && 0 <= start && start <= stop && stop <= fileSize))
+    throw new RangeError(`bytes ${start}…${stop - 1} are not within the file's ${fileSize}`);
+  // The range in data bytes (after the header), and the rows (from the span's first) that hold them.
+  const dataStart = Math.max(start - header.length, 0);
+  const dataStop = Math.max(stop - header.length, 0);
+  const firstRow = Math.floor(dataStart / perRow);
+  const endRow = dataStop > dataStart ? Math.ceil(dataStop / perRow) : firstRow;
+  const end = span.offset + endRow;
+  let next = span.offset + firstRow;
+  let headerSent = start >= header.length;
   const column = span.kind === "images" ? "hex(pixels)" : "label";
   const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
   const sql = `SELECT ${column} FROM images WHERE split = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
@@ -74,8 +105,12 @@ export function npyExport(db: D1Database, span: ExportSpan, rowsPerPage = pageRo
       async pull(controller) {
         if (!headerSent) {
           headerSent = true;
-          controller.enqueue(header);
-          if (span.count === 0) controller.close();
+          controller.enqueue(header.subarray(start, Math.min(stop, header.length)));
+          if (next >= end) controller.close();
+          return;
+        }
+        if (next >= end) {
+          controller.close();
           return;
         }
         const from = next;
@@ -99,12 +134,16 @@ export function npyExport(db: D1Database, span: ExportSpan, rowsPerPage = pageRo
           rows.forEach(([label], i) => (page[i] = label as number));
         }
         next = to;
-        controller.enqueue(page);
+        // The page is data bytes pageStart …; trim what lies outside the range (first and last page only).
+        const pageStart = (from - span.offset) * perRow;
+        const lo = Math.max(dataStart - pageStart, 0);
+        const hi = Math.min(dataStop - pageStart, page.length);
+        controller.enqueue(lo === 0 && hi === page.length ? page : page.subarray(lo, hi));
         if (next >= end) controller.close();
       },
     },
     // Read a page only when the consumer asks: never more than one page ahead.
     { highWaterMark: 0 },
   );
-  return { body, byteLength: header.length + span.count * perRow };
+  return { body, byteLength: stop - start };
 }

@@ -1,7 +1,8 @@
 /**
  * Reading the loaded dataset back out of D1: single images, counts per class,
- * sample indices, and the extent of a split. Single images, samples and
- * extents read primary-key ranges; only the per-class counts scan.
+ * sample indices, and the extent of a split. Single images and samples read
+ * primary-key ranges, extents the swap log (dataset_swaps); only the
+ * per-class counts scan.
  */
 import { FASHION_MNIST, type Split } from "../core/datasets";
 import { decodeHex } from "../codec/hex";
@@ -101,20 +102,41 @@ export interface Extent {
   readonly count: number;
   /** The run whose swap made the current dataset (null if none has swapped yet). */
   readonly version: string | null;
+  /** When that swap happened (ISO 8601); null with `version`. */
+  readonly swappedAt: string | null;
+  /**
+   * Whether the version asked for (readExtent's `asked`) was ever swapped in:
+   * true for the current one and for one a later swap has replaced.
+   */
+  readonly askedWasSwapped: boolean;
 }
 
 /**
- * How many rows a split holds, read from the primary key (MAX(idx) + 1: a
- * seek, not a COUNT scan), and which dataset that is. `images` only ever
- * changes whole, by a swap, so a run that is loading does not concern an
- * export; a swap in the middle of one does, and the export pins the version.
+ * How many rows a split holds, which dataset that is, and when it was swapped
+ * in: one statement that reads only `dataset_swaps`, never `images`, so that a
+ * conditional request (If-None-Match → 304) or a refused one costs no image row.
+ * `images` only ever changes whole, by a swap, and the swap records the rows it
+ * put there (its CHECK makes them the run's expected counts, idx 0 … n-1), so a
+ * run that is loading does not concern an export; a swap in the middle of one
+ * does, and the export pins the version (see npyExport).
+ *
+ * A database loaded before swaps existed (no row in dataset_swaps) falls back
+ * to the primary key: MAX(idx) + 1, a seek, not a COUNT scan; its version is null.
  */
-export async function readExtent(db: D1Database, split: Split): Promise<Extent> {
-  const row = await db
+export async function readExtent(db: D1Database, split: Split, asked?: string): Promise<Extent> {
+  const swap = await db
     .prepare(
-      `SELECT (SELECT COALESCE(MAX(idx) + 1, 0) FROM images WHERE split = ?1) AS n, ${DATASET_VERSION_SQL} AS version`,
+      `SELECT run_id, swapped_at, CASE ?1 WHEN 'train' THEN train_rows ELSE test_rows END AS n,
+         EXISTS (SELECT 1 FROM dataset_swaps WHERE run_id = ?2) AS asked
+       FROM dataset_swaps ORDER BY swapped_at DESC LIMIT 1`,
     )
+    .bind(split, asked ?? null)
+    .first<{ run_id: string; swapped_at: string; n: number; asked: number }>();
+  if (swap)
+    return { count: swap.n, version: swap.run_id, swappedAt: swap.swapped_at, askedWasSwapped: swap.asked === 1 };
+  const row = await db
+    .prepare("SELECT COALESCE(MAX(idx) + 1, 0) AS n FROM images WHERE split = ?1")
     .bind(split)
-    .first<{ n: number; version: string | null }>();
-  return { count: row?.n ?? 0, version: row?.version ?? null };
+    .first<{ n: number }>();
+  return { count: row?.n ?? 0, version: null, swappedAt: null, askedWasSwapped: false };
 }
