@@ -5,16 +5,16 @@
  * the isolate's memory is sampled through workerd's inspector as the bench's
  * isolate step does. Used by `npm run bench` and by bench/concurrent/run.ts.
  */
-import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { build } from "esbuild";
-import { parse, stringify } from "smol-toml";
+import { dirname, join } from "node:path";
+import { parse } from "smol-toml";
 import { serveArchives } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, startDevServer } from "../../scripts/lib/dev-server";
 import { FASHION_MNIST } from "../../src/core/datasets";
 import { QUEUES } from "../../src/pipeline/config";
 import type { RunReport } from "../concurrent/worker";
+import { frozenConfig } from "./frozen";
 import { findIsolateInspector, sampleIsolate, totalBytes } from "./isolate";
 
 const CONFIG = "bench/concurrent/wrangler.toml";
@@ -24,36 +24,8 @@ const DATABASE = "bench-concurrent";
 /** The last dev server's log, kept after its state directory is gone. */
 const LOG = join("bench", "out", "concurrent-dev.log");
 
-/**
- * The Worker bundled once into `state`, and a copy of its wrangler config that
- * runs that bundle as it is. wrangler dev reloads the Worker whenever a file it
- * bundled changes, which kills the run in progress, and src/ may be edited while
- * the bench runs.
- */
-async function frozenConfig(state: string): Promise<string> {
-  // A directory of its own: wrangler watches the one the unbundled Worker is in.
-  const bundle = join(state, "bundle", "worker.mjs");
-  await build({
-    entryPoints: [ENTRY],
-    outfile: bundle,
-    bundle: true,
-    format: "esm",
-    target: "es2024",
-    platform: "browser",
-    // As wrangler resolves packages for workerd.
-    conditions: ["workerd", "worker", "browser"],
-    logLevel: "error",
-  });
-  const toml = parse(await readFile(CONFIG, "utf8")) as Record<string, unknown> & {
-    d1_databases?: { migrations_dir?: string }[];
-  };
-  for (const d of toml.d1_databases ?? []) {
-    if (d.migrations_dir) d.migrations_dir = resolve(dirname(CONFIG), d.migrations_dir);
-  }
-  const config = join(state, "wrangler.toml");
-  await writeFile(config, stringify({ ...toml, main: bundle, no_bundle: true }));
-  return config;
-}
+/** The concurrent Worker bundled once into `state` (see frozen.ts: src/ may be edited while the bench runs). */
+const frozen = (state: string): Promise<string> => frozenConfig({ entry: ENTRY, config: CONFIG, dir: state });
 
 /**
  * Added to each D1 batch by default: local D1 answers so soon that invocations
@@ -148,7 +120,7 @@ export async function measureConcurrentIsolate(opts: ConcurrentOptions): Promise
   const state = await mkdtemp(join(tmpdir(), "idx-etl-concurrent-"));
   const archives = await serveArchives(opts.dataDir);
   try {
-    const config = await frozenConfig(state);
+    const config = await frozen(state);
     await applyLocalMigrations({ config, database: DATABASE, persistTo: state });
     const flags = process.env.MINIFLARE_WORKERD_V8_FLAGS;
     if (opts.live) process.env.MINIFLARE_WORKERD_V8_FLAGS = [flags, "--expose-gc"].filter(Boolean).join(" ");

@@ -104,3 +104,117 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
     queueBytes: messages.reduce((n, m) => n + messageBytes(m), 0),
   };
 }
+
+/**
+ * Cloudflare's published prices (Workers Paid plan, USD), as read on the date
+ * below from the pages named. Each figure is the rate beyond the plan's monthly
+ * inclusions: within them (10M requests, 30M CPU-ms, 1M queue operations, 25B
+ * rows read, 50M rows written, 5 GB of D1) the marginal cost is $0, and the plan
+ * costs $5 a month whatever is used.
+ */
+export const PRICES = {
+  retrieved: "2026-11-27",
+  note: "from stored copies of the pages below, not fetched live; check them before relying on a figure",
+  currency: "USD",
+  monthlyMinimum: 5,
+  workers: {
+    source: "https://developers.cloudflare.com/workers/platform/pricing/",
+    perMillionRequests: 0.3,
+    perMillionCpuMs: 0.02,
+    includedRequests: 10_000_000,
+    includedCpuMs: 30_000_000,
+  },
+  queues: {
+    source: "https://developers.cloudflare.com/queues/platform/pricing/",
+    perMillionOperations: 0.4,
+    includedOperations: 1_000_000,
+    /** An operation per 64 KB (1 KB = 1,000 bytes) written, read or deleted; each message carries ~100 B of metadata. */
+    operationBytes: 64_000,
+  },
+  d1: {
+    source: "https://developers.cloudflare.com/d1/platform/pricing/",
+    perMillionRowsRead: 0.001,
+    perMillionRowsWritten: 1.0,
+    perGbMonth: 0.75,
+    includedRowsRead: 25_000_000_000,
+    includedRowsWritten: 50_000_000,
+    includedGb: 5,
+  },
+  r2: {
+    source: "https://developers.cloudflare.com/r2/pricing/",
+    perMillionClassA: 4.5,
+    perMillionClassB: 0.36,
+    perGbMonth: 0.015,
+  },
+} as const;
+
+/** What one piece of work used, in the units Cloudflare bills. */
+export interface Usage {
+  /** Worker invocations: HTTP requests, cron triggers, queue consumer invocations. */
+  readonly requests: number;
+  /** CPU milliseconds of those invocations (here an upper bound: see BilledUsage). */
+  readonly cpuMs: number;
+  /** Queue operations: 64 KB units written, read and deleted. */
+  readonly queueOperations: number;
+  readonly d1RowsRead: number;
+  readonly d1RowsWritten: number;
+  /** R2 is not used by the pipeline (the pixels ride in the queue messages). */
+  readonly r2ClassA: number;
+  readonly r2ClassB: number;
+}
+
+export interface Dollars {
+  readonly requests: number;
+  readonly cpu: number;
+  readonly queues: number;
+  readonly d1RowsRead: number;
+  readonly d1RowsWritten: number;
+  readonly r2: number;
+  readonly total: number;
+}
+
+export function dollars(u: Usage): Dollars {
+  const p = PRICES;
+  const d = {
+    requests: (u.requests / 1e6) * p.workers.perMillionRequests,
+    cpu: (u.cpuMs / 1e6) * p.workers.perMillionCpuMs,
+    queues: (u.queueOperations / 1e6) * p.queues.perMillionOperations,
+    d1RowsRead: (u.d1RowsRead / 1e6) * p.d1.perMillionRowsRead,
+    d1RowsWritten: (u.d1RowsWritten / 1e6) * p.d1.perMillionRowsWritten,
+    r2: (u.r2ClassA / 1e6) * p.r2.perMillionClassA + (u.r2ClassB / 1e6) * p.r2.perMillionClassB,
+  };
+  return { ...d, total: Object.values(d).reduce((a, b) => a + b, 0) };
+}
+
+/** The meters of bench/metered/worker.ts (structurally; that module is a Worker's). */
+export interface MeterReading {
+  d1: { rowsRead: number; rowsWritten: number; sizeAfter: number };
+  invocations: { fetch: number; scheduled: number; queue: Record<string, number> };
+  delivered: Record<string, { messages: number; units: number }>;
+  sent: Record<string, { messages: number; units: number }>;
+}
+
+/**
+ * The bill's units from a metered piece of work. Queue operations: each message
+ * written counts its 64 KB units once written and once deleted (acked), and once
+ * more per delivery (a retry reads it again). CPU: all of workerd's CPU time
+ * over the work — the Worker's JavaScript, but also local D1's SQLite and the
+ * local queue broker, which Cloudflare does not bill as Workers CPU — so an
+ * upper bound for what the Worker would be billed.
+ */
+export function usageFromMeter(m: MeterReading, workerdCpuSeconds: number): Usage {
+  const sum = (r: Record<string, { units: number }>) => Object.values(r).reduce((n, x) => n + x.units, 0);
+  return {
+    requests:
+      m.invocations.fetch + m.invocations.scheduled + Object.values(m.invocations.queue).reduce((a, b) => a + b, 0),
+    cpuMs: Math.round(workerdCpuSeconds * 1000),
+    queueOperations: 2 * sum(m.sent) + sum(m.delivered),
+    d1RowsRead: m.d1.rowsRead,
+    d1RowsWritten: m.d1.rowsWritten,
+    r2ClassA: 0,
+    r2ClassB: 0,
+  };
+}
+
+/** D1 storage of one copy of the dataset for a month, at the rate beyond the 5 GB included. */
+export const storageDollarsPerMonth = (bytes: number): number => (bytes / 1e9) * PRICES.d1.perGbMonth;

@@ -44,3 +44,24 @@ export function rssSampler(processGroup: number, everyMs = 200) {
     },
   };
 }
+
+/** CPU seconds (user + system) spent so far by the processes of a process group whose name starts with `comm`. */
+export async function processCpuSeconds(processGroup: number, comm: string): Promise<number> {
+  const ticksPerSecond = 100; // Linux USER_HZ
+  let ticks = 0;
+  for (const name of await readdir("/proc").catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = await readFile(`/proc/${name}/stat`, "utf8");
+      const close = stat.lastIndexOf(")");
+      if (!stat.slice(stat.indexOf("(") + 1, close).startsWith(comm)) continue;
+      // After ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
+      const f = stat.slice(close + 2).split(" ");
+      if (Number(f[2]) !== processGroup) continue;
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return ticks / ticksPerSecond;
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""The read path, both ways, for `npm run bench` (export_ratio=).
+
+  export_read.py BASE_URL SEED_DB REPS [--parallel]
+
+ours: a client downloads the four .npy exports from the running Worker
+(GET BASE_URL/export/{train,train-labels,test,test-labels}.npy, redirects
+followed) and loads each with np.load.
+seed: the original script's users read the same arrays out of its SQLite file
+(tables train/test: id INTEGER PRIMARY KEY, image BLOB, label INTEGER) with
+sqlite3 and np.frombuffer.
+
+Both in this one process, alternating (which goes first alternates too), REPS
+times each after one untimed round of each. The first round also checks that
+both ways return bit-identical arrays. Prints one JSON line.
+With --parallel, ours downloads the four files at once (four threads).
+"""
+import io, json, sqlite3, sys, time, urllib.request
+from concurrent.futures import ThreadPoolExecutor
+import numpy as np
+
+FILES = ("train", "train-labels", "test", "test-labels")
+
+
+def fetch(base, name):
+    with urllib.request.urlopen(f"{base}/export/{name}.npy", timeout=600) as res:
+        return np.load(io.BytesIO(res.read()), allow_pickle=False)
+
+
+def ours(base, parallel):
+    if parallel:
+        with ThreadPoolExecutor(len(FILES)) as pool:
+            arrays = list(pool.map(lambda n: fetch(base, n), FILES))
+    else:
+        arrays = [fetch(base, n) for n in FILES]
+    return dict(zip(FILES, arrays))
+
+
+def seed(db):
+    con = sqlite3.connect(db)
+    out = {}
+    for split in ("train", "test"):
+        rows = con.execute(f"SELECT image, label FROM {split} ORDER BY id").fetchall()
+        out[split] = np.frombuffer(b"".join(r[0] for r in rows), dtype=np.float32).reshape(-1, 28, 28, 1)
+        out[f"{split}-labels"] = np.array([r[1] for r in rows], dtype=np.uint8)
+    con.close()
+    return out
+
+
+def timed(f, *args):
+    t0 = time.perf_counter()
+    r = f(*args)
+    return time.perf_counter() - t0, r
+
+
+def main():
+    base, db, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    parallel = "--parallel" in sys.argv[4:]
+    # Untimed first round of each, and the check that both read the same arrays.
+    a = ours(base, parallel)
+    b = seed(db)
+    for k in FILES:
+        if a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or a[k].tobytes() != b[k].tobytes():
+            raise SystemExit(f"{k}: export {a[k].dtype}{a[k].shape} differs from the seed's {b[k].dtype}{b[k].shape}")
+    del a, b
+    times = {"ours": [], "seed": []}
+    for i in range(reps):
+        order = ("seed", "ours") if i % 2 == 0 else ("ours", "seed")
+        for who in order:
+            t, r = timed(ours, base, parallel) if who == "ours" else timed(seed, db)
+            del r
+            times[who].append(t)
+    print(json.dumps({**times, "bytes": sum(x.nbytes for x in seed(db).values())}))
+
+
+if __name__ == "__main__":
+    main()

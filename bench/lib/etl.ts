@@ -1,0 +1,188 @@
+/**
+ * The product Worker under `wrangler dev`, as `npm run bench` drives it: bundled
+ * once (frozen.ts: edits to src/ during the bench do not reload it), bare
+ * (`metered: false`, as it is timed) or with the bill's meters around it
+ * (bench/metered/worker.ts, the default), in a local state directory of its own
+ * (fresh migrations; the project's .wrangler/state is left alone). Runs are
+ * started and polled over HTTP as a client would.
+ */
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
+import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
+import { FASHION_MNIST } from "../../src/core/datasets";
+import type { Meter } from "../metered/worker";
+import { processCpuSeconds } from "./rss";
+import { frozenConfig } from "./frozen";
+
+export type { Meter };
+
+interface RunJson {
+  id: string;
+  status: string;
+  error: string | null;
+  unchanged?: boolean;
+  checksums: Record<string, string> | null;
+  chunksTotal: number | null;
+  splits: Record<"train" | "test", { expected: number | null; loaded: number }>;
+}
+
+export interface EtlTiming {
+  seconds: number;
+  extractSeconds: number;
+  /** Until the job recorded all four archives' checksums: the producer's work is done. */
+  producerSeconds: number;
+  rows: number;
+  runId: string;
+  chunksTotal: number;
+  unchanged: boolean;
+}
+
+/** What one piece of work cost: the meters, and the CPU all of workerd spent meanwhile. */
+export interface Metered<T> {
+  readonly result: T;
+  readonly meter: Meter;
+  /** CPU seconds of every workerd process of the dev server (Worker + local D1 + Queues): an upper bound for the Worker's. */
+  readonly workerdCpuSeconds: number;
+  readonly wallSeconds: number;
+}
+
+export interface EtlServer {
+  readonly dev: DevServer;
+  readonly archives: ArchiveServer;
+  readonly persistTo: string;
+  /** One full run: POST /runs (force) → GET /runs/:id shows complete. */
+  run(opts?: { force?: boolean }): Promise<EtlTiming>;
+  /** The cron handler with the local archives as its default source, then its run to the end. */
+  cron(): Promise<EtlTiming>;
+  meter(): Promise<Meter>;
+  resetMeter(): Promise<void>;
+  /** Reset the meters, do `work`, read them back. */
+  metered<T>(work: () => Promise<T>): Promise<Metered<T>>;
+  /** SQL on the dev server's local D1 (stop the server first for writes). */
+  d1<T = Record<string, unknown>>(sql: string): Promise<T[]>;
+  stop(): Promise<void>;
+}
+
+const LOG_DIR = join("bench", "out");
+/** The dev server's log, copied here when it fails to start or when it stops. */
+const LOG = join(LOG_DIR, "etl-dev.log");
+
+const UNMETERED = { "x-bench-unmetered": "1" };
+
+export async function startEtl(opts: {
+  dataDir: string;
+  vars: Record<string, string>;
+  token: string;
+  /** false: src/index.ts as it is, without the meters (whose calls then fail). */
+  metered?: boolean;
+}): Promise<EtlServer> {
+  const meters = opts.metered ?? true;
+  const persistTo = await mkdtemp(join(tmpdir(), "idx-etl-bench-state-"));
+  const archives = await serveArchives(opts.dataDir);
+  let dev: DevServer;
+  try {
+    const config = await frozenConfig({
+      entry: meters ? "bench/metered/worker.ts" : "src/index.ts",
+      config: "wrangler.toml",
+      dir: persistTo,
+      // AsyncLocalStorage, for the meters to leave the bench's own polling out.
+      extra: meters ? { compatibility_flags: ["nodejs_als"] } : {},
+    });
+    await applyLocalMigrations({ config, database: "images", persistTo });
+    dev = await startDevServer({ config, persistTo, vars: { ...opts.vars, ETL_TOKEN: opts.token } });
+  } catch (err) {
+    await archives.close();
+    await mkdir(LOG_DIR, { recursive: true });
+    await copyFile(join(persistTo, "dev.log"), LOG).catch(() => {});
+    await rm(persistTo, { recursive: true, force: true });
+    throw new Error(`${err instanceof Error ? err.message : String(err)} (log kept in ${LOG})`, { cause: err });
+  }
+
+  const poll = async (id: string, t0: number): Promise<EtlTiming> => {
+    let extractSeconds = NaN;
+    let producerSeconds = NaN;
+    const archiveCount = FASHION_MNIST.splits.length * 2;
+    for (;;) {
+      const res = await fetch(`${dev.url}/runs/${id}`, { headers: UNMETERED });
+      const { run } = (await res.json()) as { run: RunJson };
+      const elapsed = (performance.now() - t0) / 1000;
+      if (Number.isNaN(extractSeconds) && (run.status === "loading" || run.status === "complete"))
+        extractSeconds = elapsed;
+      if (Number.isNaN(producerSeconds) && Object.keys(run.checksums ?? {}).length === archiveCount)
+        producerSeconds = elapsed;
+      if (run.status === "failed") throw new Error(`run ${run.id} failed: ${run.error}`);
+      if (run.status === "complete") {
+        return {
+          seconds: elapsed,
+          extractSeconds,
+          producerSeconds,
+          rows: run.splits.train.loaded + run.splits.test.loaded,
+          runId: run.id,
+          chunksTotal: run.chunksTotal ?? 0,
+          unchanged: run.unchanged ?? false,
+        };
+      }
+      if (elapsed > 600) throw new Error(`run ${run.id} still ${run.status} after 600 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  const meter = async (): Promise<Meter> => (await (await fetch(`${dev.url}/__bench/meter`)).json()) as Meter;
+  const resetMeter = async (): Promise<void> => {
+    const res = await fetch(`${dev.url}/__bench/meter/reset`, { method: "POST" });
+    if (!res.ok) throw new Error(`meter reset: HTTP ${res.status}`);
+  };
+
+  return {
+    dev,
+    archives,
+    persistTo,
+    async run({ force = true } = {}) {
+      const t0 = performance.now();
+      const res = await fetch(`${dev.url}/runs`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${opts.token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ trigger: "cli", source: archives.url, force }),
+      });
+      const started = (await res.json()) as { run?: RunJson; error?: string };
+      if (res.status !== 202 || !started.run) throw new Error(`POST /runs: HTTP ${res.status}: ${started.error}`);
+      return poll(started.run.id, t0);
+    },
+    async cron() {
+      const t0 = performance.now();
+      const res = await fetch(`${dev.url}/__bench/scheduled?source=${encodeURIComponent(archives.url)}`, {
+        method: "POST",
+      });
+      if (!res.ok) throw new Error(`scheduled: HTTP ${res.status}: ${await res.text()}`);
+      const { runs } = (await (await fetch(`${dev.url}/runs?limit=1`, { headers: UNMETERED })).json()) as {
+        runs: RunJson[];
+      };
+      if (!runs[0]) throw new Error("the cron handler started no run");
+      return poll(runs[0].id, t0);
+    },
+    meter,
+    resetMeter,
+    async metered(work) {
+      await resetMeter();
+      const cpu0 = await processCpuSeconds(dev.pid, "workerd");
+      const t0 = performance.now();
+      const result = await work();
+      const wallSeconds = (performance.now() - t0) / 1000;
+      const workerdCpuSeconds = (await processCpuSeconds(dev.pid, "workerd")) - cpu0;
+      return { result, meter: await meter(), workerdCpuSeconds, wallSeconds };
+    },
+    d1: (sql) => localD1(sql, { persistTo }),
+    async stop() {
+      await dev.stop();
+      await archives.close();
+      await mkdir(LOG_DIR, { recursive: true });
+      await copyFile(dev.logFile, LOG).catch(() => {});
+    },
+  };
+}
+
+/** Remove the state directory (after any last d1() reads). */
+export const removeEtlState = (server: EtlServer): Promise<void> =>
+  rm(server.persistTo, { recursive: true, force: true });

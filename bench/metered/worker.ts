@@ -1,0 +1,164 @@
+/**
+ * The product Worker (src/index.ts) as `npm run bench` runs it, with meters for
+ * the bill: every D1 query's `meta.rows_read` / `rows_written` (what D1 bills,
+ * counted by the same SQLite layer locally as on Cloudflare), the Worker's
+ * invocations per entry point and queue, and the queue messages it writes with
+ * their 64 KB billing units. Nothing the product does changes: the meters only
+ * add up numbers the runtime already returns. Not deployed; the bench bundles
+ * this file in place of src/index.ts with the main wrangler.toml.
+ *
+ *   GET  /__bench/meter         → Meter (since the last reset)
+ *   POST /__bench/meter/reset
+ *   POST /__bench/scheduled?source=URL   the cron handler, with DEFAULT_SOURCE = URL
+ *
+ * A request with `x-bench-unmetered: 1` (the bench polling a run's status) is
+ * served as usual but left out of the meters: its D1 calls are told apart by
+ * AsyncLocalStorage (the bench's config copy adds the nodejs_als flag).
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import product from "../../src/index";
+import { messageBytes } from "../../src/pipeline/plan";
+import type { ChunkMessage } from "../../src/pipeline/messages";
+
+/** The product's handlers, called with the runtime's arguments (src/index.ts declares fewer). */
+const worker = product as unknown as Required<Pick<ExportedHandler<Env>, "fetch" | "scheduled" | "queue">>;
+
+/** (Not exported: a Worker module exports only handlers.) Queues bills one operation per 64 KB (1 KB = 1,000 bytes) written, read or deleted. */
+const QUEUE_OP_BYTES = 64_000;
+
+export interface Meter {
+  d1: { queries: number; rowsRead: number; rowsWritten: number; sizeAfter: number };
+  invocations: { fetch: number; scheduled: number; queue: Record<string, number> };
+  /** Messages delivered to consumers, and their 64 KB units (reads; a delete per message acked). */
+  delivered: Record<string, { messages: number; units: number }>;
+  /** Messages written by send/sendBatch, and their 64 KB units. */
+  sent: Record<string, { messages: number; units: number }>;
+}
+
+const fresh = (): Meter => ({
+  d1: { queries: 0, rowsRead: 0, rowsWritten: 0, sizeAfter: 0 },
+  invocations: { fetch: 0, scheduled: 0, queue: {} },
+  delivered: {},
+  sent: {},
+});
+let meter = fresh();
+
+/** A message body's size as Queues counts it: ~100 bytes of metadata on top of the body. */
+function units(body: unknown): number {
+  const bytes =
+    body && typeof body === "object" && "pixels" in body
+      ? messageBytes(body as ChunkMessage)
+      : new TextEncoder().encode(JSON.stringify(body)).length + 100;
+  return Math.max(1, Math.ceil(bytes / QUEUE_OP_BYTES));
+}
+
+const add = (to: Record<string, { messages: number; units: number }>, queue: string, u: number) => {
+  const e = (to[queue] ??= { messages: 0, units: 0 });
+  e.messages++;
+  e.units += u;
+};
+
+interface D1Meta {
+  rows_read?: number;
+  rows_written?: number;
+  size_after?: number;
+}
+
+const unmetered = new AsyncLocalStorage<true>();
+
+function count(results: unknown): void {
+  if (unmetered.getStore()) return;
+  for (const r of Array.isArray(results) ? results : [results]) {
+    const meta = (r as { meta?: D1Meta } | null)?.meta;
+    if (!meta) continue;
+    meter.d1.queries++;
+    meter.d1.rowsRead += meta.rows_read ?? 0;
+    meter.d1.rowsWritten += meta.rows_written ?? 0;
+    if (meta.size_after) meter.d1.sizeAfter = meta.size_after;
+  }
+}
+
+const METERED = Symbol.for("idx-etl-bench.metered");
+
+/**
+ * Every D1 call (prepare().run/all/first/raw, batch, exec) ends in one of the
+ * session's two senders (workerd's d1-api: `_sendOrThrow`, or `_queryOrThrow`
+ * with d1_binding_jsrpc), whose answer carries each statement's meta, which
+ * first() and raw() then drop. Wrapped once on the session's prototype.
+ */
+function meterD1(db: D1Database): void {
+  const session = (db as unknown as { alwaysPrimarySession?: object }).alwaysPrimarySession;
+  if (!session) throw new Error("bench meter: this workerd's D1 binding has no alwaysPrimarySession");
+  let proto: Record<string | symbol, unknown> | null = Object.getPrototypeOf(session);
+  while (proto && !Object.prototype.hasOwnProperty.call(proto, "_sendOrThrow")) proto = Object.getPrototypeOf(proto);
+  if (!proto) throw new Error("bench meter: no _sendOrThrow on the D1 session");
+  if (proto[METERED]) return;
+  proto[METERED] = true;
+  for (const name of ["_sendOrThrow", "_queryOrThrow"]) {
+    const original = proto[name];
+    if (typeof original !== "function") continue;
+    proto[name] = async function (this: unknown, ...args: unknown[]) {
+      const results = await (original as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+      count(results);
+      return results;
+    };
+  }
+}
+
+function meteredQueue(queue: Queue, name: string): Queue {
+  return {
+    metrics: () => queue.metrics(),
+    send: (body, options) => {
+      add(meter.sent, name, units(body));
+      return queue.send(body, options);
+    },
+    sendBatch: (messages, options) => {
+      const list = [...messages];
+      for (const m of list) add(meter.sent, name, units(m.body));
+      return queue.sendBatch(list, options);
+    },
+  } as Queue;
+}
+
+function metered(env: Env): Env {
+  meterD1(env.DB);
+  return { ...env, JOBS: meteredQueue(env.JOBS, "idx-etl-jobs"), CHUNKS: meteredQueue(env.CHUNKS, "idx-etl-chunks") };
+}
+
+export default {
+  async fetch(
+    request: Request<unknown, IncomingRequestCfProperties>,
+    env: Env,
+    ctx: ExecutionContext,
+  ): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/meter") return Response.json(meter);
+    if (url.pathname === "/__bench/meter/reset" && request.method === "POST") {
+      meter = fresh();
+      return Response.json(meter);
+    }
+    if (url.pathname === "/__bench/scheduled" && request.method === "POST") {
+      const source = url.searchParams.get("source");
+      if (!source) return new Response("source is required", { status: 400 });
+      meter.invocations.scheduled++;
+      const controller = { cron: "17 3 * * *", scheduledTime: Date.now(), noRetry() {} } as ScheduledController;
+      await worker.scheduled(controller, { ...metered(env), DEFAULT_SOURCE: source }, ctx);
+      return new Response("ok");
+    }
+    if (request.headers.get("x-bench-unmetered") === "1")
+      return unmetered.run(true, () => worker.fetch(request, metered(env), ctx));
+    meter.invocations.fetch++;
+    return worker.fetch(request, metered(env), ctx);
+  },
+
+  async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
+    meter.invocations.scheduled++;
+    await worker.scheduled(controller, metered(env), ctx);
+  },
+
+  async queue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
+    meter.invocations.queue[batch.queue] = (meter.invocations.queue[batch.queue] ?? 0) + 1;
+    for (const m of batch.messages) add(meter.delivered, batch.queue, units(m.body));
+    await worker.queue(batch, metered(env), ctx);
+  },
+} satisfies ExportedHandler<Env>;
