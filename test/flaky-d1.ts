@@ -36,17 +36,9 @@ export interface FlakyD1 {
   enabled: boolean;
 }
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "./idx-fixtures";
+
+export { mulberry32 };
 
 /** Messages as D1 words them (developers.cloudflare.com/d1/observability/debug-d1/#error-list). */
 const MESSAGES: Record<FaultKind, readonly string[]> = {

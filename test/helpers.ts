@@ -8,16 +8,9 @@ import type { RunResponse, RunView } from "../src/http/schemas";
 export const TOKEN = "test-token";
 export const archiveServer = (): string => inject("archiveServer");
 
-/** An IDX file: magic 0x0000 0x08 ndim, big-endian dims, then the bytes. */
-export function idxBytes(dims: readonly number[], body: Uint8Array, opts: { type?: number } = {}): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + body.length);
-  const view = new DataView(out.buffer);
-  out[2] = opts.type ?? 0x08;
-  out[3] = dims.length;
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(body, 4 + 4 * dims.length);
-  return out;
-}
+import { idxBytes } from "./idx-fixtures";
+
+export { idxBytes };
 
 /** A small dataset in Fashion-MNIST's layout: pixel (i, p) = (i * 7 + p) % 256, label i % 10. */
 export function syntheticSplit(count: number, seed = 0) {

@@ -22,6 +22,7 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { FASHION_MNIST, type Split } from "../../src/core/datasets";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 import type { ActiveRunConflict, ErrorBody, RunResponse, RunView } from "../../src/http/schemas";
+import { idxBytes, mulberry32 } from "../idx-fixtures";
 
 const PIXELS = 784;
 const LEASE_SECONDS = 3;
@@ -38,31 +39,9 @@ interface Dataset {
   readonly files: Map<string, Uint8Array>;
 }
 
-/** mulberry32: a small seeded PRNG, so every run of the test builds the same bytes. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function idx(dims: number[], body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + body.length);
-  const view = new DataView(out.buffer);
-  out[2] = 0x08;
-  out[3] = dims.length;
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(body, 4 + 4 * dims.length);
-  return out;
-}
-
 /** Pseudo-random pixels (40 % zeros, like real images have many), so the archives hardly compress. */
 function dataset(name: string, seed: number, count: Record<Split, number>): Dataset {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const pixels = {} as Record<Split, Uint8Array>;
   const labels = {} as Record<Split, Uint8Array>;
   const files = new Map<string, Uint8Array>();
@@ -72,8 +51,8 @@ function dataset(name: string, seed: number, count: Record<Split, number>): Data
     const lb = Uint8Array.from({ length: n }, () => Math.floor(rnd() * 10));
     pixels[spec.split] = px;
     labels[spec.split] = lb;
-    files.set(spec.images.file, gzipSync(idx([n, 28, 28], px)));
-    files.set(spec.labels.file, gzipSync(idx([n], lb)));
+    files.set(spec.images.file, gzipSync(idxBytes([n, 28, 28], px)));
+    files.set(spec.labels.file, gzipSync(idxBytes([n], lb)));
   }
   return { name, count, pixels, labels, files };
 }

@@ -12,20 +12,11 @@ import { promisify } from "node:util";
 import { gzipSync } from "fflate";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FASHION_MNIST } from "../../src/core/datasets";
+import { idxBytes } from "../idx-fixtures";
 import { localD1 } from "../../scripts/lib/dev-server";
 
 const run = promisify(execFile);
 const tsx = join(process.cwd(), "node_modules", ".bin", "tsx");
-
-function idx(dims: number[], body: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + 4 * dims.length + body.length);
-  const view = new DataView(out.buffer);
-  out[2] = 0x08;
-  out[3] = dims.length;
-  dims.forEach((d, i) => view.setUint32(4 + 4 * i, d, false));
-  out.set(body, 4 + 4 * dims.length);
-  return out;
-}
 
 /** A small dataset in Fashion-MNIST's file layout, label i % 10. */
 async function writeDataset(dir: string, counts: { train: number; test: number }): Promise<void> {
@@ -33,8 +24,8 @@ async function writeDataset(dir: string, counts: { train: number; test: number }
     const n = counts[spec.split];
     const pixels = Uint8Array.from({ length: n * 784 }, (_, i) => (i * 7) % 256);
     const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
-    await writeFile(join(dir, spec.images.file), gzipSync(idx([n, 28, 28], pixels)));
-    await writeFile(join(dir, spec.labels.file), gzipSync(idx([n], labels)));
+    await writeFile(join(dir, spec.images.file), gzipSync(idxBytes([n, 28, 28], pixels)));
+    await writeFile(join(dir, spec.labels.file), gzipSync(idxBytes([n], labels)));
   }
 }
 
