@@ -44,11 +44,22 @@ async function main(): Promise<number> {
     const persistTo = values["persist-to"];
     await applyLocalMigrations({ persistTo });
     // Local queues do not outlive the dev server that held them: a run left
-    // active by an interrupted `npm run etl` can never finish, so close it.
-    await localD1(
-      "UPDATE runs SET status = 'failed', error = 'interrupted: the local dev server stopped before the run finished', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ') WHERE status IN ('queued', 'extracting', 'loading')",
+    // active by an interrupted `npm run etl` can never finish, so close it, and say so.
+    const interrupted = await localD1<{ id: string; status: string; train_loaded: number; test_loaded: number }>(
+      "SELECT id, status, train_loaded, test_loaded FROM runs WHERE status IN ('queued', 'extracting', 'loading')",
       { persistTo },
     );
+    if (interrupted.length > 0) {
+      await localD1(
+        "UPDATE runs SET status = 'failed', error = 'interrupted: the local dev server stopped before the run finished', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ') WHERE status IN ('queued', 'extracting', 'loading')",
+        { persistTo },
+      );
+    }
+    for (const r of interrupted) {
+      console.log(
+        `run ${r.id} was still ${r.status} (${r.train_loaded} train, ${r.test_loaded} test images loaded) when an earlier dev server stopped: its queued work is lost with it, so it is marked failed and a new run starts now. The dataset in D1 is the last complete one, untouched.`,
+      );
+    }
     const token = randomBytes(24).toString("hex");
     dev = await startDevServer({ vars: { ETL_TOKEN: token }, persistTo });
     console.log(`worker: ${dev.url} (log: ${dev.logFile})`);

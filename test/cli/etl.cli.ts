@@ -78,4 +78,18 @@ it("loads a directory of archives, prints the summary and exits 0; a corrupt arc
   expect(failed.stderr).toMatch(/failed after \d+\.\d s: t10k-labels-idx1-ubyte\.gz: CRC-32 mismatch/);
   // Nothing that was loaded is lost.
   expect(await localD1("SELECT COUNT(*) AS n FROM images", { persistTo: state })).toEqual([{ n: 700 }]);
+
+  // An earlier `npm run etl` killed mid-load left its run active: the next one says what became of it, and loads.
+  await localD1(
+    "INSERT INTO runs (id, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES ('killed-run', 'cli', 'http://127.0.0.1:9', 'loading', 320, 0, 5, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'))",
+    { persistTo: state },
+  );
+  const after = await etl(["--source", good, "--persist-to", state, "--force"]);
+  expect(after.stdout).toContain(
+    "run killed-run was still loading (320 train, 0 test images loaded) when an earlier dev server stopped",
+  );
+  expect(after.code).toBe(0);
+  expect(await localD1("SELECT status, error FROM runs WHERE id = 'killed-run'", { persistTo: state })).toEqual([
+    { status: "failed", error: "interrupted: the local dev server stopped before the run finished" },
+  ]);
 });
