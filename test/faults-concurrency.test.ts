@@ -19,6 +19,7 @@ import {
   postResume,
   queuedRun,
   rows,
+  silentFor,
 } from "./faults-helpers";
 import { getRun, postRun, publish, runToEnd, syntheticArchives, waitForRun } from "./helpers";
 
@@ -27,10 +28,7 @@ afterEach(() => failActive());
 const runCount = async () => (await rows<{ n: number }>("SELECT COUNT(*) AS n FROM runs"))[0]!.n;
 
 /** Make a run look as if nothing had happened to it for 31 minutes. */
-const makeStale = (id: string) =>
-  env.DB.prepare("UPDATE runs SET updated_at = ?2 WHERE id = ?1")
-    .bind(id, new Date(Date.now() - 31 * 60_000).toISOString())
-    .run();
+const makeStale = (id: string) => silentFor(id, 31 * 60_000);
 
 describe("a second trigger while a run is active", () => {
   it("HTTP answers 409 with the active run's id and starts nothing", async () => {

@@ -15,6 +15,7 @@ import {
   expectSynthetic,
   failActive,
   failingD1,
+  withBatch,
   loadingRun,
   postResume,
   rows,
@@ -130,17 +131,9 @@ describe("a message that keeps failing", () => {
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 31));
     await deliver(QUEUES.chunks, chunks.slice(0, 3));
     // D1 commits the last chunk's batch, then reports it failed, every time.
-    const real = env.DB;
-    const lying = new Proxy(real, {
-      get(target, prop) {
-        if (prop === "batch")
-          return async (s: D1PreparedStatement[]) => {
-            await target.batch(s);
-            throw new Error("D1_ERROR: injected: reported after commit");
-          };
-        const v = Reflect.get(target, prop) as unknown;
-        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
+    const lying = withBatch(async (real, statements) => {
+      await real(statements);
+      throw new Error("D1_ERROR: injected: reported after commit");
     });
     const { result } = await deliver(QUEUES.chunks, [chunks[3]!], { attempts: 6, env: { DB: lying } });
     expect(result.retryMessages).toHaveLength(1);

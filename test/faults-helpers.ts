@@ -126,26 +126,35 @@ export async function failActive(reason = "test cleanup"): Promise<void> {
   if (active) await failRun(db(), active.id, reason);
 }
 
+/** The real D1 binding whose `batch` goes through `batch` (given the real one); everything else is D1's own. */
+export function withBatch(
+  batch: (real: D1Database["batch"], statements: D1PreparedStatement[]) => Promise<D1Result[]>,
+): D1Database {
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "batch") return (statements: D1PreparedStatement[]) => batch(target.batch.bind(target), statements);
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 /**
  * The real D1 binding with a fault: `batch` calls after the first `healthy` ones
  * throw, as D1 does when it is unavailable. Statements still run on real D1.
  */
 export function failingD1(healthy: number): D1Database {
   let calls = 0;
-  const real = env.DB;
-  return new Proxy(real, {
-    get(target, prop) {
-      if (prop === "batch") {
-        return (statements: D1PreparedStatement[]) => {
-          if (calls++ >= healthy) return Promise.reject(new Error("D1_ERROR: injected fault: database unavailable"));
-          return target.batch(statements);
-        };
-      }
-      const value = Reflect.get(target, prop) as unknown;
-      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
+  return withBatch((real, statements) =>
+    calls++ >= healthy ? Promise.reject(new Error("D1_ERROR: injected fault: database unavailable")) : real(statements),
+  );
 }
+
+/** Make a run look as if it had shown no sign of life for `ms`. */
+export const silentFor = (id: string, ms: number) =>
+  env.DB.prepare("UPDATE runs SET updated_at = ?2 WHERE id = ?1")
+    .bind(id, new Date(Date.now() - ms).toISOString())
+    .run();
 
 export const postResume = (id: string, token: string | null = TOKEN): Promise<Response> =>
   SELF.fetch(`http://worker/runs/${id}/resume`, {

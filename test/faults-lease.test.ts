@@ -5,22 +5,26 @@
  * extraction job renews the lease, and stops as soon as its run is abandoned.
  */
 import { SELF } from "cloudflare:test";
-import { env } from "cloudflare:workers";
 import { gzipSync } from "fflate";
 import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
 import { DEFAULT_LEASE_MS } from "../src/db/runs";
-import { deliver, expectSynthetic, failActive, hits, loadingRun, postResume, queuedRun, rows } from "./faults-helpers";
+import {
+  deliver,
+  expectSynthetic,
+  failActive,
+  hits,
+  loadingRun,
+  postResume,
+  queuedRun,
+  rows,
+  silentFor,
+} from "./faults-helpers";
 import { getRun, idxBytes, postRun, publish, syntheticArchives, TOKEN, waitForRun } from "./helpers";
 
 afterEach(() => failActive());
 
 const TRAIN_IMAGES = "train-images-idx3-ubyte.gz";
-
-const silentFor = (id: string, ms: number) =>
-  env.DB.prepare("UPDATE runs SET updated_at = ?2 WHERE id = ?1")
-    .bind(id, new Date(Date.now() - ms).toISOString())
-    .run();
 
 const abandon = (id: string, token: string | null = TOKEN) =>
   SELF.fetch(`http://worker/runs/${id}/abandon`, {

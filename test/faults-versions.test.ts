@@ -25,6 +25,7 @@ import {
   queuedRun,
   rows,
   runStatus,
+  withBatch,
 } from "./faults-helpers";
 import {
   getRun,
@@ -269,20 +270,12 @@ describe("messages of an earlier attempt", () => {
 /** A D1 binding that adds up meta.rows_written of every batch run through it: what D1 bills as written. */
 function billedD1(): { db: D1Database; written: () => number } {
   let written = 0;
-  const real = env.DB;
-  const proxy = new Proxy(real, {
-    get(target, prop) {
-      if (prop === "batch")
-        return async (statements: D1PreparedStatement[]) => {
-          const results = await target.batch(statements);
-          for (const r of results) written += r.meta.rows_written ?? 0;
-          return results;
-        };
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
+  const db = withBatch(async (real, statements) => {
+    const results = await real(statements);
+    for (const r of results) written += r.meta.rows_written ?? 0;
+    return results;
   });
-  return { db: proxy, written: () => written };
+  return { db, written: () => written };
 }
 
 describe("emptying the shadow table", () => {
