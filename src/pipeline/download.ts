@@ -36,9 +36,8 @@ export interface RetryPolicy {
 }
 
 /**
- * 128 KiB/s (1 Mbit/s) is far below what any real source serves (locally the
- * whole dataset extracts in about 6 s; S3 gives several MB/s), yet at exactly
- * this rate a job still fits a queue consumer's 15-minute wall time: the train
+ * 128 KiB/s (1 Mbit/s) is far below what any real source serves, yet at
+ * exactly this rate a job still fits a queue consumer's 15-minute wall time: the train
  * images archive (26.4 MB) takes 3.4 min, and a whole job that hashes the
  * images archives and then downloads them again to load them (about 62 MB)
  * takes 7.8 min. At 64 KiB/s that job would take 15.7 min. The 30 s window
