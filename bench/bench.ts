@@ -42,7 +42,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
-import { FASHION_MNIST } from "../src/core/datasets";
+import { FASHION_MNIST } from "../src/core/registry";
 import { bundle, probe } from "./lib/child";
 import {
   chunkConsumerSettings,

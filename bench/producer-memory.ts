@@ -14,7 +14,7 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { serialize } from "node:v8";
-import { FASHION_MNIST } from "../src/core/datasets";
+import { FASHION_MNIST } from "../src/core/registry";
 import { DEFAULT_RETRY } from "../src/pipeline/download";
 import { collectChecksums, extractImages, extractLabels, type Digest } from "../src/pipeline/extract";
 import type { ChunkMessage } from "../src/pipeline/messages";

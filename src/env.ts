@@ -7,7 +7,11 @@
 export interface ExtraBindings {
   /** Bearer token for POST /runs: `.dev.vars` locally, `wrangler secret put ETL_TOKEN` remotely. */
   ETL_TOKEN?: string;
+  /** Where the default dataset's official files are, instead of its registry mirrors. */
+  DEFAULT_SOURCE?: string;
   /** Optional overrides, as strings like every var. */
+  JOB_MAX_CHUNKS?: string;
+  D1_MAX_BYTES?: string;
   ROWS_PER_STATEMENT?: string;
   /** Seconds without a sign of life after which a new trigger may presume an active run dead. */
   RUN_LEASE_SECONDS?: string;

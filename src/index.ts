@@ -1,7 +1,7 @@
 /**
  * idx-etl Worker: wires the three entry points to the pipeline and nothing else.
  *   fetch     — HTTP API (src/http/app.ts)
- *   scheduled — cron trigger: starts a run from the default source
+ *   scheduled — cron trigger: starts a run of each dataset in DATASETS
  *   queue     — extraction jobs, chunk loads, dead letters
  */
 import { QUEUES, readConfig } from "./pipeline/config";
@@ -11,23 +11,28 @@ import { retryingD1 } from "./db/d1-retry";
 import { consumeJobs } from "./pipeline/job";
 import { database } from "./db/runs";
 import { startRun } from "./pipeline/trigger";
+import { resolveRequest } from "./pipeline/dataset";
 
 export default {
   fetch: app.fetch,
 
   async scheduled(controller, env) {
     const cfg = readConfig(env);
-    const result = await startRun(
-      database(env.DB),
-      env.JOBS,
-      { trigger: "cron", source: cfg.defaultSource, force: false },
-      cfg.leaseMs,
-    );
-    if (result.started) console.log(`cron ${controller.cron}: started run ${result.run.id}`);
-    else
-      console.log(
-        `cron ${controller.cron}: run ${result.active.id} is still ${result.active.status}; not starting another`,
-      );
+    const db = database(env.DB);
+    // One run per dataset: each finishes on its own, unchanged ones without rewriting a row.
+    for (const dataset of cfg.cronDatasets) {
+      const req = resolveRequest({ dataset }, cfg);
+      if (!req.ok) {
+        console.error(`cron ${controller.cron}: ${req.error}`);
+        continue;
+      }
+      const result = await startRun(db, env.JOBS, { trigger: "cron", ...req, force: false }, cfg.leaseMs);
+      if (result.started) console.log(`cron ${controller.cron}: started ${dataset} run ${result.run.id}`);
+      else
+        console.log(
+          `cron ${controller.cron}: ${dataset} run ${result.active.id} is still ${result.active.status}; not starting another`,
+        );
+    }
   },
 
   async queue(batch, rawEnv) {

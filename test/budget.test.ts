@@ -2,7 +2,8 @@ import { env } from "cloudflare:workers";
 import { parse } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import wranglerToml from "../wrangler.toml?raw";
-import { FASHION_MNIST, pixelsPerImage } from "../src/core/datasets";
+import { pixelsPerImage } from "../src/core/datasets";
+import { FASHION_MNIST } from "../src/core/registry";
 import { QUEUES, readConfig } from "../src/pipeline/config";
 import { chunkInvocationCost, INVOCATION_LIMITS } from "../src/pipeline/budget";
 import { MAX_ROWS_PER_STATEMENT } from "../src/db/load";
@@ -15,7 +16,7 @@ interface Consumer {
 }
 const toml = parse(wranglerToml) as unknown as { queues: { consumers: Consumer[] }; vars: Record<string, string> };
 const chunksConsumer = toml.queues.consumers.find((c) => c.queue === QUEUES.chunks);
-const ppi = pixelsPerImage(FASHION_MNIST);
+const ppi = pixelsPerImage(FASHION_MNIST.shape!);
 
 describe("the configured chunk consumer stays within per-invocation limits (free plan)", () => {
   it("wrangler.toml sets max_batch_size for idx-etl-chunks explicitly", () => {
@@ -46,7 +47,11 @@ describe("the configured chunk consumer stays within per-invocation limits (free
     const cfg = readConfig(env);
     const labels = new Uint8Array(60_000).fill(9);
     const messages = planChunks({ split: "train", labels }, cfg.chunkSize).map((p) =>
-      chunkMessage({ runId: "00000000-0000-4000-8000-000000000000", attempt: 1 }, p, new Uint8Array(p.count * ppi)),
+      chunkMessage(
+        { runId: "00000000-0000-4000-8000-000000000000", attempt: 1, dataset: "fashion-mnist" },
+        p,
+        new Uint8Array(p.count * ppi),
+      ),
     );
     expect(Math.max(...messages.map(messageBytes)) + QUEUE_LIMITS.metadataBytes).toBeLessThanOrEqual(
       QUEUE_LIMITS.messageBytes,

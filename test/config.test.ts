@@ -4,9 +4,9 @@ import { getTableConfig } from "drizzle-orm/sqlite-core";
 import { describe, expect, it } from "vitest";
 import wranglerToml from "../wrangler.toml?raw";
 import * as schema from "../src/db/schema";
-import { FASHION_MNIST } from "../src/core/datasets";
+import { FASHION_MNIST } from "../src/core/registry";
 import { QUEUES } from "../src/pipeline/config";
-import { CREATE_SHADOW_SQL } from "../src/db/load";
+import { createImageTableSql, imagesViewSql, liveTable } from "../src/db/tables";
 
 describe("configuration agrees with the code", () => {
   it("wrangler.toml declares the queues the queue handler dispatches on", () => {
@@ -17,8 +17,7 @@ describe("configuration agrees with the code", () => {
 
   it("drizzle's schema has exactly the columns the migrations create", async () => {
     for (const table of [
-      schema.images,
-      schema.imagesNext,
+      schema.datasets,
       schema.datasetSwaps,
       schema.classes,
       schema.runs,
@@ -43,26 +42,24 @@ describe("configuration agrees with the code", () => {
   });
 
   it("the classes table names Fashion-MNIST's ten classes in label order", async () => {
-    const { results } = await env.DB.prepare("SELECT label, name FROM classes ORDER BY label").all();
-    expect(results).toEqual(FASHION_MNIST.classes.map((name, label) => ({ label, name })));
+    const { results } = await env.DB.prepare(
+      "SELECT label, name FROM classes WHERE dataset = 'fashion-mnist' ORDER BY label",
+    ).all();
+    expect(results).toEqual(FASHION_MNIST.classes!.map((name, label) => ({ label, name })));
   });
 
-  it("images and its shadow are one definition: the migrations create both alike", async () => {
+  it("the migrations create Fashion-MNIST's tables and the view exactly as the code does", async () => {
     const sql = async (name: string) =>
       (await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = ?").bind(name).first<{ sql: string }>())!.sql;
-    const body = (s: string) => s.replace(/^CREATE TABLE "?\w+"?\s*/, "").replace(/\s+/g, " ");
-    expect(body(await sql("images"))).toBe(body(await sql("images_next")));
-  });
-
-  it("the swap recreates the shadow table exactly as the migration created it", async () => {
-    const row = await env.DB.prepare("SELECT sql FROM sqlite_master WHERE name = 'images_next'").first<{
-      sql: string;
-    }>();
     const squash = (sql: string) =>
       sql
         .replace(/\s+/g, " ")
         .replace(/\s*([(),])\s*/g, "$1")
         .trim();
-    expect(squash(row!.sql)).toBe(squash(CREATE_SHADOW_SQL));
+    for (const split of ["train", "test"] as const) {
+      const table = liveTable("fashion-mnist", split);
+      expect(squash(await sql(table))).toBe(squash(createImageTableSql(table, 28 * 28 * 4)));
+    }
+    expect(squash(await sql("images"))).toBe(squash(imagesViewSql(["fashion-mnist"])));
   });
 });

@@ -37,7 +37,7 @@ describe("a second trigger while a run is active", () => {
     const res = await postRun({ source: await publish(syntheticArchives(20, 10)) });
     expect(res.status).toBe(409);
     const body = (await res.json()) as { error: string; activeRunId: string; run: { id: string; status: string } };
-    expect(body.error).toBe(`run ${active} is already queued`);
+    expect(body.error).toBe(`run ${active} of fashion-mnist is already queued`);
     expect(body.activeRunId).toBe(active);
     expect(body.run.id).toBe(active);
     expect(await runCount()).toBe(before);
@@ -97,7 +97,7 @@ describe("a run interrupted mid-way (its remaining messages lost)", () => {
     await makeStale(runId);
     expect(await dataset()).toEqual(before); // the half-loaded run is invisible
     // A marker in a committed chunk's shadow row: it survives only if the resume does not reload that chunk.
-    await env.DB.prepare("UPDATE images_next SET label = 7 WHERE split = 'train' AND idx = 161").run();
+    await env.DB.prepare("UPDATE images__fashion_mnist__train__next SET label = 7 WHERE idx = 161").run();
 
     const res = await postResume(runId);
     expect(res.status).toBe(202);
@@ -121,7 +121,7 @@ describe("a run interrupted mid-way (its remaining messages lost)", () => {
     expect(stale.status).toBe("failed");
     expect(stale.error).toMatch(/^abandoned: no progress since \d{4}-/);
     await expectSynthetic(700, 90, 46);
-    expect(await counts("images_next")).toEqual({});
+    expect(await counts("shadow")).toEqual({});
   });
 
   it("resume is refused, saying why, when it cannot give the right rows", async () => {
@@ -143,7 +143,7 @@ describe("a run interrupted mid-way (its remaining messages lost)", () => {
     res = await postResume(runId);
     expect(res.status).toBe(409);
     expect(((await res.json()) as { error: string }).error).toBe(
-      `run ${runId} cannot be resumed: a later run has started since; start a new run`,
+      `run ${runId} cannot be resumed: a later fashion-mnist run has started since; start a new run`,
     );
 
     // A complete run, an unknown run, and a resume while another run is active.

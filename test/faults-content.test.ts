@@ -60,7 +60,7 @@ describe("pure: IDX headers", () => {
     [
       "a non-ubyte element type",
       bytes(0, 0, 0x0d, 1, 0, 0, 0, 1),
-      "f: magic number 0x00000d01 has element type 0xd, expected 0x08 (unsigned byte)",
+      "f: magic number 0x00000d01 has element type 0x0d (float), expected 0x08 (unsigned byte): only unsigned-byte images and labels are accepted",
     ],
     ["zero dimensions", bytes(0, 0, 8, 0), "f: magic number 0x00000800 declares 0 dimensions, expected 1 to 4"],
     ["too many dimensions", bytes(0, 0, 8, 9), "f: magic number 0x00000809 declares 9 dimensions, expected 1 to 4"],
@@ -80,11 +80,9 @@ describe("pure: IDX headers", () => {
 
   it("refuses images of the wrong shape and labels with more than one dimension", () => {
     const images = parseIdxHeader(idxBytes([5, 28, 27], new Uint8Array(0)), "i");
-    expect(() => expectImages(images, "i", 28, 28)).toThrow(
-      "i: expected images of shape [n, 28, 28], header says [5, 28, 27]",
-    );
+    expect(expectImages(images, "i")).toEqual({ count: 5, shape: { rows: 28, cols: 27, channels: 1 } });
     const flat = parseIdxHeader(idxBytes([5, 784], new Uint8Array(0)), "i");
-    expect(() => expectImages(flat, "i", 28, 28)).toThrow("header says [5, 784]");
+    expect(() => expectImages(flat, "i")).toThrow("header says [5, 784]");
     const labels = parseIdxHeader(idxBytes([5, 1], new Uint8Array(0)), "l");
     expect(() => expectLabels(labels, "l")).toThrow("l: expected a 1-dimensional labels file, header says [5, 1]");
   });
@@ -173,12 +171,12 @@ describe("through the real Worker: a bad archive fails the run before any write"
     [
       "a wrong IDX magic",
       withFiles({ [TRAIN_LABELS]: gzipSync(idxBytes([40], split.labels, { type: 0x09 })) }),
-      `${TRAIN_LABELS}: magic number 0x00000901 has element type 0x9, expected 0x08 (unsigned byte)`,
+      `${TRAIN_LABELS}: magic number 0x00000901 has element type 0x09 (signed byte), expected 0x08 (unsigned byte): only unsigned-byte images and labels are accepted`,
     ],
     [
       "images of the wrong shape",
       withFiles({ [TRAIN_IMAGES]: gzipSync(idxBytes([40, 28, 27], split.pixels.subarray(0, 40 * 28 * 27))) }),
-      `${TRAIN_IMAGES}: expected images of shape [n, 28, 28], header says [40, 28, 27]`,
+      `${TRAIN_IMAGES}: fashion-mnist images are 28×28×1, header says 28×27×1`,
     ],
     [
       "labels with two dimensions",
@@ -210,7 +208,7 @@ describe("through the real Worker: a bad archive fails the run before any write"
           ),
         ),
       }),
-      `${TRAIN_LABELS}: label 10 at index 17 is outside 0–9`,
+      `${TRAIN_LABELS}: label 10 at index 17 is outside 0–9 (10 classes)`,
     ],
   ];
 

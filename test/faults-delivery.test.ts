@@ -47,7 +47,7 @@ describe("a chunk delivered more than once", () => {
     const late = await deliver(QUEUES.chunks, [chunks[0]!, chunks[3]!], { attempts: 3 });
     expect(late.result.explicitAcks.sort()).toEqual(late.ids.sort());
     expect(await dataset()).toEqual(before);
-    expect(await counts("images_next")).toEqual({});
+    expect(await counts("shadow")).toEqual({});
     expect(await rows("SELECT run_id FROM dataset_swaps WHERE run_id = ?", runId)).toHaveLength(1);
   });
 });
@@ -78,7 +78,7 @@ describe("a consumer that fails half-way through a run", () => {
     const midway = await runStatus(runId);
     expect(midway.status).toBe("loading");
     expect(midway.trainLoaded).toBe(160); // the first delivery's transaction committed, and only it
-    expect(await counts("images_next")).toEqual({ train: 160 });
+    expect(await counts("shadow")).toEqual({ train: 160 });
     expect(await dataset()).toEqual(before); // nothing reached `images`
 
     // Queues redeliver the two (and the fourth arrives); a duplicate of the first rewrites its rows.
@@ -192,7 +192,7 @@ describe("the swap that publishes a run's rows", () => {
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 19));
     await deliver(QUEUES.chunks, chunks.slice(0, 3));
     // Rows lost behind the ledger's back: every chunk will be recorded, yet D1 will not hold them all.
-    await env.DB.prepare("DELETE FROM images_next WHERE split = 'train' AND idx >= 390").run();
+    await env.DB.prepare("DELETE FROM images__fashion_mnist__train__next WHERE idx >= 390").run();
     await deliver(QUEUES.chunks, [chunks[3]!]);
     const run = await getRun(runId);
     expect(run.status).toBe("failed");
@@ -208,8 +208,15 @@ describe("the swap that publishes a run's rows", () => {
     expect((await getRun(runId)).status).toBe("complete");
     const before = await dataset();
     await expect(
-      runBatch(env.DB, swapStatements(runId, { train: TRAIN, test: TEST }, new Date().toISOString())),
-    ).rejects.toThrow(/constraint failed/i);
+      runBatch(
+        env.DB,
+        swapStatements(
+          { id: runId, dataset: "fashion-mnist" },
+          { expected: { train: TRAIN, test: TEST }, others: ["fashion-mnist"], classNames: [] },
+          new Date().toISOString(),
+        ),
+      ),
+    ).rejects.toThrow(/constraint failed|no such table/i);
     expect(await dataset()).toEqual(before);
     expect(await counts()).toEqual({ train: TRAIN, test: TEST });
   });

@@ -6,15 +6,17 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, SELF, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { FASHION_MNIST, type Split } from "../src/core/datasets";
+import { type Split } from "../src/core/datasets";
+import { FASHION_MNIST } from "../src/core/registry";
 import { readConfig } from "../src/pipeline/config";
 import worker from "../src/index";
-import { collectChecksums, extractImages, extractLabels } from "../src/pipeline/extract";
+import { collectChecksums, extractImages, extractLabels, peekImages, sourceMirrors } from "../src/pipeline/extract";
 import { workersMd5 } from "../src/pipeline/job";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
 import { Producer } from "../src/pipeline/produce";
 import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/db/runs";
+import { shadowTable } from "../src/db/tables";
 import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
 
 export const db = () => database(env.DB);
@@ -26,16 +28,30 @@ export const rows = async <T = Record<string, unknown>>(sql: string, ...params: 
       .all<T>()
   ).results;
 
-/** Every row of `images`, pixels as hex: equal fingerprints mean the same rows and the same bytes. */
-export const dataset = () => rows("SELECT split, idx, label, hex(pixels) AS h FROM images ORDER BY split, idx");
+/** Every row of a dataset in `images`, pixels as hex: equal fingerprints mean the same rows and the same bytes. */
+export const dataset = (name = FASHION_MNIST.name) =>
+  rows("SELECT split, idx, label, hex(pixels) AS h FROM images WHERE dataset = ? ORDER BY split, idx", name);
 
-export const counts = async (table = "images") =>
-  Object.fromEntries(
-    (await rows<{ split: Split; n: number }>(`SELECT split, COUNT(*) AS n FROM ${table} GROUP BY split`)).map((r) => [
-      r.split,
-      r.n,
-    ]),
-  );
+/** Rows per split of a dataset (in `images`), or of its shadow tables (`shadow`); splits with none are left out. */
+export async function counts(which: "images" | "shadow" = "images", name = FASHION_MNIST.name) {
+  const out: Record<string, number> = {};
+  for (const split of ["train", "test"] as const) {
+    let n: number;
+    if (which === "images") {
+      [{ n }] = (await rows<{ n: number }>(
+        "SELECT COUNT(*) AS n FROM images WHERE dataset = ? AND split = ?",
+        name,
+        split,
+      )) as [{ n: number }];
+    } else {
+      const table = shadowTable(name, split);
+      const [exists] = await rows("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", table);
+      n = exists ? (await rows<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`))[0]!.n : 0;
+    }
+    if (n > 0) out[split] = n;
+  }
+  return out;
+}
 
 /**
  * A run that has extracted `archives` and is loading, with the chunk messages
@@ -47,27 +63,34 @@ export async function loadingRun(
   chunkSize = readConfig(env).chunkSize,
 ): Promise<{ runId: string; source: string; chunks: ChunkMessage[] }> {
   const source = await publish(archives);
-  const started = await createRun(db(), { trigger: "http", source });
+  const started = await createRun(db(), { trigger: "http", dataset: FASHION_MNIST.name, source });
   if (!started.started) throw new Error(`run ${started.active.id} is still active`);
-  const runId = started.run.id;
-  expect(await markExtracting(db(), runId)).toBe(true);
+  const run = started.run;
+  expect(await markExtracting(db(), run)).toBe(true);
   const cfg = readConfig(env);
-  const opts = { dataset: FASHION_MNIST, source, official: false, retry: cfg.retry };
+  const opts = {
+    dataset: FASHION_MNIST,
+    mirrors: sourceMirrors(FASHION_MNIST, source),
+    official: false,
+    retry: cfg.retry,
+  };
   const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
   const checksums = collectChecksums();
   const labels = await extractLabels(opts, deps, checksums.sink);
+  const layout = await peekImages(opts, deps, labels);
   const planned = labels.flatMap((l) => planChunks(l, chunkSize));
   const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
-  expect(await markLoading(db(), runId, { expected, chunksTotal: planned.length })).toBe(true);
+  const plan = { expected, chunksTotal: planned.length, shape: layout.shape, classNames: [...FASHION_MNIST.classes!] };
+  expect(await markLoading(db(), run, plan)).toBe(true);
   const chunks: ChunkMessage[] = [];
   const producer = new Producer({
-    run: { runId, attempt: started.run.attempt },
+    run: { runId: run.id, attempt: run.attempt, dataset: run.dataset },
     planned,
     send: async (messages) => void chunks.push(...messages),
   });
-  await extractImages(opts, deps, labels, chunkSize, (c) => producer.add(c), checksums.sink);
+  await extractImages(opts, deps, labels, layout, chunkSize, (c) => producer.add(c), checksums.sink);
   await producer.flush();
-  return { runId, source, chunks };
+  return { runId: run.id, source, chunks };
 }
 
 let messageCounter = 0;
@@ -164,7 +187,7 @@ export const postResume = (id: string, token: string | null = TOKEN): Promise<Re
 
 /** A queued run whose extraction job the test delivers itself (to choose the env it runs with). */
 export async function queuedRun(source: string): Promise<string> {
-  const started = await createRun(db(), { trigger: "http", source });
+  const started = await createRun(db(), { trigger: "http", dataset: FASHION_MNIST.name, source });
   if (!started.started) throw new Error(`run ${started.active.id} is still active`);
   return started.run.id;
 }

@@ -38,9 +38,9 @@ describe("HTTP errors", () => {
     const run = await runToEnd({ source });
     expect(run.error).toBeNull();
     expect(run.status).toBe("complete");
-    // A complete dataset exists, so the images are hashed first (500, 500, 200), then
-    // downloaded again to load them, since their MD5 differs from the last run's.
-    expect(await hits(`${source}/${IMAGES}`)).toBe(4);
+    // A complete dataset exists, so the images are hashed first (500, 500, 200), then their
+    // header is read, then they are downloaded again to load them (their MD5 differs from the last run's).
+    expect(await hits(`${source}/${IMAGES}`)).toBe(5);
     await expectSynthetic(120, 30, 22);
     // Put the baseline back for the tests after this one.
     expect((await runToEnd({ source: await publish(syntheticArchives(300, 40, 21)) })).status).toBe("complete");
@@ -73,7 +73,7 @@ describe("a source that changes during a run", () => {
     expect(run.error).toMatch(
       /^train-images-idx3-ubyte\.gz changed while the run was loading \(MD5 [0-9a-f]{32}, was [0-9a-f]{32}\); start a new run$/,
     );
-    expect(await hits(`${source}/${IMAGES}`)).toBe(2);
+    expect(await hits(`${source}/${IMAGES}`)).toBe(3); // hashed, its header read, then the other bytes
     expect(await dataset()).toEqual(baseline);
   });
 });
@@ -110,7 +110,7 @@ describe("broken connections", () => {
     const source = await publish(archives, { [IMAGES]: "hang" });
     const runId = await queuedRun(source);
     const started = Date.now();
-    const { result, ids, thrown } = await deliver(QUEUES.jobs, [{ kind: "extract", runId, force: false }], {
+    const { result, ids, thrown } = await deliver(QUEUES.jobs, [{ kind: "extract", runId, force: false, from: 0 }], {
       env: { FETCH_TIMEOUT_MS: "400", FETCH_ATTEMPTS: "2", FETCH_BACKOFF_MS: "10" },
     });
     const elapsed = Date.now() - started;
@@ -129,7 +129,7 @@ describe("broken connections", () => {
     );
 
     // After its last delivery the job lands in the DLQ, which fails the run with that reason.
-    await deliver(QUEUES.deadLetter, [{ kind: "extract", runId, force: false }]);
+    await deliver(QUEUES.deadLetter, [{ kind: "extract", runId, force: false, from: 0 }]);
     const failed = await runStatus(runId);
     expect(failed.status).toBe("failed");
     expect(failed.error).toMatch(
@@ -235,7 +235,7 @@ describe("a source that trickles: a minimum rate per attempt", () => {
     const source = await publish(archives, { [IMAGES]: "trickle:1:50" });
     const runId = await queuedRun(source);
     const started = Date.now();
-    const { result, ids, thrown } = await deliver(QUEUES.jobs, [{ kind: "extract", runId, force: false }], {
+    const { result, ids, thrown } = await deliver(QUEUES.jobs, [{ kind: "extract", runId, force: false, from: 0 }], {
       env: { FETCH_MIN_BYTES_PER_S: "1024", FETCH_RATE_WINDOW_MS: "300", FETCH_ATTEMPTS: "2", FETCH_BACKOFF_MS: "10" },
     });
     const elapsed = Date.now() - started;
@@ -255,7 +255,7 @@ describe("a source that trickles: a minimum rate per attempt", () => {
       ),
     );
 
-    await deliver(QUEUES.deadLetter, [{ kind: "extract", runId, force: false }]);
+    await deliver(QUEUES.deadLetter, [{ kind: "extract", runId, force: false, from: 0 }]);
     const failed = await runStatus(runId);
     expect(failed.status).toBe("failed");
     expect(failed.error).toMatch(

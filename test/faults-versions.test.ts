@@ -10,7 +10,7 @@ import { gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
-import { database, failRun, markExtracting } from "../src/db/runs";
+import { database, failRun, markExtracting, markLoading } from "../src/db/runs";
 import { runBatch, swapStatements } from "../src/db/load";
 import {
   counts,
@@ -101,7 +101,7 @@ async function jobLoadingLive(runId: string, attempt = 1, force = true) {
       await deliver(QUEUES.chunks, bodies);
     },
   } as unknown as Queue;
-  const job: EtlMessage = { kind: "extract", runId, attempt, force };
+  const job: EtlMessage = { kind: "extract", runId, attempt, force, from: 0 };
   const { thrown } = await deliver(QUEUES.jobs, [job], { env: { CHUNKS } });
   return { sent, thrown };
 }
@@ -193,14 +193,15 @@ describe("a source that changes during one job", () => {
   it("replaced mid-download, then the connection drops: the retry's other bytes fail the run, nothing mixes", async () => {
     const a = { ...syntheticArchives(800, 100, 66), [TRAIN_IMAGES]: noisyTrainImages(800, 66) };
     const source = await publish(a);
-    // The first download of the train images stops part-way; from the second request on, other images are served.
+    // The header is read (request 1), then the download of the train images stops part-way
+    // (request 2); from the third request on, other images are served.
     const cut = Math.floor(a[TRAIN_IMAGES]!.length * 0.9);
-    await fetch(`${source}/${TRAIN_IMAGES}?fault=cut:${cut}:1`, { method: "PUT", body: a[TRAIN_IMAGES]! });
-    await fetch(`${source}/${TRAIN_IMAGES}?fault=next:1`, { method: "PUT", body: noisyTrainImages(800, 67) });
+    await fetch(`${source}/${TRAIN_IMAGES}?fault=cut:${cut}:2`, { method: "PUT", body: a[TRAIN_IMAGES]! });
+    await fetch(`${source}/${TRAIN_IMAGES}?fault=next:2`, { method: "PUT", body: noisyTrainImages(800, 67) });
     const runId = await queuedRun(source);
     const { sent } = await jobLoadingLive(runId);
     expect(sent.map((m) => `${m.split}:${m.start}`)).toEqual(["train:0", "train:160"]); // the first attempt's, loaded
-    expect(await hits(`${source}/${TRAIN_IMAGES}`)).toBe(2);
+    expect(await hits(`${source}/${TRAIN_IMAGES}`)).toBe(3);
     const run = await getRun(runId);
     expect(run.status).toBe("failed");
     expect(run.error).toMatch(/^train images 0–159 changed while the run was loading/);
@@ -212,9 +213,11 @@ describe("a source that changes during one job", () => {
     const a = syntheticArchives(400, 100, 68);
     const source = await publish(a);
     const cut = Math.floor(a[TRAIN_IMAGES]!.length * 0.6);
-    await fetch(`${source}/${TRAIN_IMAGES}?fault=cut:${cut}:1`, { method: "PUT", body: a[TRAIN_IMAGES]! });
+    // Cut twice: the header read (which needs only the start), then the first download.
+    await fetch(`${source}/${TRAIN_IMAGES}?fault=cut:${cut}:2`, { method: "PUT", body: a[TRAIN_IMAGES]! });
     const runId = await queuedRun(source);
     const { sent } = await jobLoadingLive(runId);
+    expect(await hits(`${source}/${TRAIN_IMAGES}`)).toBe(3);
     expect(sent.map((m) => `${m.split}:${m.start}`)).toEqual(["train:0", "train:160", "train:320", "test:0"]);
     expect((await runStatus(runId)).status).toBe("complete");
     await expectSynthetic(400, 100, 68);
@@ -234,10 +237,10 @@ describe("a source that changes during one job", () => {
     );
     // chunks[0]'s rows are still the first version's (the same transaction loaded chunks[1], an honest chunk).
     const [first] = await rows<{ px: number[] }>(
-      "SELECT pixels AS px FROM images_next WHERE split = 'train' AND idx = 0",
+      "SELECT pixels AS px FROM images__fashion_mnist__train__next WHERE idx = 0",
     );
     expect(Math.round(new Float32Array(Uint8Array.from(first!.px).buffer)[5]! * 255)).toBe(chunks[0]!.pixels[5]);
-    expect(await counts("images_next")).toEqual({ train: 320, test: 100 });
+    expect(await counts("shadow")).toEqual({ train: 320, test: 100 });
     expect((await postResume(runId)).status).toBe(409);
     expect(await dataset()).toEqual(baseline);
   });
@@ -251,7 +254,7 @@ describe("messages of an earlier attempt", () => {
     expect((await postResume(runId)).status).toBe(202);
     // Attempt 1's leftovers: a chunk that exhausted its retries, and a redelivered job.
     await deliver(QUEUES.deadLetter, [{ ...chunks[2]!, attempt: 1 }]);
-    await deliver(QUEUES.jobs, [{ kind: "extract", runId, attempt: 1, force: true }]);
+    await deliver(QUEUES.jobs, [{ kind: "extract", runId, attempt: 1, force: true, from: 0 }]);
     const resumed = await waitForRun(runId);
     expect(resumed.error).toBeNull();
     expect(resumed.status).toBe("complete");
@@ -284,22 +287,29 @@ describe("emptying the shadow table", () => {
     const left = await loadingRun(syntheticArchives(600, 100, 72));
     await deliver(QUEUES.chunks, left.chunks.slice(0, 3));
     await failActive("interrupted");
-    expect(await counts("images_next")).toEqual({ train: 480 });
+    expect(await counts("shadow")).toEqual({ train: 480 });
 
     const { db: billed, written } = billedD1();
     const source = await publish(syntheticArchives(10, 10));
-    const runId = await queuedRun(source);
-    expect(await markExtracting(database(billed), runId)).toBe(true);
-    expect(await counts("images_next")).toEqual({});
+    const run = { id: await queuedRun(source), dataset: "fashion-mnist" };
+    expect(await markExtracting(database(billed), run)).toBe(true);
+    expect(await counts("shadow")).toEqual({});
     expect(written()).toBeLessThan(50);
 
     // A redelivered job of a run that has begun loading drops nothing.
-    await env.DB.prepare("UPDATE runs SET status = 'loading' WHERE id = ?").bind(runId).run();
+    const plan = {
+      expected: { train: 10, test: 10 },
+      chunksTotal: 2,
+      shape: { rows: 28, cols: 28, channels: 1 },
+      classNames: [],
+    };
+    expect(await markLoading(db(), run, plan)).toBe(true);
     await env.DB.prepare(
-      `INSERT INTO images_next (split, idx, label, pixels) VALUES ('test', 0, 1, zeroblob(3136))`,
+      `INSERT INTO images__fashion_mnist__test__next (idx, label, pixels) VALUES (0, 1, zeroblob(3136))`,
     ).run();
-    expect(await markExtracting(db(), runId)).toBe(false);
-    expect(await counts("images_next")).toEqual({ test: 1 });
+    expect(await markExtracting(db(), run)).toBe(false);
+    expect(await markLoading(db(), run, plan)).toBe(true);
+    expect(await counts("shadow")).toEqual({ test: 1 });
   });
 
   it("the swap too bills tens of rows, not the old dataset's", async () => {
@@ -321,8 +331,15 @@ describe("emptying the shadow table", () => {
     expect(written()).toBeLessThan(last.count + 80);
     expect(await counts()).toEqual({ train: 600, test: 100 });
     await expect(
-      runBatch(env.DB, swapStatements(next.runId, { train: 600, test: 100 }, new Date().toISOString())),
-    ).rejects.toThrow(/constraint failed/i);
+      runBatch(
+        env.DB,
+        swapStatements(
+          { id: next.runId, dataset: "fashion-mnist" },
+          { expected: { train: 600, test: 100 }, others: ["fashion-mnist"], classNames: [] },
+          new Date().toISOString(),
+        ),
+      ),
+    ).rejects.toThrow(/constraint failed|no such table/i);
     expect((await runToEnd({ source: await publish(syntheticArchives(200, 20, 60)) })).status).toBe("complete");
   });
 });

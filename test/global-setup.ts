@@ -11,15 +11,21 @@
  *     trickle:<bytes>:<ms>     send the headers for the whole file, then <bytes> bytes
  *                              every <ms> ms until done or the client goes away
  *     refuse                   drop the connection without answering
+ *     norange                  ignore Range headers: 200 and the whole file, no Accept-Ranges
  *   PUT /f/<name>/<file>?fault=next:<n>  on an uploaded fixture: serve this
  *                              body instead from request n + 1 on (a source that changes)
  *   GET /f/<name>/<file>/hits  how many times the file was requested
+ * Both GETs honour one Range (bytes=a-b, a- or -n) as a server that supports
+ * them does: 206 with Content-Range, 416 when unsatisfiable, and
+ * Accept-Ranges: bytes on a 200. The faults that send a body (cut, hang,
+ * trickle) apply to the range asked for, with its 206 headers.
  */
-import { createReadStream, existsSync } from "node:fs";
-import { createServer, type IncomingMessage } from "node:http";
+import { createReadStream, existsSync, statSync } from "node:fs";
+import { createServer, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import type { TestProject } from "vitest/node";
+import { byteRange } from "../scripts/lib/archive-server";
 
 const SHARED = resolve(process.env.FASHION_MNIST_DIR ?? "../shared/fashion-mnist");
 
@@ -36,6 +42,23 @@ const body = async (req: IncomingMessage): Promise<Buffer> => {
   return Buffer.concat(parts);
 };
 
+/**
+ * The status, headers and byte span (inclusive) that answer `range` for a
+ * file of `size` bytes; `status` 416 has no span.
+ */
+function answer(
+  range: string | undefined,
+  size: number,
+): { status: number; headers: OutgoingHttpHeaders; start: number; end: number } {
+  const r = byteRange(range, size);
+  if (r === "unsatisfiable") return { status: 416, headers: { "Content-Range": `bytes */${size}` }, start: 0, end: -1 };
+  if (r === undefined) {
+    return { status: 200, headers: { "Content-Length": size, "Accept-Ranges": "bytes" }, start: 0, end: size - 1 };
+  }
+  const headers = { "Content-Length": r.end - r.start + 1, "Content-Range": `bytes ${r.start}-${r.end}/${size}` };
+  return { status: 206, headers, ...r };
+}
+
 export default async function setup(project: TestProject) {
   if (!existsSync(SHARED)) throw new Error(`Fashion-MNIST archives not found at ${SHARED} (set FASHION_MNIST_DIR)`);
   const fixtures = new Map<string, Fixture>();
@@ -45,8 +68,10 @@ export default async function setup(project: TestProject) {
     if (path.startsWith("/fashion-mnist/")) {
       const file = join(SHARED, path.slice("/fashion-mnist/".length).replace(/[/\\]/g, ""));
       if (!existsSync(file)) return void res.writeHead(404).end("not found");
-      res.writeHead(200, { "Content-Type": "application/gzip" });
-      return void createReadStream(file).pipe(res);
+      const a = answer(req.headers.range, statSync(file).size);
+      res.writeHead(a.status, { "Content-Type": "application/gzip", ...a.headers });
+      if (a.status === 416) return void res.end();
+      return void createReadStream(file, { start: a.start, end: a.end }).pipe(res);
     }
     if (path.endsWith("/hits")) {
       return void res.end(String(fixtures.get(path.slice(0, -"/hits".length))?.hits ?? 0));
@@ -66,21 +91,26 @@ export default async function setup(project: TestProject) {
     if (kind === "status" && (b === undefined || f.hits <= Number(b)))
       return void res.writeHead(Number(a)).end("fault");
     if (kind === "refuse") return void req.socket.destroy();
+    const whole = f.later && f.hits > f.later.after ? f.later.body : f.body;
+    if (kind === "norange") return void res.writeHead(200, { "Content-Length": whole.length }).end(whole);
+    const { status, headers, start, end } = answer(req.headers.range, whole.length);
+    if (status === 416) return void res.writeHead(status, headers).end();
+    const served = whole.subarray(start, end + 1);
     if (kind === "cut" && (b === undefined || f.hits <= Number(b))) {
-      res.writeHead(200, { "Content-Length": f.body.length });
-      res.write(f.body.subarray(0, Number(a)));
+      res.writeHead(status, headers);
+      res.write(served.subarray(0, Number(a)));
       return void setTimeout(() => req.socket.destroy(), 20);
     }
     if (kind === "trickle") {
-      res.writeHead(200, { "Content-Length": f.body.length });
+      res.writeHead(status, headers);
       const [step, every] = [Number(a), Number(b)];
       let at = 0;
       // Stopped when the client gives up, else it would write on into a closed socket for minutes.
       const timer = setInterval(() => {
         if (res.destroyed || res.writableEnded) return void clearInterval(timer);
-        res.write(f.body.subarray(at, at + step));
+        res.write(served.subarray(at, at + step));
         at += step;
-        if (at >= f.body.length) {
+        if (at >= served.length) {
           clearInterval(timer);
           res.end();
         }
@@ -88,11 +118,10 @@ export default async function setup(project: TestProject) {
       return void res.on("close", () => clearInterval(timer));
     }
     if (kind === "hang") {
-      res.writeHead(200, { "Content-Length": f.body.length });
-      return void res.write(f.body.subarray(0, Math.min(64, f.body.length)));
+      res.writeHead(status, headers);
+      return void res.write(served.subarray(0, Math.min(64, served.length)));
     }
-    const served = f.later && f.hits > f.later.after ? f.later.body : f.body;
-    res.writeHead(200, { "Content-Length": served.length }).end(served);
+    res.writeHead(status, headers).end(served);
   });
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
   const { port } = server.address() as AddressInfo;

@@ -2,7 +2,7 @@
 import { SELF } from "cloudflare:test";
 import { gzipSync } from "fflate";
 import { inject } from "vitest";
-import { FASHION_MNIST } from "../src/core/datasets";
+import { FASHION_MNIST } from "../src/core/registry";
 import type { RunResponse, RunView } from "../src/http/schemas";
 
 export const TOKEN = "test-token";

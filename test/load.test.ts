@@ -10,13 +10,25 @@ import {
   type ChunkRows,
 } from "../src/db/load";
 import { FLOAT_OF_BYTE, ZERO_PIXEL, ZERO_PIXEL_HEX, float32LE } from "../src/codec/transform";
+import { createImageTableSql, shadowTable } from "../src/db/tables";
+
+const TRAIN_SHADOW = shadowTable("fashion-mnist", "train");
+const TEST_SHADOW = shadowTable("fashion-mnist", "test");
 
 const utf8 = (s: string) => new TextEncoder().encode(s).length;
 
 function chunk(count: number, start = 0): ChunkRows {
   const pixels = Uint8Array.from({ length: count * 784 }, (_, i) => (i * 13) % 256);
-  const labels = Array.from({ length: count }, (_, i) => (i * 3) % 10).join("");
-  return { split: "train", start, labels, pixels, pixelsPerImage: 784, digest: "0123456789abcdef0123456789abcdef" };
+  const labels = Uint8Array.from({ length: count }, (_, i) => (i * 3) % 10);
+  return {
+    dataset: "fashion-mnist",
+    split: "train",
+    start,
+    labels,
+    pixels,
+    pixelsPerImage: 784,
+    digest: "0123456789abcdef0123456789abcdef",
+  };
 }
 
 /** A run row in the state a consumer writes for: loading. */
@@ -28,6 +40,9 @@ beforeAll(async () => {
   )
     .bind(RUN, at)
     .run();
+  for (const split of ["train", "test"] as const) {
+    await env.DB.prepare(createImageTableSql(shadowTable("fashion-mnist", split), 784 * 4)).run();
+  }
 });
 afterAll(() => env.DB.prepare("UPDATE runs SET status = 'failed' WHERE id = ?").bind(RUN).run());
 
@@ -54,7 +69,7 @@ describe("statement building within D1's limits", () => {
     const seen: number[] = [];
     for (const s of statements.slice(1, 7)) {
       expect(s.params[0]).toBe("run-1");
-      for (const [, idx, label, param] of s.sql.matchAll(/\('train',(\d+),(\d+),\?(\d+)\)/g)) {
+      for (const [, idx, label, param] of s.sql.matchAll(/\((\d+),(\d+),\?(\d+)\)/g)) {
         const k = Number(idx) - 1000;
         seen.push(Number(idx));
         expect(Number(label)).toBe(Number(rows.labels[k]));
@@ -73,7 +88,7 @@ describe("statement building within D1's limits", () => {
   it("puts several chunks in one batch: each chunk's ledger row and inserts, then the run's progress, state and ledger", () => {
     const statements = chunksStatements("run-1", [chunk(160, 0), chunk(160, 160), chunk(80, 320)], 100, "t");
     const kinds = statements.map((s) =>
-      s.sql.startsWith("INSERT INTO images_next")
+      s.sql.startsWith(`INSERT INTO ${TRAIN_SHADOW} `)
         ? "rows"
         : s.sql.startsWith("INSERT INTO run_chunks")
           ? `ledger ${s.params[2]}`
@@ -96,14 +111,16 @@ describe("statement building within D1's limits", () => {
 
   it("refuses a split, start, labels or digest that would not be safe as SQL literals", () => {
     const build = (rows: ChunkRows) => () => buildInsertStatements("r", rows, 10);
-    expect(build({ ...chunk(1), split: "x'); DROP TABLE images; --" as "train" })).toThrow("invalid split");
-    expect(build({ ...chunk(1), labels: "a" })).toThrow("invalid split, start or labels");
-    expect(build({ ...chunk(1), start: 1.5 })).toThrow("invalid split, start or labels");
+    expect(build({ ...chunk(1), split: "x'); DROP TABLE images; --" as "train" })).toThrow("invalid dataset, split");
+    expect(build({ ...chunk(1), dataset: "x'); DROP TABLE runs; --" })).toThrow("invalid dataset, split");
+    expect(build({ ...chunk(1), start: 1.5 })).toThrow("invalid dataset, split or start");
     expect(build({ ...chunk(1), digest: "' OR 1 = 1 --" })).toThrow("invalid digest");
   });
 
   it("rejects pixel data that does not match the label count", () => {
-    expect(() => buildInsertStatements("r", { ...chunk(3), labels: "12" }, 10)).toThrow("2 images of 784");
+    expect(() => buildInsertStatements("r", { ...chunk(3), labels: Uint8Array.of(1, 2) }, 10)).toThrow(
+      "2 images of 784",
+    );
   });
 
   it("writes rows that D1 decodes into the exact float32 bytes, and rewriting is idempotent", async () => {
@@ -113,9 +130,11 @@ describe("statement building within D1's limits", () => {
     const again = await loadChunks(env.DB, RUN, [exact], 3, "t"); // a redelivered message
     expect(again.ledger).toEqual([{ split: "test", start: 40, digest: exact.digest }]);
     expect(again.state).toEqual({ status: "loading", total: 99, committed: 1 });
-    const { results } = await env.DB.prepare(
-      "SELECT idx, label, pixels FROM images_next WHERE split = 'test' ORDER BY idx",
-    ).all<{ idx: number; label: number; pixels: number[] }>();
+    const { results } = await env.DB.prepare(`SELECT idx, label, pixels FROM ${TEST_SHADOW} ORDER BY idx`).all<{
+      idx: number;
+      label: number;
+      pixels: number[];
+    }>();
     expect(results.map((r) => r.idx)).toEqual([40, 41, 42, 43, 44, 45, 46]);
     results.forEach((r, i) => {
       expect(r.label).toBe(Number(rows.labels[i]));
@@ -129,12 +148,16 @@ describe("statement building within D1's limits", () => {
   it("keeps the first version of a chunk: another one writes no row and finds the first digest in the ledger", async () => {
     const first = { ...chunk(5, 500), digest: "a".repeat(32) };
     await loadChunks(env.DB, RUN, [first], 100, "t");
-    const before = await env.DB.prepare("SELECT idx, label, hex(pixels) AS h FROM images_next WHERE idx >= 500").all();
+    const before = await env.DB.prepare(
+      `SELECT idx, label, hex(pixels) AS h FROM ${TRAIN_SHADOW} WHERE idx >= 500`,
+    ).all();
     const other = { ...chunk(5, 500), pixels: new Uint8Array(5 * 784).fill(255), digest: "b".repeat(32) };
     const { ledger, state } = await loadChunks(env.DB, RUN, [other], 100, "t");
     expect(ledger).toEqual([{ split: "train", start: 500, digest: first.digest }]);
     expect(state!.committed).toBe(2);
-    const after = await env.DB.prepare("SELECT idx, label, hex(pixels) AS h FROM images_next WHERE idx >= 500").all();
+    const after = await env.DB.prepare(
+      `SELECT idx, label, hex(pixels) AS h FROM ${TRAIN_SHADOW} WHERE idx >= 500`,
+    ).all();
     expect(after.results).toEqual(before.results);
     expect(after.results).toHaveLength(5);
   });

@@ -19,7 +19,9 @@ describe("chunk planning", () => {
       [500, 500],
       [1000, 234],
     ]);
-    expect(chunks.map((c) => c.labels).join("")).toBe(Array.from(labels(1234)).join(""));
+    expect(chunks.flatMap((c) => Array.from(c.labels))).toEqual(Array.from(labels(1234)));
+    // Each chunk owns its labels: a view would carry every label of the split in its message.
+    expect(chunks.every((c) => c.labels.buffer.byteLength === c.count)).toBe(true);
   });
 
   it("plans nothing for an empty split and refuses a nonsense chunk size", () => {
@@ -32,14 +34,19 @@ describe("chunk planning", () => {
     const most = maxChunkImages(784);
     expect(most).toBe(162);
     const full = chunkMessage(
-      { runId: "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", attempt: 12 },
-      { split: "train", start: 59_840, count: most, labels: "7".repeat(most) },
+      { runId: "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", attempt: 12, dataset: "x".repeat(40) },
+      { split: "train", start: 59_840, count: most, labels: new Uint8Array(most).fill(7) },
       new Uint8Array(most * 784),
     );
     expect(parseMessage(full)).toEqual(full);
     expect(messageBytes(full) + QUEUE_LIMITS.metadataBytes).toBeLessThanOrEqual(QUEUE_LIMITS.messageBytes);
     // One image more would not fit.
-    const over = { ...full, count: most + 1, labels: "7".repeat(most + 1), pixels: new Uint8Array((most + 1) * 784) };
+    const over = {
+      ...full,
+      count: most + 1,
+      labels: new Uint8Array(most + 1).fill(7),
+      pixels: new Uint8Array((most + 1) * 784),
+    };
     expect(messageBytes(over) + QUEUE_LIMITS.metadataBytes).toBeGreaterThan(QUEUE_LIMITS.messageBytes);
   });
 
@@ -48,7 +55,11 @@ describe("chunk planning", () => {
       ...planChunks({ split: "train", labels: labels(60000) }, 160),
       ...planChunks({ split: "test", labels: labels(10000) }, 160),
     ].map((p) =>
-      chunkMessage({ runId: "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", attempt: 1 }, p, new Uint8Array(p.count * 784)),
+      chunkMessage(
+        { runId: "6f1c0c4e-8a0b-4c43-9a38-2a1c1c1c1c1c", attempt: 1, dataset: "fashion-mnist" },
+        p,
+        new Uint8Array(p.count * 784),
+      ),
     );
     expect(messages).toHaveLength(375 + 63);
     const batches = packBatches(messages);
@@ -71,39 +82,51 @@ describe("chunk planning", () => {
 
 describe("queue message parsing", () => {
   it("accepts well-formed messages and nothing else", () => {
-    expect(parseMessage({ kind: "extract", runId: "r", attempt: 2, force: false })).toEqual({
+    expect(parseMessage({ kind: "extract", runId: "r", attempt: 2, force: false, from: 800 })).toEqual({
       kind: "extract",
       runId: "r",
       attempt: 2,
       force: false,
+      from: 800,
     });
-    // A message queued before runs had attempts belongs to the first one.
+    // A message queued before runs had attempts (or jobs segments) belongs to the first one, from the start.
     expect(parseMessage({ kind: "extract", runId: "r", force: true })).toEqual({
       kind: "extract",
       runId: "r",
       attempt: 1,
       force: true,
+      from: 0,
     });
     const chunk = {
       kind: "chunk",
       runId: "r",
       attempt: 3,
+      dataset: "emnist-letters",
       split: "test",
       start: 5,
       count: 3,
-      labels: "019",
+      labels: Uint8Array.of(0, 26, 61),
+      pixelsPerImage: 784,
       pixels: new Uint8Array(3 * 784),
     };
     expect(parseMessage(chunk)).toEqual(chunk);
+    // A chunk queued before runs had datasets is Fashion-MNIST's, of whole images.
+    const { dataset: _, pixelsPerImage: __, ...old } = chunk;
+    expect(parseMessage(old)).toEqual({ ...chunk, dataset: "fashion-mnist" });
     for (const bad of [
       null,
       "x",
       { kind: "extract", runId: "r" },
       { ...chunk, split: "validation" },
       { ...chunk, start: -1 },
-      { ...chunk, count: 0, labels: "" },
-      { ...chunk, labels: "01" },
-      { ...chunk, labels: "0a9" },
+      { ...chunk, count: 0, labels: new Uint8Array(0) },
+      { ...chunk, labels: Uint8Array.of(0, 1) },
+      { ...chunk, labels: "019" },
+      { ...chunk, dataset: "Fashion_MNIST" },
+      { ...chunk, dataset: "a".repeat(41) },
+      { ...chunk, pixelsPerImage: 0 },
+      { ...chunk, pixelsPerImage: 1.5 },
+      { kind: "extract", runId: "r", force: true, from: -1 },
       { ...chunk, runId: "" },
       { ...chunk, attempt: 0 },
       { ...chunk, attempt: "2" },

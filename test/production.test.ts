@@ -93,7 +93,7 @@ async function fullRun(
   const started = await startRun(
     database(env.DB),
     sim.env.JOBS,
-    { trigger: "http", source, force: true },
+    { trigger: "http", dataset: "fashion-mnist", source, force: true },
     readConfig(env).leaseMs,
   );
   if (!started.started) throw new Error(`run ${started.active.id} is still active`);
@@ -193,7 +193,7 @@ describe("a D1 that fails like production D1", () => {
       rate: 0.7,
       seed: 70,
       kinds: ["overload"],
-      match: (sql) => sql.some((s) => s.includes("INSERT INTO images_next")),
+      match: (sql) => sql.some((s) => s.includes("INSERT INTO images__fashion_mnist__")),
     });
   const overloadRun = (db: D1Database, extra: Partial<QueueSimOptions> = {}) =>
     fullRun({

@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { parse } from "smol-toml";
 import { serveArchives } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, startDevServer } from "../../scripts/lib/dev-server";
-import { FASHION_MNIST } from "../../src/core/datasets";
+import { FASHION_MNIST } from "../../src/core/registry";
 import { QUEUES } from "../../src/pipeline/config";
 import type { RunReport } from "../concurrent/worker";
 import { frozenConfig } from "./frozen";

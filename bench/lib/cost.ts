@@ -5,7 +5,8 @@
  */
 import { readFile } from "node:fs/promises";
 import { parse } from "smol-toml";
-import { FASHION_MNIST, pixelsPerImage, type Split } from "../../src/core/datasets";
+import { pixelsPerImage, type Split } from "../../src/core/datasets";
+import { FASHION_MNIST } from "../../src/core/registry";
 import { QUEUES, readConfig, type Config } from "../../src/pipeline/config";
 import { chunkInvocationCost, type InvocationCost } from "../../src/pipeline/budget";
 import { chunksStatements } from "../../src/db/load";
@@ -62,7 +63,7 @@ export interface RunCost {
 
 export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunCost {
   const { config, consumer } = bench;
-  const ppi = pixelsPerImage(FASHION_MNIST);
+  const ppi = pixelsPerImage(FASHION_MNIST.shape!);
   const messages = FASHION_MNIST.splits.flatMap((s) =>
     planChunks({ split: s.split, labels: new Uint8Array(counts[s.split]) }, config.chunkSize).map((p) =>
       chunkMessage({ runId: "00000000-0000-4000-8000-000000000000", attempt: 1 }, p, new Uint8Array(p.count * ppi)),

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
-import { FASHION_MNIST } from "../../src/core/datasets";
+import { FASHION_MNIST } from "../../src/core/registry";
 import type { Meter } from "../metered/worker";
 import { processCpuSeconds } from "./rss";
 import { frozenConfig } from "./frozen";

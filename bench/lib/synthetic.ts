@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import { gunzipSync } from "node:zlib";
 import { createGzip } from "node:zlib";
-import { FASHION_MNIST } from "../../src/core/datasets";
+import { FASHION_MNIST } from "../../src/core/registry";
 
 async function repeatIdx(src: string, dst: string, times: number): Promise<number> {
   const raw = gunzipSync(await readFile(src));

@@ -12,15 +12,15 @@ export const isChunkDigest = (s: unknown): s is string =>
   typeof s === "string" && s.length === DIGEST_HEX && /^[0-9a-f]+$/.test(s);
 
 /**
- * SHA-256 over the chunk's labels (ASCII digits) and the SHA-256 of its raw
+ * SHA-256 over the chunk's labels (one byte each) and the SHA-256 of its raw
  * pixels, as hex. Hashing the pixels where they lie, rather than a copy with
  * the labels in front, spares a chunk-sized allocation per chunk on both sides
  * of the queue, where the isolate's memory is tightest.
  */
-export async function chunkDigest(labels: string, pixels: Uint8Array): Promise<string> {
+export async function chunkDigest(labels: Uint8Array, pixels: Uint8Array): Promise<string> {
   const inner = new Uint8Array(await crypto.subtle.digest("SHA-256", pixels));
   const outer = new Uint8Array(labels.length + inner.length);
-  for (let i = 0; i < labels.length; i++) outer[i] = labels.charCodeAt(i);
+  outer.set(labels);
   outer.set(inner, labels.length);
   const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", outer));
   let hex = "";

@@ -1,13 +1,29 @@
 /**
  * IDX headers (the format of the MNIST family): two zero bytes, an element-type
- * byte, a dimension-count byte, then one big-endian uint32 per dimension.
- * Pure: takes bytes, returns a description or throws an EtlError naming the file.
+ * byte, a dimension-count byte, then one big-endian uint32 per dimension; and
+ * what an images or labels file's dimensions must be. Pure: takes bytes,
+ * returns a description or throws an EtlError naming the file.
  */
+import type { Shape } from "../core/datasets";
 import { EtlError } from "../core/errors";
 
 /** Element type 0x08: unsigned byte, the only one image datasets use. */
 export const IDX_UBYTE = 0x08;
 const MAX_DIMS = 4;
+/** Gray, gray + alpha, RGB, RGBA: what a PNG can show. */
+export const MAX_CHANNELS = 4;
+
+/** The element types the IDX format defines, named in refusals. */
+const ELEMENT_TYPES: Readonly<Record<number, string>> = {
+  0x08: "unsigned byte",
+  0x09: "signed byte",
+  0x0b: "short",
+  0x0c: "int",
+  0x0d: "float",
+  0x0e: "double",
+};
+
+const hexByte = (b: number): string => `0x${b.toString(16).padStart(2, "0")}`;
 
 export interface IdxHeader {
   readonly dims: readonly number[];
@@ -30,9 +46,12 @@ export function parseIdxHeader(bytes: Uint8Array, file: string): IdxHeader {
   if (bytes[0] !== 0 || bytes[1] !== 0) {
     throw new EtlError(`${file}: wrong magic number ${hex}, not an IDX file (expected 0x000008NN)`);
   }
-  if (bytes[2] !== IDX_UBYTE) {
+  const type = bytes[2]!;
+  if (type !== IDX_UBYTE) {
+    const name = ELEMENT_TYPES[type] ?? "not an IDX element type";
     throw new EtlError(
-      `${file}: magic number ${hex} has element type 0x${bytes[2]!.toString(16)}, expected 0x08 (unsigned byte)`,
+      `${file}: magic number ${hex} has element type ${hexByte(type)} (${name}), expected 0x08 (unsigned byte): ` +
+        `only unsigned-byte images and labels are accepted`,
     );
   }
   const ndim = bytes[3]!;
@@ -57,12 +76,32 @@ export function parseIdxHeader(bytes: Uint8Array, file: string): IdxHeader {
   return { dims, headerLength, bodyLength };
 }
 
-/** An images file: [count, rows, cols] with the dataset's rows and cols. */
-export function expectImages(h: IdxHeader, file: string, rows: number, cols: number): number {
-  if (h.dims.length !== 3 || h.dims[1] !== rows || h.dims[2] !== cols) {
-    throw new EtlError(`${file}: expected images of shape [n, ${rows}, ${cols}], header says [${h.dims.join(", ")}]`);
-  }
-  return h.dims[0]!;
+const ACCEPTED_IMAGES = `images must be [n, rows, cols] or [n, rows, cols, channels], rows and cols at least 1, channels 1 to ${MAX_CHANNELS}`;
+
+/**
+ * An images file: [count, rows, cols] (one channel) or [count, rows, cols,
+ * channels], channels interleaved last. The shape is the file's own; whether
+ * it is the one a dataset expects is the caller's to check (sameShape).
+ */
+export function expectImages(h: IdxHeader, file: string): { count: number; shape: Shape } {
+  const [count, rows, cols, channels = 1] = h.dims;
+  const refuse = (why: string) =>
+    new EtlError(`${file}: header says [${h.dims.join(", ")}] (${why}); ${ACCEPTED_IMAGES}`);
+  const n = h.dims.length;
+  if (n !== 3 && n !== 4) throw refuse(`${n} dimension${n === 1 ? "" : "s"}`);
+  if (rows === 0 || cols === 0)
+    throw refuse([rows === 0 && "0 rows", cols === 0 && "0 columns"].filter(Boolean).join(" and "));
+  if (channels < 1 || channels > MAX_CHANNELS) throw refuse(`${channels} channels`);
+  return { count: count!, shape: { rows: rows!, cols: cols!, channels } };
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.rows === b.rows && a.cols === b.cols && a.channels === b.channels;
+}
+
+/** rows×cols×channels, as messages and people write a shape: "28×28×1". */
+export function describeShape(s: Shape): string {
+  return `${s.rows}×${s.cols}×${s.channels}`;
 }
 
 /** A labels file: [count]. */

@@ -1,8 +1,9 @@
 /**
- * 8-bit grayscale PNG encoding (colour type 0, no interlace), pure: one IHDR,
- * one IDAT compressed with fflate's zlib, one IEND. Every scanline uses filter
- * type 0 (None): the images are tiny, and unfiltered rows keep the encoder
- * obviously correct.
+ * 8-bit PNG encoding of any image shape, pure: gray (colour type 0), gray +
+ * alpha (4), RGB (2) or RGBA (6) by channel count, no interlace; one IHDR, one
+ * IDAT compressed with fflate's zlib, one IEND. Every scanline uses filter
+ * type 0 (None): the images are small, and unfiltered rows keep the encoder
+ * obviously correct. Also nearest-neighbour upscaling for the HTTP route.
  */
 import { buf as crc32 } from "crc-32";
 import { zlibSync } from "fflate";
@@ -13,6 +14,22 @@ const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 export const MIN_SCALE = 1;
 export const MAX_SCALE = 16;
 
+/** Channels per pixel a PNG can hold at 8 bits: gray, gray + alpha, RGB, RGBA. */
+export type PngChannels = 1 | 2 | 3 | 4;
+
+export const isPngChannels = (n: number): n is PngChannels => n === 1 || n === 2 || n === 3 || n === 4;
+
+/** PNG colour type by channel count. */
+const COLOUR_TYPE: Readonly<Record<PngChannels, number>> = { 1: 0, 2: 4, 3: 2, 4: 6 };
+
+export interface PngImage {
+  readonly width: number;
+  readonly height: number;
+  readonly channels: PngChannels;
+  /** width × height × channels bytes, row-major, channels interleaved (HWC). */
+  readonly pixels: Uint8Array;
+}
+
 export interface GrayImage {
   readonly width: number;
   readonly height: number;
@@ -21,17 +38,27 @@ export interface GrayImage {
 }
 
 /** Each pixel becomes a scale × scale block. */
-export function upscale(img: GrayImage, scale: number): GrayImage {
+export function upscale(img: PngImage, scale: number): PngImage;
+export function upscale(img: GrayImage, scale: number): GrayImage;
+export function upscale(img: GrayImage | PngImage, scale: number): GrayImage | PngImage {
   if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`scale must be a positive integer, got ${scale}`);
   if (scale === 1) return img;
+  const channels = "channels" in img ? img.channels : 1;
   const width = img.width * scale;
   const height = img.height * scale;
-  const pixels = new Uint8Array(width * height);
-  for (let y = 0; y < height; y++) {
-    const src = Math.floor(y / scale) * img.width;
-    for (let x = 0; x < width; x++) pixels[y * width + x] = img.pixels[src + Math.floor(x / scale)]!;
+  const srcRow = img.width * channels;
+  const outRow = width * channels;
+  const pixels = new Uint8Array(outRow * height);
+  for (let sy = 0; sy < img.height; sy++) {
+    // Widen the source row once, then repeat it: the block's other rows are copies.
+    const first = sy * scale * outRow;
+    let o = first;
+    for (let i = sy * srcRow, end = i + srcRow; i < end; i += channels) {
+      for (let r = 0; r < scale; r++) for (let k = 0; k < channels; k++) pixels[o++] = img.pixels[i + k]!;
+    }
+    for (let r = 1; r < scale; r++) pixels.copyWithin(first + r * outRow, first, first + outRow);
   }
-  return { width, height, pixels };
+  return "channels" in img ? { width, height, channels, pixels } : { width, height, pixels };
 }
 
 function chunk(type: string, data: Uint8Array): Uint8Array {
@@ -45,21 +72,24 @@ function chunk(type: string, data: Uint8Array): Uint8Array {
   return out;
 }
 
-export function encodeGrayPng(img: GrayImage): Uint8Array<ArrayBuffer> {
-  const { width, height, pixels } = img;
+export function encodePng(img: PngImage): Uint8Array<ArrayBuffer> {
+  const { width, height, channels, pixels } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
     throw new RangeError(`PNG size must be positive integers, got ${width}×${height}`);
-  if (pixels.length !== width * height)
-    throw new RangeError(`${pixels.length} pixels for a ${width}×${height} grayscale image`);
+  // The type says 1 to 4, but a Shape's channels is any number: refuse here, not with a corrupt PNG.
+  if (!isPngChannels(channels)) throw new RangeError(`a PNG holds 1 to 4 channels, got ${channels}`);
+  const stride = width * channels;
+  if (pixels.length !== stride * height)
+    throw new RangeError(`${pixels.length} bytes for a ${width}×${height}×${channels} image`);
   const ihdr = new Uint8Array(13);
   const view = new DataView(ihdr.buffer);
   view.setUint32(0, width);
   view.setUint32(4, height);
   ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // colour type: grayscale
+  ihdr[9] = COLOUR_TYPE[channels];
   // compression 0, filter method 0, interlace 0: already zero.
-  const raw = new Uint8Array(height * (width + 1));
-  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
+  const raw = new Uint8Array(height * (stride + 1));
+  for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
   const parts = [
     SIGNATURE,
     chunk("IHDR", ihdr),
@@ -73,4 +103,9 @@ export function encodeGrayPng(img: GrayImage): Uint8Array<ArrayBuffer> {
     at += p.length;
   }
   return out;
+}
+
+/** A one-channel image as a grayscale PNG (colour type 0). */
+export function encodeGrayPng(img: GrayImage): Uint8Array<ArrayBuffer> {
+  return encodePng({ width: img.width, height: img.height, channels: 1, pixels: img.pixels });
 }

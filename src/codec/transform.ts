@@ -1,12 +1,14 @@
 /**
- * Pixels: uint8 → float32 in [0, 1], shaped (28, 28, 1) row-major — the same
- * bytes as numpy's `x.astype(np.float32) / 255`.
+ * Pixels: uint8 → float32 in [0, 1], shaped (rows, cols, channels) row-major —
+ * the same bytes as numpy's `x.astype(np.float32) / 255` — and transposed
+ * images (EMNIST's) turned upright before that.
  *
  * Why a table and not arithmetic per pixel: there are only 256 inputs. Each
  * entry is b / 255 computed in float64 and rounded once to float32, which is the
  * correctly rounded float32 quotient (float64 carries more than 2×24+2 bits), so
  * it is bit-for-bit numpy's float32 division. Pure: no runtime imports.
  */
+import type { Shape } from "../core/datasets";
 
 /** FLOAT_OF_BYTE[b] === Math.fround(b / 255). */
 export const FLOAT_OF_BYTE: Float32Array = Float32Array.from({ length: 256 }, (_, b) => b / 255);
@@ -18,6 +20,47 @@ export const BYTES_PER_VALUE = 4;
 export function normalise(pixels: Uint8Array): Float32Array {
   const out = new Float32Array(pixels.length);
   for (let i = 0; i < pixels.length; i++) out[i] = FLOAT_OF_BYTE[pixels[i]!]!;
+  return out;
+}
+
+/** The shape of a stored image's transpose: rows and columns swap, channels stay. */
+export function transposedShape(s: Shape): Shape {
+  return { rows: s.cols, cols: s.rows, channels: s.channels };
+}
+
+/**
+ * Upright images from images stored transposed: `count` images of shape
+ * `stored` (row-major, channels interleaved last) become `count` images of
+ * shape transposedShape(stored), where upright pixel (y, x) is stored pixel
+ * (x, y). A new array; `pixels` is left as it was.
+ */
+export function transposeImages(pixels: Uint8Array, count: number, stored: Shape): Uint8Array {
+  const { rows, cols, channels } = stored;
+  const ppi = rows * cols * channels;
+  if (!Number.isInteger(count) || count < 0 || pixels.length !== count * ppi) {
+    throw new RangeError(`${pixels.length} bytes are not ${count} images of ${rows}×${cols}×${channels}`);
+  }
+  const out = new Uint8Array(pixels.length);
+  // Writes run in order and reads stride by a stored row: one image fits in
+  // cache, so the strided reads cost little. One channel, the common case,
+  // gets a loop without the inner channel loop.
+  const rowStride = cols * channels;
+  let o = 0;
+  if (channels === 1) {
+    for (let base = 0; base < pixels.length; base += ppi) {
+      for (let y = 0; y < cols; y++) {
+        for (let i = base + y, end = base + ppi; i < end; i += cols) out[o++] = pixels[i]!;
+      }
+    }
+  } else {
+    for (let base = 0; base < pixels.length; base += ppi) {
+      for (let y = 0; y < cols; y++) {
+        for (let i = base + y * channels, end = base + ppi; i < end; i += rowStride) {
+          for (let k = 0; k < channels; k++) out[o++] = pixels[i + k]!;
+        }
+      }
+    }
+  }
   return out;
 }
 

@@ -34,3 +34,15 @@ export class SourceChangedError extends EtlError {
     super(message, false);
   }
 }
+
+/**
+ * Work stopped on purpose, not because of the source: the run was abandoned,
+ * a job's segment is full, the header that was wanted is read. Never retried,
+ * and never a reason to try another mirror.
+ */
+export class Interrupt extends EtlError {
+  override readonly name: string = "Interrupt";
+  constructor(message: string) {
+    super(message, false);
+  }
+}

@@ -2,13 +2,14 @@
  * Loading a chunk into D1: statements built within D1's limits (pure), and the
  * one batch that writes a chunk's rows, its ledger entry and the run's progress
  * in a single transaction — so a redelivered message rewrites the same rows and
- * never double-counts. Runs load into the shadow table `images_next`, never into
- * `images` (see migrations/0002_shadow_load.sql and swapStatements).
+ * never double-counts. Runs load into their dataset's shadow tables, never into
+ * the tables `images` shows (see tables.ts and swapStatements).
  */
-import { isSplit, type Split } from "../core/datasets";
+import { isDatasetName, isSplit, SPLITS, type Split } from "../core/datasets";
 import { EtlError } from "../core/errors";
 import { isChunkDigest } from "../codec/digest";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
+import { createImageTableSql, imagesViewSql, liveTable, shadowTable } from "./tables";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
 export const D1_LIMITS = {
@@ -27,10 +28,12 @@ export interface Statement {
 export const MAX_ROWS_PER_STATEMENT = D1_LIMITS.boundParameters - 1;
 
 export interface ChunkRows {
+  /** The run's dataset: its shadow table is where the rows go. */
+  readonly dataset: string;
   readonly split: Split;
   readonly start: number;
-  /** Labels as digits, one per image. */
-  readonly labels: string;
+  /** Labels, one byte per image. */
+  readonly labels: Uint8Array;
   /** count × pixelsPerImage raw uint8 pixels, as stored in the IDX file. */
   readonly pixels: Uint8Array;
   readonly pixelsPerImage: number;
@@ -39,13 +42,12 @@ export interface ChunkRows {
 }
 
 /**
- * Multi-row inserts into run `runId`'s shadow rows: `VALUES ('train', 1000,
- * 9, ?2), …` with each image's float32 bytes bound as packed hex (a zero pixel
+ * Multi-row inserts into run `runId`'s shadow table: `VALUES (1000, 9, ?2), …` with each image's float32 bytes bound as packed hex (a zero pixel
  * as one character, see transform.ts) and decoded by `unhex(replace(…))` in
  * SQL. Measured against the alternatives (bench/alternatives.md): binding a
  * Uint8Array is much slower through the D1 binding, one JSON parameter walked
  * by `json_each` spends longer inside SQLite than these per-row parameters,
- * and plain hex sends much more text across. Split, index, label
+ * and plain hex sends much more text across. Dataset, split, index, label
  * and digest are literals: they come from a validated enum, validated integers
  * and hex, and keeping them out of the parameters leaves the 100 for pixels.
  * Rows are spread evenly over the fewest statements.
@@ -56,15 +58,15 @@ export interface ChunkRows {
  * another version never overwrite or join the rows the ledger vouches for.
  */
 export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerStatement: number): Statement[] {
-  const { split, start, labels, pixels, pixelsPerImage, digest } = rows;
+  const { dataset, split, start, labels, pixels, pixelsPerImage, digest } = rows;
   const count = labels.length;
   if (pixels.length !== count * pixelsPerImage) {
     throw new EtlError(
       `chunk ${split} ${start}: ${pixels.length} pixel bytes for ${count} images of ${pixelsPerImage}`,
     );
   }
-  if (!isSplit(split) || !/^[0-9]*$/.test(labels) || !Number.isSafeInteger(start) || start < 0) {
-    throw new EtlError(`chunk ${split} ${start}: invalid split, start or labels`);
+  if (!isDatasetName(dataset) || !isSplit(split) || !Number.isSafeInteger(start) || start < 0) {
+    throw new EtlError(`chunk ${split} ${start}: invalid dataset, split or start`);
   }
   if (!isChunkDigest(digest)) throw new EtlError(`chunk ${split} ${start}: invalid digest`);
   const limit = Math.min(rowsPerStatement, MAX_ROWS_PER_STATEMENT);
@@ -74,7 +76,7 @@ export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerSta
 
   // Every image's packed hex in one string; rows are slices of it.
   const hex = pixelsToPackedHex(pixels, pixelsPerImage);
-  const decode = `unhex(replace(column4, '${ZERO_PIXEL}', '${ZERO_PIXEL_HEX}'))`;
+  const decode = `unhex(replace(column3, '${ZERO_PIXEL}', '${ZERO_PIXEL_HEX}'))`;
 
   const statements: Statement[] = [];
   for (let from = 0; from < count; from += perStatement) {
@@ -83,14 +85,14 @@ export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerSta
     const params: (string | number)[] = [runId];
     for (let i = 0; i < n; i++) {
       const k = from + i;
-      values.push(`('${split}',${start + k},${labels.charCodeAt(k) - 48},?${2 + i})`);
+      values.push(`(${start + k},${labels[k]!},?${2 + i})`);
       params.push(hex.text.slice(hex.starts[k], hex.starts[k + 1]));
     }
-    const sql = `INSERT INTO images_next (split, idx, label, pixels)
-SELECT column1, column2, column3, ${decode} FROM (VALUES ${values.join(",")})
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading')
+    const sql = `INSERT INTO ${shadowTable(dataset, split)} (idx, label, pixels)
+SELECT column1, column2, ${decode} FROM (VALUES ${values.join(",")})
+WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading' AND dataset = '${dataset}')
   AND EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND split = '${split}' AND start = ${start} AND digest = '${digest}')
-ON CONFLICT (split, idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
+ON CONFLICT (idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
     statements.push({ sql, params });
   }
   return statements;
@@ -180,7 +182,16 @@ export async function loadChunks(
   rowsPerStatement: number,
   now: string,
 ): Promise<LoadResult> {
-  const results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now));
+  let results: D1Result[];
+  try {
+    results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now));
+  } catch (err) {
+    // The shadow tables go when the run swaps (or a later run of the dataset claims them):
+    // a late delivery has nothing to write, which the run's state says.
+    if (!/no such table/i.test(String(err))) throw err;
+    results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now).slice(-3));
+    if ((results[1]?.results[0] as RunState | undefined)?.status === "loading") throw err;
+  }
   return {
     state: results.at(-2)?.results[0] as RunState | undefined,
     ledger: (results.at(-1)?.results ?? []) as LedgerEntry[],
@@ -192,77 +203,149 @@ export async function runBatch(db: D1Database, statements: readonly Statement[])
   return db.batch(statements.map((s) => db.prepare(s.sql).bind(...s.params)));
 }
 
+/** The run a swap or a claim is for: its id and its dataset. */
+export interface RunRef {
+  readonly id: string;
+  readonly dataset: string;
+}
+
+export interface SwapPlan {
+  readonly expected: Readonly<Record<Split, number>>;
+  /** The other datasets the catalog lists (read before the swap): the view lists them and this one. */
+  readonly others: readonly string[];
+  /** Class names by label, recorded in `classes`. */
+  readonly classNames: readonly string[];
+}
+
 /**
- * Make run `runId`'s shadow rows the dataset, as one batch (one transaction).
+ * Make run `run`'s shadow tables its dataset's, as one batch (one transaction).
  * The first statement is the guard: its row in dataset_swaps fails the CHECK
- * unless the run is loading and D1 counts exactly the expected rows in the
- * shadow, and fails the primary key if this run already swapped — either way
- * the whole batch rolls back and `images` is untouched. Then the run is marked
- * complete, the shadow becomes `images`, the old dataset is dropped and an
- * empty shadow is created, so storage stays at one copy between runs.
+ * unless the run is loading, D1 counts exactly the expected rows in the
+ * shadow tables, and the catalog still holds as many other datasets as the
+ * view about to be created lists (a dataset that joined meanwhile would
+ * otherwise drop out of `images`); it fails the primary key if this run
+ * already swapped. Either way the whole batch rolls back and every table is
+ * untouched. Then the run is marked complete, the shadows replace the
+ * dataset's tables (the old ones are dropped, so storage returns to one copy),
+ * the view is recreated (SQLite refuses to rename a table while a view names a
+ * missing one), and the dataset's classes and counts are recorded.
  */
-export function swapStatements(runId: string, expected: Readonly<Record<Split, number>>, now: string): Statement[] {
+export function swapStatements(run: RunRef, plan: SwapPlan, now: string): Statement[] {
+  const { dataset } = run;
+  const others = plan.others.filter((d) => d !== dataset);
+  const [train, test] = [shadowTable(dataset, "train"), shadowTable(dataset, "test")];
   return [
     {
-      sql: `INSERT INTO dataset_swaps (run_id, run_status, train_rows, test_rows, train_expected, test_expected, swapped_at)
-SELECT ?1, (SELECT status FROM runs WHERE id = ?1),
-  (SELECT COUNT(*) FROM images_next WHERE split = 'train'), (SELECT COUNT(*) FROM images_next WHERE split = 'test'),
-  ?2, ?3, ?4`,
-      params: [runId, expected.train, expected.test, now],
+      sql: `INSERT INTO dataset_swaps (run_id, dataset, run_status, train_rows, test_rows, train_expected, test_expected, catalog_size, catalog_read, swapped_at)
+SELECT ?1, ?2, (SELECT status FROM runs WHERE id = ?1 AND dataset = ?2),
+  (SELECT COUNT(*) FROM ${train}), (SELECT COUNT(*) FROM ${test}),
+  ?3, ?4, (SELECT COUNT(*) FROM datasets WHERE name <> ?2), ?5, ?6`,
+      params: [run.id, dataset, plan.expected.train, plan.expected.test, others.length, now],
     },
     {
       sql: `UPDATE runs SET status = 'complete', error = NULL, retrying = NULL, updated_at = ?2, finished_at = ?2 WHERE id = ?1`,
-      params: [runId, now],
+      params: [run.id, now],
     },
-    { sql: "ALTER TABLE images RENAME TO images_prev", params: [] },
-    { sql: "ALTER TABLE images_next RENAME TO images", params: [] },
-    // DROP + CREATE, not DELETE: D1 bills every deleted row as a row written,
-    // which would double a full load's cost to ~140k rows (over the free
-    // plan's 100k a day); dropping a table frees its pages without that.
-    { sql: "DROP TABLE images_prev", params: [] },
-    { sql: CREATE_SHADOW_SQL, params: [] },
-    // The new dataset's class counts, so /stats reads 20 rows instead of scanning it.
-    { sql: "DELETE FROM class_counts", params: [] },
     {
-      sql: "INSERT INTO class_counts (split, label, n) SELECT split, label, COUNT(*) FROM images GROUP BY split, label",
-      params: [],
+      sql: `INSERT INTO datasets (name, run_id, swapped_at) VALUES (?1, ?2, ?3)
+ON CONFLICT (name) DO UPDATE SET run_id = excluded.run_id, swapped_at = excluded.swapped_at`,
+      params: [dataset, run.id, now],
     },
+    { sql: "DROP VIEW IF EXISTS images", params: [] },
+    // DROP, not DELETE: D1 bills every deleted row as a row written, which would
+    // double a full load's cost; dropping a table frees its pages without that.
+    ...SPLITS.flatMap((s) => [
+      { sql: `DROP TABLE IF EXISTS ${liveTable(dataset, s)}`, params: [] },
+      { sql: `ALTER TABLE ${shadowTable(dataset, s)} RENAME TO ${liveTable(dataset, s)}`, params: [] },
+    ]),
+    { sql: imagesViewSql([...others, dataset]), params: [] },
+    // The dataset's class names and counts, so /stats reads a few rows instead of scanning
+    // it; written as upserts that skip unchanged rows, so a reload bills only what changed.
+    { sql: "DELETE FROM classes WHERE dataset = ?1 AND label >= ?2", params: [dataset, plan.classNames.length] },
+    {
+      sql: `INSERT INTO classes (dataset, label, name) SELECT ?1, CAST(key AS INTEGER), value FROM json_each(?2) WHERE true
+ON CONFLICT (dataset, label) DO UPDATE SET name = excluded.name WHERE name IS NOT excluded.name`,
+      params: [dataset, JSON.stringify(plan.classNames)],
+    },
+    { sql: "DELETE FROM class_counts WHERE dataset = ?1 AND label >= ?2", params: [dataset, plan.classNames.length] },
+    ...SPLITS.map((s) => ({
+      sql: `INSERT INTO class_counts (dataset, split, label, n)
+SELECT ?1, '${s}', CAST(l.key AS INTEGER), COALESCE(g.n, 0) FROM json_each(?2) AS l
+LEFT JOIN (SELECT label, COUNT(*) AS n FROM ${liveTable(dataset, s)} GROUP BY label) AS g ON g.label = l.key WHERE true
+ON CONFLICT (dataset, split, label) DO UPDATE SET n = excluded.n WHERE n IS NOT excluded.n`,
+      params: [dataset, JSON.stringify(plan.classNames)],
+    })),
   ];
 }
 
 /**
- * The shadow table's definition, identical to migrations/0002_shadow_load.sql
- * (test/config.test.ts compares them): the swap recreates it empty.
+ * The guard row that makes DDL conditional: inserted first in a batch, its
+ * CHECK (run_status = 'extracting') aborts the whole batch, DDL included,
+ * unless the run is extracting at that moment.
  */
-export const CREATE_SHADOW_SQL = `CREATE TABLE images_next (
-  split  TEXT    NOT NULL CHECK (split IN ('train', 'test')),
-  idx    INTEGER NOT NULL CHECK (idx >= 0),
-  label  INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
-  pixels BLOB    NOT NULL CHECK (length(pixels) = 3136),
-  PRIMARY KEY (split, idx)
-) WITHOUT ROWID`;
+const claimGuard = (runId: string, now: string): Statement => ({
+  sql: `INSERT INTO shadow_claims (run_id, run_status, claimed_at)
+SELECT ?1, (SELECT status FROM runs WHERE id = ?1), ?2 WHERE true
+ON CONFLICT (run_id) DO UPDATE SET run_status = excluded.run_status, claimed_at = excluded.claimed_at`,
+  params: [runId, now],
+});
 
 /**
- * queued → extracting, emptying the shadow table for the run, as one batch.
- * Whatever an earlier run left there must not mix into this one. DROP + CREATE
- * rather than DELETE, for the billing reason given in swapStatements; and since
- * DDL cannot be made conditional, the guard row in shadow_claims aborts the
- * whole batch (DROP included) unless the run is extracting after the UPDATE —
- * so a job redelivered while its run already loads drops nothing.
+ * queued → extracting, dropping whatever shadow tables an earlier run of the
+ * dataset left, as one batch: their rows must not mix into this run. DROP
+ * rather than DELETE, for the billing reason given in swapStatements; and
+ * since DDL cannot be made conditional, the guard (claimGuard) aborts the
+ * whole batch unless the run is extracting after the UPDATE, so a job
+ * redelivered while its run already loads drops nothing.
  */
-export function claimShadowStatements(runId: string, now: string): Statement[] {
+export function claimShadowStatements(run: RunRef, now: string): Statement[] {
   return [
     {
       sql: "UPDATE runs SET status = 'extracting', updated_at = ?2 WHERE id = ?1 AND status IN ('queued', 'extracting')",
-      params: [runId, now],
+      params: [run.id, now],
     },
+    claimGuard(run.id, now),
+    ...SPLITS.map((s) => ({ sql: `DROP TABLE IF EXISTS ${shadowTable(run.dataset, s)}`, params: [] })),
+  ];
+}
+
+export interface LoadingPlan {
+  readonly expected: Readonly<Record<Split, number>>;
+  readonly chunksTotal: number;
+  readonly shape: { readonly rows: number; readonly cols: number; readonly channels: number };
+  readonly classNames: readonly string[];
+}
+
+/**
+ * extracting → loading, creating the run's empty shadow tables for the shape
+ * its headers declared, as one batch guarded like the claim: only a run that
+ * is still extracting gets fresh tables, so a redelivered job of a run that
+ * already loads leaves its rows alone.
+ */
+export function startLoadingStatements(run: RunRef, plan: LoadingPlan, now: string): Statement[] {
+  const { rows, cols, channels } = plan.shape;
+  const pixelBytes = rows * cols * channels * 4;
+  return [
+    claimGuard(run.id, now),
+    ...SPLITS.flatMap((s) => [
+      { sql: `DROP TABLE IF EXISTS ${shadowTable(run.dataset, s)}`, params: [] },
+      { sql: createImageTableSql(shadowTable(run.dataset, s), pixelBytes), params: [] },
+    ]),
     {
-      sql: `INSERT INTO shadow_claims (run_id, run_status, claimed_at)
-SELECT ?1, (SELECT status FROM runs WHERE id = ?1), ?2 WHERE true
-ON CONFLICT (run_id) DO UPDATE SET run_status = excluded.run_status, claimed_at = excluded.claimed_at`,
-      params: [runId, now],
+      sql: `UPDATE runs SET status = 'loading', train_expected = ?2, test_expected = ?3, chunks_total = ?4,
+  image_rows = ?5, image_cols = ?6, image_channels = ?7, class_names = ?8, error = NULL, updated_at = ?9
+WHERE id = ?1 AND status = 'extracting'`,
+      params: [
+        run.id,
+        plan.expected.train,
+        plan.expected.test,
+        plan.chunksTotal,
+        rows,
+        cols,
+        channels,
+        JSON.stringify(plan.classNames),
+        now,
+      ],
     },
-    { sql: "DROP TABLE images_next", params: [] },
-    { sql: CREATE_SHADOW_SQL, params: [] },
   ];
 }

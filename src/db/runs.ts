@@ -7,9 +7,18 @@
 import { and, desc, eq, inArray, isNotNull, lt, sql } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import * as schema from "./schema";
-import { ACTIVE_STATUSES, runs, type Run, type Trigger } from "./schema";
+import { ACTIVE_STATUSES, runs, type CustomRunSpec, type Run, type Trigger } from "./schema";
 import type { Split } from "../core/datasets";
-import { claimShadowStatements, runBatch, swapStatements } from "./load";
+import { SourceChangedError } from "../core/errors";
+import {
+  claimShadowStatements,
+  runBatch,
+  startLoadingStatements,
+  swapStatements,
+  type LoadingPlan,
+  type RunRef,
+} from "./load";
+import { liveTable, shadowTable } from "./tables";
 
 export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
 export const database = (d1: D1Database): Db => drizzle(d1, { schema });
@@ -36,12 +45,15 @@ export type StartResult =
 
 export interface StartRequest {
   readonly trigger: Trigger;
+  readonly dataset: string;
   readonly source: string;
+  /** A custom dataset's files and class names; absent for a registry dataset. */
+  readonly spec?: CustomRunSpec;
 }
 
 /**
- * Insert a queued run, unless one is active. The partial unique index
- * `runs_single_active` makes the check and the insert one atomic step.
+ * Insert a queued run, unless one is active for the dataset. The partial
+ * unique index `runs_single_active` makes the check and the insert one atomic step.
  */
 export async function createRun(db: Db, req: StartRequest, leaseMs = DEFAULT_LEASE_MS): Promise<StartResult> {
   const at = now();
@@ -49,13 +61,22 @@ export async function createRun(db: Db, req: StartRequest, leaseMs = DEFAULT_LEA
   const id = crypto.randomUUID();
   const inserted = await db
     .insert(runs)
-    .values({ id, trigger: req.trigger, source: req.source, status: "queued", createdAt: at, updatedAt: at })
+    .values({
+      id,
+      dataset: req.dataset,
+      trigger: req.trigger,
+      source: req.source,
+      spec: req.spec ?? null,
+      status: "queued",
+      createdAt: at,
+      updatedAt: at,
+    })
     .onConflictDoNothing()
     .returning();
   const run = inserted[0];
   if (run) return { started: true, run };
-  const active = await activeRun(db);
-  if (!active) throw new Error("run was not inserted, yet no run is active");
+  const active = await activeRun(db, req.dataset);
+  if (!active) throw new Error(`run was not inserted, yet no ${req.dataset} run is active`);
   // D1 can report an error after committing; a retried insert then meets its own row.
   if (active.id === id) return { started: true, run: active };
   return { started: false, active };
@@ -67,9 +88,9 @@ export type ResumeResult =
   | { readonly resumed: false; readonly why: "active"; readonly active: Run };
 
 /**
- * failed → loading, for the latest run and only if it got as far as loading:
- * then its ledger and shadow rows are still its own (any later run would have
- * emptied the shadow), so loading the missing chunks finishes the dataset —
+ * failed → loading, for the latest run of its dataset and only if it got as far
+ * as loading: then its ledger and shadow rows are still its own (any later run
+ * of the dataset would have dropped its shadow tables), so loading the missing chunks finishes the dataset —
  * unless it failed because its source changed under it. A resume is a new
  * attempt: messages of the earlier ones can no longer fail or re-extract it.
  */
@@ -94,13 +115,14 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
           eq(runs.status, "failed"),
           eq(runs.resumable, true),
           isNotNull(runs.chunksTotal),
-          sql`NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.created_at > ${runs.createdAt})`,
+          sql`NOT EXISTS (SELECT 1 FROM runs AS later WHERE later.dataset = ${runs.dataset} AND later.created_at > ${runs.createdAt})`,
         ),
       )
       .returning();
   } catch (err) {
-    // runs_single_active refused a second active run.
-    const active = await activeRun(db);
+    // runs_single_active refused a second active run of the dataset.
+    const run = await getRun(db, id);
+    const active = run && (await activeRun(db, run.dataset));
     if (active) return { resumed: false, why: "active", active };
     throw err;
   }
@@ -108,7 +130,7 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
   const run = await getRun(db, id);
   if (!run) return { resumed: false, why: "unknown", message: `no run ${id}` };
   // Still active itself (perhaps dead, within its lease) or another run is: say which, as a trigger would.
-  const active = (ACTIVE_STATUSES as readonly string[]).includes(run.status) ? run : await activeRun(db);
+  const active = (ACTIVE_STATUSES as readonly string[]).includes(run.status) ? run : await activeRun(db, run.dataset);
   if (active) return { resumed: false, why: "active", active };
   const why =
     run.status !== "failed"
@@ -117,7 +139,7 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
         ? "it failed before loading began (nothing to resume); start a new run"
         : !run.resumable
           ? "its source changed while it ran, so the rows it loaded cannot be completed; start a new run"
-          : "a later run has started since; start a new run";
+          : `a later ${run.dataset} run has started since; start a new run`;
   return { resumed: false, why: "not-resumable", message: `run ${id} cannot be resumed: ${why}` };
 }
 
@@ -135,8 +157,13 @@ export async function forgetChunks(db: Db, runId: string): Promise<void> {
   await db.delete(schema.runChunks).where(eq(schema.runChunks.runId, runId));
 }
 
-export async function activeRun(db: Db): Promise<Run | undefined> {
-  const rows = await db.select().from(runs).where(inArray(runs.status, ACTIVE_STATUSES)).limit(1);
+/** The dataset's active run, or any dataset's if none is named. */
+export async function activeRun(db: Db, dataset?: string): Promise<Run | undefined> {
+  const rows = await db
+    .select()
+    .from(runs)
+    .where(and(inArray(runs.status, ACTIVE_STATUSES), dataset === undefined ? undefined : eq(runs.dataset, dataset)))
+    .limit(1);
   return rows[0];
 }
 
@@ -158,17 +185,25 @@ export async function getRun(db: Db, id: string): Promise<Run | undefined> {
   return rows[0];
 }
 
-export async function listRuns(db: Db, limit: number): Promise<Run[]> {
-  return db.select().from(runs).orderBy(desc(runs.createdAt)).limit(limit);
+/** The latest runs, of one dataset or of all. */
+export async function listRuns(db: Db, limit: number, dataset?: string): Promise<Run[]> {
+  return db
+    .select()
+    .from(runs)
+    .where(dataset === undefined ? undefined : eq(runs.dataset, dataset))
+    .orderBy(desc(runs.createdAt))
+    .limit(limit);
 }
 
 /**
- * queued → extracting, emptying the shadow table in the same transaction
- * (claimShadowStatements); false if the run is no longer waiting for extraction.
+ * queued → extracting, dropping the dataset's old shadow tables in the same
+ * transaction (claimShadowStatements); false if the run is no longer waiting
+ * for extraction.
  */
-export async function markExtracting(db: Db, id: string): Promise<boolean> {
+export async function markExtracting(db: Db, run: RunRef): Promise<boolean> {
+  const id = run.id;
   try {
-    await runBatch(db.$client, claimShadowStatements(id, now()));
+    await runBatch(db.$client, claimShadowStatements(run, now()));
     return true;
   } catch (err) {
     // The claim's CHECK aborted the batch (the run had moved on), or D1 failed: D1 says which.
@@ -178,26 +213,47 @@ export async function markExtracting(db: Db, id: string): Promise<boolean> {
   }
 }
 
-export interface LoadPlan {
-  readonly expected: Readonly<Record<Split, number>>;
-  readonly chunksTotal: number;
-}
-
-/** extracting → loading, with what the run must load. Idempotent for a retried extraction. */
-export async function markLoading(db: Db, id: string, plan: LoadPlan): Promise<boolean> {
-  const rows = await db
+/**
+ * extracting → loading, with what the run must load, creating its shadow
+ * tables (startLoadingStatements). A run already loading (a redelivered job, a
+ * resume, a later segment of the job) keeps its tables and rows; its plan is
+ * renewed, and a shape other than the one it loads is a changed source.
+ */
+export async function markLoading(db: Db, run: RunRef, plan: LoadingPlan): Promise<boolean> {
+  try {
+    await runBatch(db.$client, startLoadingStatements(run, plan, now()));
+    return true;
+  } catch (err) {
+    const after = await getRun(db, run.id);
+    if (after?.status === "extracting") throw err; // D1 failed: retry
+    if (after?.status !== "loading") return false;
+  }
+  const { rows, cols, channels } = plan.shape;
+  const updated = await db
     .update(runs)
     .set({
-      status: "loading",
       trainExpected: plan.expected.train,
       testExpected: plan.expected.test,
       chunksTotal: plan.chunksTotal,
       error: null,
       updatedAt: now(),
     })
-    .where(and(eq(runs.id, id), inArray(runs.status, ["extracting", "loading"])))
+    .where(
+      and(
+        eq(runs.id, run.id),
+        eq(runs.status, "loading"),
+        eq(runs.imageRows, rows),
+        eq(runs.imageCols, cols),
+        eq(runs.imageChannels, channels),
+      ),
+    )
     .returning({ id: runs.id });
-  return rows.length > 0;
+  if (updated.length > 0) return true;
+  const after = await getRun(db, run.id);
+  if (after?.status !== "loading") return false;
+  throw new SourceChangedError(
+    `the images are now ${rows}×${cols}×${channels}, but the run loads ${after.imageRows}×${after.imageCols}×${after.imageChannels}; start a new run`,
+  );
 }
 
 /**
@@ -232,9 +288,13 @@ export async function heartbeat(db: Db, id: string, attempt: number): Promise<bo
   return rows.length > 0;
 }
 
-/** Whether a dataset from an earlier complete run is in place, which a new load could merely repeat. */
-export async function hasCompleteRun(db: Db): Promise<boolean> {
-  const rows = await db.select({ id: runs.id }).from(runs).where(eq(runs.status, "complete")).limit(1);
+/** Whether the dataset from an earlier complete run is in place, which a new load could merely repeat. */
+export async function hasCompleteRun(db: Db, dataset: string): Promise<boolean> {
+  const rows = await db
+    .select({ id: runs.id })
+    .from(runs)
+    .where(and(eq(runs.status, "complete"), eq(runs.dataset, dataset)))
+    .limit(1);
   return rows.length > 0;
 }
 
@@ -244,18 +304,21 @@ export async function hasCompleteRun(db: Db): Promise<boolean> {
  */
 export async function unchangedSince(
   db: Db,
+  run: Run,
   checksums: Record<string, string>,
   expected: Readonly<Record<Split, number>>,
 ): Promise<Run | undefined> {
   const [last] = await db
     .select()
     .from(runs)
-    .where(eq(runs.status, "complete"))
+    .where(and(eq(runs.status, "complete"), eq(runs.dataset, run.dataset)))
     .orderBy(desc(runs.finishedAt))
     .limit(1);
   if (!last?.checksums || !sameChecksums(last.checksums, checksums)) return undefined;
   if (last.trainExpected !== expected.train || last.testExpected !== expected.test) return undefined;
-  const counts = await countImages(db);
+  // Same files, read as another dataset (a custom one renamed its classes): reload.
+  if (JSON.stringify(last.spec) !== JSON.stringify(run.spec)) return undefined;
+  const counts = await countImages(db, run.dataset);
   return counts.train === expected.train && counts.test === expected.test ? last : undefined;
 }
 
@@ -264,19 +327,25 @@ const sameChecksums = (a: Record<string, string>, b: Record<string, string>): bo
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 };
 
-export const countImages = (db: Db): Promise<Record<Split, number>> => countRows(db, "images");
+/** The rows a dataset's tables hold (none if it has no tables yet). */
+export async function countImages(db: Db, dataset: string): Promise<Record<Split, number>> {
+  const [listed] = await db.select().from(schema.datasets).where(eq(schema.datasets.name, dataset));
+  return listed ? countRows(db, liveTable(dataset, "train"), liveTable(dataset, "test")) : { train: 0, test: 0 };
+}
 
-async function countRows(db: Db, table: "images" | "images_next"): Promise<Record<Split, number>> {
-  const rows = await db.all<{ split: Split; n: number }>(
-    sql`SELECT split, COUNT(*) AS n FROM ${sql.identifier(table)} GROUP BY split`,
+async function countRows(db: Db, train: string, test: string): Promise<Record<Split, number>> {
+  const [row] = await db.all<Record<Split, number>>(
+    sql`SELECT (SELECT COUNT(*) FROM ${sql.identifier(train)}) AS train, (SELECT COUNT(*) FROM ${sql.identifier(test)}) AS test`,
   );
-  const counts: Record<Split, number> = { train: 0, test: 0 };
-  for (const r of rows) counts[r.split] = r.n;
-  return counts;
+  return { train: row?.train ?? 0, test: row?.test ?? 0 };
 }
 
 /** extracting → complete without a write: the dataset in D1 is already this one (the run pinned its MD5s). */
-export async function completeUnchanged(db: Db, id: string, plan: Omit<LoadPlan, "chunksTotal">): Promise<void> {
+export async function completeUnchanged(
+  db: Db,
+  id: string,
+  plan: { readonly expected: Readonly<Record<Split, number>> },
+): Promise<void> {
   const at = now();
   await db
     .update(runs)
@@ -348,7 +417,7 @@ export type Completion = "complete" | "pending" | "failed";
  * Once every chunk is in the ledger, swap the shadow rows in as the dataset —
  * only if D1 itself counts exactly the expected rows there (counted in D1 inside
  * the swap's transaction, not taken from counters). A mismatch fails the run
- * and leaves `images` as it was.
+ * and leaves the dataset's tables as they were.
  */
 export async function completeIfDone(db: Db, id: string): Promise<Completion> {
   const run = await getRun(db, id);
@@ -359,15 +428,17 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
   if ((done?.n ?? 0) < run.chunksTotal) return "pending";
 
   const expected = { train: run.trainExpected ?? 0, test: run.testExpected ?? 0 };
+  const others = (await db.select({ name: schema.datasets.name }).from(schema.datasets)).map((d) => d.name);
+  const classNames = run.classNames ?? [];
   try {
-    await runBatch(db.$client, swapStatements(id, expected, now()));
+    await runBatch(db.$client, swapStatements(run, { expected, others, classNames }, now()));
     return "complete";
   } catch (err) {
     // The guard aborted the swap (or D1 failed): find out which from D1 itself.
     const after = await getRun(db, id);
     if (after?.status === "complete") return "complete"; // another consumer swapped first
     if (after?.status !== "loading") return "failed";
-    const counts = await countRows(db, "images_next");
+    const counts = await countRows(db, shadowTable(run.dataset, "train"), shadowTable(run.dataset, "test"));
     if (counts.train === expected.train && counts.test === expected.test) throw err; // transient: retry
     const reason = `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`;
     console.error(`run ${id} failed: ${reason}`);

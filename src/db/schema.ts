@@ -3,8 +3,14 @@
  * files are the source of truth for the database; this file mirrors them for
  * drizzle-orm's typed queries, and test/config.test.ts checks the two agree.
  */
-import { blob, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
-import { SPLITS } from "../core/datasets";
+import { integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
+import { SPLITS, type CustomFiles } from "../core/datasets";
+
+/** What a run of a custom dataset was given: its files at the source, and perhaps class names. */
+export interface CustomRunSpec {
+  readonly files: CustomFiles;
+  readonly classes?: readonly string[];
+}
 
 export const RUN_STATUSES = ["queued", "extracting", "loading", "complete", "failed"] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
@@ -13,23 +19,15 @@ export const ACTIVE_STATUSES = ["queued", "extracting", "loading"] as const sati
 export const TRIGGERS = ["cron", "http", "cli"] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
-/** `images` and its shadow `images_next` have the same shape: one definition, two tables. */
-const imageTable = <N extends string>(name: N) =>
-  sqliteTable(
-    name,
-    {
-      split: text("split", { enum: SPLITS }).notNull(),
-      idx: integer("idx").notNull(),
-      label: integer("label").notNull(),
-      pixels: blob("pixels", { mode: "buffer" }).notNull(),
-    },
-    (t) => [primaryKey({ columns: [t.split, t.idx] })],
-  );
-
-export const images = imageTable("images");
-
-/** The shadow a run loads into; swapped with `images` at completion (migrations/0002_shadow_load.sql). */
-export const imagesNext = imageTable("images_next");
+/**
+ * The datasets that have image tables (src/db/tables.ts), which the `images`
+ * view lists, and the run whose swap put their rows there (null: none yet).
+ */
+export const datasets = sqliteTable("datasets", {
+  name: text("name").primaryKey(),
+  runId: text("run_id").references(() => runs.id),
+  swappedAt: text("swapped_at"),
+});
 
 /**
  * A guard row's columns: the run it guards and that run's status as the batch
@@ -42,23 +40,35 @@ const guardOf = () => ({
   runStatus: text("run_status").notNull(),
 });
 
-/** One row per swap: whose rows became `images`, and the counts D1 held then. */
+/** One row per swap: whose rows became a dataset's, and the counts D1 held then. */
 export const datasetSwaps = sqliteTable("dataset_swaps", {
   ...guardOf(),
+  dataset: text("dataset").notNull(),
   trainRows: integer("train_rows").notNull(),
   testRows: integer("test_rows").notNull(),
   trainExpected: integer("train_expected").notNull(),
   testExpected: integer("test_expected").notNull(),
+  /** How many datasets the catalog held when the swap ran, and when its view was planned: they must agree. */
+  catalogSize: integer("catalog_size").notNull(),
+  catalogRead: integer("catalog_read").notNull(),
   swappedAt: text("swapped_at").notNull(),
 });
 
-export const classes = sqliteTable("classes", {
-  label: integer("label").primaryKey(),
-  name: text("name").notNull(),
-});
+export const classes = sqliteTable(
+  "classes",
+  {
+    dataset: text("dataset").notNull(),
+    label: integer("label").notNull(),
+    name: text("name").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.dataset, t.label] })],
+);
 
 export const runs = sqliteTable("runs", {
   id: text("id").primaryKey(),
+  dataset: text("dataset").notNull().default("fashion-mnist"),
+  /** A custom dataset's files and class names (JSON); null for a registry dataset. */
+  spec: text("spec", { mode: "json" }).$type<CustomRunSpec>(),
   trigger: text("trigger", { enum: TRIGGERS }).notNull(),
   source: text("source").notNull(),
   status: text("status", { enum: RUN_STATUSES }).notNull(),
@@ -73,6 +83,12 @@ export const runs = sqliteTable("runs", {
   resumable: integer("resumable", { mode: "boolean" }).notNull().default(true),
   error: text("error"),
   retrying: text("retrying"),
+  /** The image shape the IDX headers declared, set when loading begins. */
+  imageRows: integer("image_rows"),
+  imageCols: integer("image_cols"),
+  imageChannels: integer("image_channels"),
+  /** Class names by label, set when loading begins; the swap records them in `classes`. */
+  classNames: text("class_names", { mode: "json" }).$type<string[]>(),
   createdAt: text("created_at").notNull(),
   updatedAt: text("updated_at").notNull(),
   finishedAt: text("finished_at"),
@@ -104,9 +120,10 @@ export const shadowClaims = sqliteTable("shadow_claims", {
 export const classCounts = sqliteTable(
   "class_counts",
   {
+    dataset: text("dataset").notNull(),
     split: text("split", { enum: SPLITS }).notNull(),
     label: integer("label").notNull(),
     n: integer("n").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.split, t.label] })],
+  (t) => [primaryKey({ columns: [t.dataset, t.split, t.label] })],
 );

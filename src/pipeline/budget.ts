@@ -10,7 +10,11 @@
  */
 import { MAX_ROWS_PER_STATEMENT, swapStatements } from "../db/load";
 
-const SWAP_STATEMENTS = swapStatements("run", { train: 0, test: 0 }, "").length;
+const SWAP_STATEMENTS = swapStatements(
+  { id: "run", dataset: "fashion-mnist" },
+  { expected: { train: 0, test: 0 }, others: [], classNames: [] },
+  "",
+).length;
 
 export const INVOCATION_LIMITS = { d1Queries: 50, subrequests: 50 } as const;
 

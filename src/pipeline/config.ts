@@ -1,5 +1,6 @@
 /** The run configuration, parsed once from the Worker's vars, and the queue names. */
-import { FASHION_MNIST, pixelsPerImage } from "../core/datasets";
+import { isDatasetName } from "../core/datasets";
+import { DEFAULT_DATASET, registryEntry } from "../core/registry";
 import { DEFAULT_LEASE_MS } from "../db/runs";
 import { DEFAULT_RETRY, type RetryPolicy } from "./download";
 import { maxChunkImages } from "./plan";
@@ -8,9 +9,26 @@ import { maxChunkImages } from "./plan";
 export const QUEUES = { jobs: "idx-etl-jobs", chunks: "idx-etl-chunks", deadLetter: "idx-etl-dlq" } as const;
 
 export interface Config {
-  readonly defaultSource: string;
-  /** Images per chunk message; their pixels ride in the message, so at most maxChunkImages. */
+  /**
+   * DEFAULT_SOURCE: where the default dataset's official files are, instead of
+   * its registry mirrors (tests and local mirrors: held to the published MD5s).
+   */
+  readonly defaultSource: string | undefined;
+  /** DATASETS: what the cron trigger loads, in order. */
+  readonly cronDatasets: readonly string[];
+  /**
+   * Images per chunk message, at most: their pixels ride in the message, so a
+   * run of larger images sends fewer per message (maxChunkImages).
+   */
   readonly chunkSize: number;
+  /**
+   * JOB_MAX_CHUNKS: the most chunk messages one extraction job sends; a larger
+   * dataset's job hands the rest on to a job message of its own (job.ts), so
+   * that no invocation exceeds the Workers limits on subrequests and CPU.
+   */
+  readonly jobMaxChunks: number;
+  /** D1_MAX_BYTES: the database size a run must stay within, its shadow copy included. */
+  readonly maxDatabaseBytes: number;
   /** Rows per INSERT statement. */
   readonly rowsPerStatement: number;
   readonly retry: RetryPolicy;
@@ -25,17 +43,37 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
   return n;
 }
 
-export function readConfig(env: Env): Config {
-  const most = maxChunkImages(pixelsPerImage(FASHION_MNIST));
-  const chunkSize = positiveInt("CHUNK_SIZE", env.CHUNK_SIZE, most);
-  if (chunkSize > most) {
-    throw new Error(
-      `CHUNK_SIZE must be at most ${most}: a chunk message carries its images' pixels and Queues caps a message at 128 KB, got "${env.CHUNK_SIZE}"`,
-    );
+/** D1's largest database (developers.cloudflare.com/d1/platform/limits), in bytes, counted as 10⁹ to be safe. */
+export const D1_MAX_DATABASE_BYTES = 10_000_000_000;
+
+/**
+ * Chunk messages one job may send: a sendBatch (one subrequest) carries a
+ * single message of the largest images, and an invocation may make 1,000
+ * subrequests to Cloudflare services on every plan; the rest of the budget is
+ * for D1 (ledger, pins, heartbeats) and retries.
+ */
+export const DEFAULT_JOB_MAX_CHUNKS = 800;
+
+function datasetList(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === "") return [DEFAULT_DATASET];
+  const names = raw.split(",").map((s) => s.trim());
+  for (const n of names) {
+    if (!isDatasetName(n) || !registryEntry(n)) {
+      throw new Error(`DATASETS must list registry datasets separated by commas, got "${n}"`);
+    }
   }
+  return [...new Set(names)];
+}
+
+export function readConfig(env: Env): Config {
+  const most = maxChunkImages(28 * 28);
+  const chunkSize = positiveInt("CHUNK_SIZE", env.CHUNK_SIZE, most);
   return {
-    defaultSource: env.DEFAULT_SOURCE,
+    defaultSource: env.DEFAULT_SOURCE === "" ? undefined : env.DEFAULT_SOURCE,
+    cronDatasets: datasetList(env.DATASETS),
     chunkSize,
+    jobMaxChunks: positiveInt("JOB_MAX_CHUNKS", env.JOB_MAX_CHUNKS, DEFAULT_JOB_MAX_CHUNKS),
+    maxDatabaseBytes: positiveInt("D1_MAX_BYTES", env.D1_MAX_BYTES, D1_MAX_DATABASE_BYTES),
     rowsPerStatement: positiveInt("ROWS_PER_STATEMENT", env.ROWS_PER_STATEMENT, 100),
     leaseMs: positiveInt("RUN_LEASE_SECONDS", env.RUN_LEASE_SECONDS, DEFAULT_LEASE_MS / 1000) * 1000,
     retry: {

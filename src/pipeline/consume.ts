@@ -4,7 +4,6 @@
  * chunk. And the dead-letter consumer: a message that exhausted its retries
  * fails its run.
  */
-import { FASHION_MNIST, pixelsPerImage } from "../core/datasets";
 import type { Config } from "./config";
 import { errorMessage, isRetryable } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
@@ -49,7 +48,6 @@ export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg:
  */
 async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonly Delivery[]): Promise<void> {
   const db = database(env.DB);
-  const ppi = pixelsPerImage(FASHION_MNIST);
   const what = deliveries.map((d) => describeChunk(d.chunk)).join(", ");
   const settle = (verdict: "ack" | "retry") => {
     for (const { msg } of deliveries) {
@@ -63,14 +61,15 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     rows = await Promise.all(
       deliveries.map(async ({ chunk }) => ({
         ...chunk,
-        pixelsPerImage: ppi,
         digest: await chunkDigest(chunk.labels, chunk.pixels),
       })),
     );
     loaded = await loadChunks(env.DB, runId, rows, cfg.rowsPerStatement, new Date().toISOString());
   } catch (err) {
     const reason = `${what}: ${errorMessage(err)}`;
-    if (isRetryable(err)) {
+    // A CHECK or key refused the rows (pixels of another size than the run's tables hold):
+    // the same rows would be refused on every delivery.
+    if (isRetryable(err) && !/constraint failed/i.test(errorMessage(err))) {
       const attempts = Math.max(...deliveries.map((d) => d.msg.attempts));
       console.warn(`run ${runId}: ${reason} (attempt ${attempts}, will retry)`);
       await noteRetry(db, runId, reason).catch(() => {});

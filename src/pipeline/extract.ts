@@ -1,17 +1,26 @@
 /**
- * Extract: download the four archives, verify them (checksums where known,
- * gzip CRC and length always, IDX headers and counts), inflate them as a
- * stream, keep the labels (one byte per image) and cut the images into chunks
- * of raw pixels for the queue. Everything that can be validated is validated
- * here, before a chunk can complete a run. Peak memory is a few fflate buffers
- * and one chunk, not a split.
+ * Extract: download the four archives (loose, or as members of the dataset's
+ * zip), verify them (checksums where known, gzip CRC and length always, IDX
+ * headers and counts), inflate them as a stream, keep the labels (one byte per
+ * image) and cut the images into chunks of raw pixels for the queue, upright.
+ * Everything that can be validated is validated here, before a chunk can
+ * complete a run. Peak memory is a few fflate buffers and one chunk, not a split.
  */
-import { pixelsPerImage, type DatasetSpec, type Split } from "../core/datasets";
-import { EtlError } from "../core/errors";
+import { pixelsPerImage, type DatasetSpec, type Mirror, type Shape, type Split } from "../core/datasets";
+import { EtlError, errorMessage, Interrupt, isRetryable, SourceChangedError } from "../core/errors";
 import { openArchive, readBody, withRetries, type Fetch, type RetryPolicy } from "./download";
 import { VerifyingGunzip } from "../codec/gunzip";
-import { expectImages, expectLabels, idxHeaderLength, parseIdxHeader, type IdxHeader } from "../codec/idx";
-import { archiveUrl } from "../codec/source";
+import {
+  describeShape,
+  expectImages,
+  expectLabels,
+  idxHeaderLength,
+  parseIdxHeader,
+  type IdxHeader,
+} from "../codec/idx";
+import { archiveUrl, redactUrl } from "../codec/source";
+import { transposedShape, transposeImages } from "../codec/transform";
+import { openZipMember, readZipDirectory, type ZipDirectory } from "./zip-member";
 
 /**
  * Where an archive's MD5 goes once the whole archive has been read, before the
@@ -48,11 +57,24 @@ export interface ExtractDeps {
 
 export interface ExtractOptions {
   readonly dataset: DatasetSpec;
-  /** Base URL; each archive is `${source}/${file}`. */
-  readonly source: string;
-  /** Require the published MD5s and counts (runs from the default source). */
+  /**
+   * Where the archives are, tried in order for each archive until one serves
+   * it whole: the dataset's mirrors for an official run, else the run's source.
+   */
+  readonly mirrors: readonly Mirror[];
+  /** Require the published MD5s and counts (runs from the dataset's own mirrors). */
   readonly official: boolean;
   readonly retry: RetryPolicy;
+}
+
+/** The places a run's source may hold a dataset's files: loose at the URL, or inside the dataset's zip there. */
+export function sourceMirrors(dataset: DatasetSpec, source: string): Mirror[] {
+  if (!dataset.zip) return [{ url: source, packaging: "files" }];
+  if (/\.zip$/i.test(new URL(source).pathname)) return [{ url: source, packaging: "zip" }];
+  return [
+    { url: source, packaging: "files" },
+    { url: source, packaging: "zip" },
+  ];
 }
 
 export interface SplitLabels {
@@ -60,6 +82,12 @@ export interface SplitLabels {
   readonly count: number;
   /** labels[i] is image i's class, each checked to be in range. */
   readonly labels: Uint8Array;
+}
+
+/** What the images files' headers say: the images as stored, and as loaded (upright). */
+export interface ImagesLayout {
+  readonly stored: Shape;
+  readonly shape: Shape;
 }
 
 /** Consecutive images of one split, with their raw pixels (count × pixels per image). */
@@ -96,16 +124,94 @@ export async function extractLabels(
     if (opts.official && labels.length !== spec.count) {
       throw new EtlError(`${file}: expected ${spec.count} labels, header says ${labels.length}`);
     }
-    const bad = labels.findIndex((l) => l >= opts.dataset.classes.length);
-    if (bad >= 0) {
+    const classes = opts.dataset.classes;
+    const bad = classes ? labels.findIndex((l) => l >= classes.length) : -1;
+    if (classes && bad >= 0) {
       throw new EtlError(
-        `${file}: label ${labels[bad]} at index ${bad} is outside 0–${opts.dataset.classes.length - 1}`,
+        `${file}: label ${labels[bad]} at index ${bad} is outside 0–${classes.length - 1} (${classes.length} classes)`,
       );
     }
     out.push({ split: spec.split, count: labels.length, labels });
   }
   return out;
 }
+
+/**
+ * Phase 1b: the images files' headers only (the download stops once they are
+ * inflated): how many images, and of what shape, before anything is loaded,
+ * so that the run can be planned, sized and refused up front. Every split must
+ * agree with its labels file, with the other split, and with the dataset's
+ * published shape if it has one.
+ */
+export async function peekImages(
+  opts: ExtractOptions,
+  deps: ExtractDeps,
+  labels: readonly SplitLabels[],
+): Promise<ImagesLayout> {
+  let stored: Shape | undefined;
+  let from = "";
+  for (const spec of opts.dataset.splits) {
+    const file = spec.images.file;
+    const header = await fetchVerified(
+      opts,
+      deps,
+      file,
+      undefined,
+      async () => {},
+      () => headerOnly(file),
+    );
+    const { count, shape } = expectImages(header, file);
+    const expected = labels.find((l) => l.split === spec.split)?.count;
+    if (count !== expected) {
+      throw new EtlError(`${spec.labels.file}: header says ${expected} labels but ${file} says ${count} images`);
+    }
+    const want = opts.dataset.shape;
+    if (want && describeShape(shape) !== describeShape(want)) {
+      throw new EtlError(
+        `${file}: ${opts.dataset.name} images are ${describeShape(want)}, header says ${describeShape(shape)}`,
+      );
+    }
+    if (stored && describeShape(shape) !== describeShape(stored)) {
+      throw new EtlError(`${file}: images are ${describeShape(shape)}, but ${from} has ${describeShape(stored)}`);
+    }
+    stored = shape;
+    from = file;
+  }
+  if (!stored) throw new EtlError(`${opts.dataset.name}: no splits`);
+  return { stored, shape: opts.dataset.transposed ? transposedShape(stored) : stored };
+}
+
+/** The header is all that is wanted: the reader stops the download as soon as it has it. */
+class HeaderFound extends Interrupt {
+  constructor(readonly header: IdxHeader) {
+    super("header read");
+  }
+}
+
+const headerOnly = (file: string): ArchiveReader<IdxHeader> => {
+  const gunzip = new VerifyingGunzip(file);
+  let head = new Uint8Array(0);
+  const take = (out: Uint8Array) => {
+    const joined = new Uint8Array(head.length + out.length);
+    joined.set(head);
+    joined.set(out, head.length);
+    head = joined;
+    const need = idxHeaderLength(head);
+    if (need !== undefined && head.length >= need) throw new HeaderFound(parseIdxHeader(head, file));
+  };
+  return {
+    partial: true,
+    push: async (block) => {
+      for (const out of gunzip.push(block)) take(out);
+    },
+    verify: async () => {
+      for (const out of gunzip.finish()) take(out);
+      parseIdxHeader(head, file); // throws: empty or truncated header
+    },
+    end: async () => parseIdxHeader(head, file),
+    abort: async () => {},
+  };
+};
 
 /**
  * Only the MD5s of the images archives (downloaded, not inflated): enough to
@@ -129,6 +235,7 @@ export async function extractImages(
   opts: ExtractOptions,
   deps: ExtractDeps,
   labels: readonly SplitLabels[],
+  layout: ImagesLayout,
   chunkImages: number,
   onChunk: (chunk: ImageChunk) => Promise<void>,
   checksums: ChecksumSink,
@@ -136,13 +243,19 @@ export async function extractImages(
   for (const spec of opts.dataset.splits) {
     const count = labels.find((l) => l.split === spec.split)?.count ?? 0;
     const file = spec.images.file;
-    const sink = () => new ImagesSink(file, opts.dataset, spec.split, spec.labels.file, count, chunkImages, onChunk);
+    const transposed = opts.dataset.transposed;
+    const sink = () =>
+      new ImagesSink(file, layout.stored, spec.split, spec.labels.file, count, chunkImages, async (chunk) =>
+        onChunk(transposed ? { ...chunk, pixels: transposeImages(chunk.pixels, chunk.count, layout.stored) } : chunk),
+      );
     await fetchVerified(opts, deps, file, spec.images.md5, checksums, inflateInto(file, sink));
   }
 }
 
 /** What is done with an archive's compressed bytes as they arrive. */
 interface ArchiveReader<T> {
+  /** Reads only the archive's beginning (it throws HeaderFound): no MD5 is taken or pinned. */
+  readonly partial?: boolean;
   push(block: Uint8Array): Promise<void>;
   /** After the whole archive arrived: every check of its content (gzip CRC and length, IDX counts); throws if one fails. */
   verify(): Promise<void>;
@@ -185,39 +298,125 @@ interface Sink<T> {
   abort(reason: unknown): Promise<void>;
 }
 
-/** One archive, with retries: download → MD5 → reader (a fresh one per attempt). */
+/** Where one archive is: a URL, or a member of a zip at a URL. */
+type Location = { readonly url: string; readonly member?: string };
+
+function locationOf(opts: ExtractOptions, mirror: Mirror, file: string): Location {
+  if (mirror.packaging === "files") return { url: archiveUrl(mirror.url, file.replace(/^.*\//, "")) };
+  const zip = opts.dataset.zip;
+  if (!zip) throw new EtlError(`${opts.dataset.name} is not published as a zip`);
+  const url = /\.zip$/i.test(new URL(mirror.url).pathname) ? mirror.url : archiveUrl(mirror.url, zip.file);
+  return { url, member: file };
+}
+
+/** Zip directories read during this extraction, one per zip URL: each costs a request or two. */
+const directories = new WeakMap<ExtractDeps, Map<string, ZipDirectory>>();
+
+async function openLocation(
+  opts: ExtractOptions,
+  deps: ExtractDeps,
+  loc: Location,
+  file: string,
+  signal: AbortSignal,
+): Promise<ReadableStream<Uint8Array>> {
+  if (loc.member === undefined) return openArchive(deps.fetch, loc.url, file, signal);
+  let cache = directories.get(deps);
+  if (!cache) directories.set(deps, (cache = new Map()));
+  let dir = cache.get(loc.url);
+  if (!dir) {
+    dir = await readZipDirectory(deps.fetch, loc.url, signal);
+    const zip = opts.dataset.zip;
+    // Read whole (the server ignored Range requests): then the zip's published MD5 can be checked.
+    if (opts.official && zip?.md5 && dir.wholeMd5 !== undefined && dir.wholeMd5 !== zip.md5) {
+      throw new EtlError(`${zip.file}: MD5 ${dir.wholeMd5} does not match the published ${zip.md5}`);
+    }
+    cache.set(loc.url, dir);
+  }
+  return openZipMember(deps.fetch, dir, loc.member, signal);
+}
+
+/**
+ * One archive from the first mirror that serves it whole, each mirror with its
+ * own retries (as torchvision falls back from one mirror to the next). What
+ * makes a run fail rather than move on: the run was stopped, or the archive
+ * differs from the bytes the run already pinned.
+ */
 async function fetchVerified<T>(
   opts: ExtractOptions,
   deps: ExtractDeps,
   file: string,
-  md5: string,
+  md5: string | undefined,
   checksums: ChecksumSink,
   makeReader: () => ArchiveReader<T>,
 ): Promise<T> {
-  const url = archiveUrl(opts.source, file);
+  const failures: string[] = [];
+  let retryable = false;
+  for (const mirror of opts.mirrors) {
+    const loc = locationOf(opts, mirror, file);
+    try {
+      return await fetchFrom(opts, deps, loc, file, md5, checksums, makeReader);
+    } catch (err) {
+      const final = err instanceof SourceChangedError || err instanceof Interrupt || opts.mirrors.length === 1;
+      if (deps.stop?.aborted || final) throw err;
+      retryable ||= isRetryable(err);
+      failures.push(errorMessage(err));
+      console.warn(
+        `${file}: ${errorMessage(err)}${failures.length < opts.mirrors.length ? "; trying the next mirror" : ""}`,
+      );
+    }
+  }
+  throw new EtlError(
+    `${file}: no mirror served it whole (${opts.mirrors.map((m) => redactUrl(m.url)).join(", ")}): ${failures.join("; ")}`,
+    retryable,
+  );
+}
+
+/** One archive from one place, with retries: download → MD5 → reader (a fresh one per attempt). */
+async function fetchFrom<T>(
+  opts: ExtractOptions,
+  deps: ExtractDeps,
+  loc: Location,
+  file: string,
+  md5: string | undefined,
+  checksums: ChecksumSink,
+  makeReader: () => ArchiveReader<T>,
+): Promise<T> {
+  const url = loc.member === undefined ? loc.url : `${loc.url} (member ${loc.member})`;
   return withRetries(
     opts.retry,
     async (attemptSignal, _n, progress) => {
       deps.stop?.throwIfAborted();
       const signal = deps.stop ? AbortSignal.any([attemptSignal, deps.stop]) : attemptSignal;
-      const body = await openArchive(deps.fetch, url, file, signal).catch((err: unknown) => {
+      const body = await openLocation(opts, deps, loc, file, signal).catch((err: unknown) => {
         deps.stop?.throwIfAborted();
         throw err;
       });
-      const digest = deps.md5();
       const reader = makeReader();
+      const digest = reader.partial ? undefined : deps.md5();
       try {
-        for await (const block of readBody(body, file, url, signal, progress)) {
-          await digest.update(block);
-          await reader.push(block);
+        try {
+          // A header read takes each piece as it comes: it needs only the first few bytes.
+          const blockBytes = reader.partial ? 1 : undefined;
+          for await (const block of readBody(body, file, url, signal, progress, blockBytes)) {
+            await digest?.update(block);
+            await reader.push(block);
+          }
+        } catch (err) {
+          if (err instanceof HeaderFound) {
+            await body.cancel().catch(() => {});
+            return err.header as T;
+          }
+          throw err;
         }
-        const actual = await digest.hex();
-        if (opts.official && actual !== md5) {
-          throw new EtlError(`${file}: MD5 ${actual} does not match the published ${md5}`);
-        }
-        await reader.verify();
-        // Pinned only once the archive proved whole: a corrupt download is not a version of the source.
-        await checksums(file, actual);
+        if (digest) {
+          const actual = await digest.hex();
+          if (opts.official && md5 !== undefined && actual !== md5) {
+            throw new EtlError(`${file}: MD5 ${actual} does not match the published ${md5}`);
+          }
+          await reader.verify();
+          // Pinned only once the archive proved whole: a corrupt download is not a version of the source.
+          await checksums(file, actual);
+        } else await reader.verify();
         return await reader.end();
       } catch (err) {
         await reader.abort(err);
@@ -318,7 +517,7 @@ class ImagesSink extends IdxSink<void> {
 
   constructor(
     file: string,
-    private readonly dataset: DatasetSpec,
+    private readonly stored: Shape,
     private readonly split: Split,
     private readonly labelsFile: string,
     private readonly labelCount: number,
@@ -329,11 +528,17 @@ class ImagesSink extends IdxSink<void> {
   }
 
   protected async begin(h: IdxHeader): Promise<void> {
-    const n = expectImages(h, this.file, this.dataset.rows, this.dataset.cols);
+    const { count: n, shape } = expectImages(h, this.file);
     if (n !== this.labelCount) {
       throw new EtlError(`${this.labelsFile}: header says ${this.labelCount} labels but ${this.file} says ${n} images`);
     }
-    this.ppi = pixelsPerImage(this.dataset);
+    // The headers were read before planning (peekImages): other ones now mean other files.
+    if (describeShape(shape) !== describeShape(this.stored)) {
+      throw new SourceChangedError(
+        `${this.file}: images are now ${describeShape(shape)}, were ${describeShape(this.stored)}; start a new run`,
+      );
+    }
+    this.ppi = pixelsPerImage(shape);
     this.total = n;
   }
 

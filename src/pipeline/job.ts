@@ -14,22 +14,30 @@
  * the run reads the whole archive, and every chunk's bytes are compared with
  * what the run already holds for it (produce.ts, and the consumer against the
  * ledger). Bytes that differ fail the run for good, whatever the path.
+ *
+ * Any size: a dataset's chunks are sent by as many jobs as it takes to keep
+ * each invocation within JOB_MAX_CHUNKS sends. A job that reaches its limit
+ * queues the next one, which downloads and inflates the archives again (a
+ * gzip stream cannot be entered midway) but sends only from where it stopped.
  */
-import { FASHION_MNIST, type Split } from "../core/datasets";
+import { classNames, pixelsPerImage, type Split } from "../core/datasets";
 import type { Config } from "./config";
-import { EtlError, SourceChangedError, errorMessage, isRetryable } from "../core/errors";
+import { EtlError, Interrupt, SourceChangedError, errorMessage, isRetryable } from "../core/errors";
 import {
   extractImages,
   extractLabels,
   hashImages,
+  peekImages,
   type ChecksumSink,
   type Digest,
   type ExtractOptions,
+  type SplitLabels,
 } from "./extract";
 import { parseMessage, type ExtractMessage } from "./messages";
-import { planChunks } from "./plan";
-import { Producer } from "./produce";
-import { sameSource } from "../codec/source";
+import { maxChunkImages, planChunks } from "./plan";
+import { Producer, SegmentFull } from "./produce";
+import { runDataset } from "./dataset";
+import { checkCapacity } from "./capacity";
 import {
   committedChunks,
   completeIfDone,
@@ -63,9 +71,9 @@ export const workersMd5 = (): Digest => {
 };
 
 /** The run stopped being this job's (abandoned, failed elsewhere, resumed as a new attempt): stop quietly. */
-class RunGone extends EtlError {
+class RunGone extends Interrupt {
   constructor(runId: string) {
-    super(`run ${runId} is no longer active in this attempt; extraction stopped`, false);
+    super(`run ${runId} is no longer active in this attempt; extraction stopped`);
   }
 }
 
@@ -144,14 +152,18 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
   const run = await getRun(db, msg.runId);
   // A job of an earlier attempt (a resume superseded it) does nothing.
   if (!run || run.attempt !== msg.attempt) return "done";
+  const target = runDataset(run, cfg);
+  if (!target) {
+    await failRun(db, run.id, `dataset ${run.dataset} is not in the registry`, { attempt: run.attempt });
+    return "done";
+  }
   // A redelivered job for a run that is loading re-sends what the ledger lacks
   // (idempotent); for a finished run there is nothing left to do.
-  if (!(run.status === "loading" || (await markExtracting(db, run.id)))) return "done";
+  if (!(run.status === "loading" || (await markExtracting(db, run)))) return "done";
   const opts: ExtractOptions = {
-    dataset: FASHION_MNIST,
-    source: run.source,
-    // Spelled differently (a trailing slash, the host's case), the default source is still held to the published MD5s.
-    official: sameSource(run.source, cfg.defaultSource),
+    dataset: target.spec,
+    mirrors: target.mirrors,
+    official: target.official,
     retry: cfg.retry,
   };
   const lease = new Lease(db, run.id, run.attempt, cfg.leaseMs / HEARTBEATS_PER_LEASE);
@@ -164,16 +176,31 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     const pins = pinner(db, run.id);
     const labels = await extractLabels(opts, deps, pins.sink);
     const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
-    const planned = labels.flatMap((l) => planChunks(l, cfg.chunkSize));
 
-    if (run.status !== "loading" && !msg.force && (await hasCompleteRun(db))) {
+    if (run.status !== "loading" && !msg.force && (await hasCompleteRun(db, run.dataset))) {
       await hashImages(opts, deps, pins.sink);
-      if (await unchangedSince(db, pins.values, expected)) {
+      if (await unchangedSince(db, run, pins.values, expected)) {
         await completeUnchanged(db, run.id, { expected });
         return "done";
       }
     }
-    if (!(await markLoading(db, run.id, { expected, chunksTotal: planned.length }))) return "done";
+    const layout = await peekImages(opts, deps, labels);
+    const ppi = pixelsPerImage(layout.shape);
+    const chunkSize = Math.min(cfg.chunkSize, maxChunkImages(ppi));
+    if (chunkSize < 1) {
+      throw new EtlError(
+        `${target.spec.splits[0]!.images.file}: one image of ${layout.shape.rows}×${layout.shape.cols}×${layout.shape.channels} is ${ppi} bytes, more than a queue message (128 KB) can carry`,
+      );
+    }
+    const planned = labels.flatMap((l) => planChunks(l, chunkSize));
+    if (run.status !== "loading") await checkCapacity(env.DB, run.dataset, expected, layout.shape, cfg);
+    const loading = {
+      expected,
+      chunksTotal: planned.length,
+      shape: layout.shape,
+      classNames: classNames(target.spec, classCount(target.spec.classes, labels)),
+    };
+    if (!(await markLoading(db, run, loading))) return "done";
     let committed = await committedChunks(db, run.id);
     if (!Producer.ledgerFits(planned, committed)) {
       // Another plan's ledger (CHUNK_SIZE changed before a resume) cannot say what is loaded: load everything again.
@@ -181,9 +208,11 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       committed = new Map();
     }
     const producer = new Producer({
-      run: { runId: run.id, attempt: run.attempt },
+      run: { runId: run.id, attempt: run.attempt, dataset: run.dataset },
       planned,
       committed,
+      from: msg.from,
+      limit: cfg.jobMaxChunks,
       // v8: the pixels travel as bytes (JSON would spell each one out as a number).
       send: async (messages) => {
         await env.CHUNKS.sendBatch(messages.map((body) => ({ body, contentType: "v8" as const })));
@@ -191,7 +220,18 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       check: () => lease.signal.throwIfAborted(),
     });
     // Each images file's last chunk is handed over only after its archive passed every check.
-    await extractImages(opts, deps, labels, cfg.chunkSize, (chunk) => producer.add(chunk), pins.sink);
+    try {
+      await extractImages(opts, deps, labels, layout, chunkSize, (chunk) => producer.add(chunk), pins.sink);
+    } catch (err) {
+      if (!(err instanceof SegmentFull)) throw err;
+      await producer.flush();
+      const next: ExtractMessage = { ...msg, from: err.next };
+      await env.JOBS.send(next, { contentType: "json" });
+      console.log(
+        `run ${run.id}: sent chunks ${msg.from}–${err.next - 1} of ${planned.length}; the next job sends the rest`,
+      );
+      return "done";
+    }
     await producer.flush();
     if (producer.sent === 0) await completeIfDone(db, run.id);
     return "done";
@@ -215,4 +255,12 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
   } finally {
     lease.end();
   }
+}
+
+/** Labels 0 … n - 1 are classes: as many as the spec names, else up to the largest label seen. */
+function classCount(classes: readonly string[] | undefined, labels: readonly SplitLabels[]): number {
+  if (classes) return classes.length;
+  let max = 0;
+  for (const l of labels) for (const v of l.labels) if (v > max) max = v;
+  return max + 1;
 }

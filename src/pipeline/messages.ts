@@ -4,7 +4,7 @@
  * stays under Queues' 128 KB per message (plan.ts sizes it), so the consumer
  * needs nothing but the message — no side store to write, read back and clean up.
  */
-import { isSplit, type Split } from "../core/datasets";
+import { isDatasetName, isSplit, type Split } from "../core/datasets";
 
 /** idx-etl-jobs: download, verify and inflate one run's archives, and fan the chunks out. */
 export interface ExtractMessage {
@@ -14,6 +14,11 @@ export interface ExtractMessage {
   readonly attempt: number;
   /** Reload even when the archives are identical to the last complete run's. */
   readonly force: boolean;
+  /**
+   * The first chunk (in plan order) this job sends: 0, or where the segment
+   * before it stopped to stay within an invocation's limits (job.ts).
+   */
+  readonly from: number;
 }
 
 /** idx-etl-chunks: transform and load images [start, start + count) of one split. */
@@ -22,12 +27,16 @@ export interface ChunkMessage {
   readonly runId: string;
   /** The run's attempt whose job sent it: as a dead letter it fails only that attempt. */
   readonly attempt: number;
+  /** The run's dataset, whose shadow tables the rows go to (the load checks the run agrees). */
+  readonly dataset: string;
   readonly split: Split;
   readonly start: number;
   readonly count: number;
-  /** The chunk's labels as decimal digits, one character per image (validated 0–9 at extract). */
-  readonly labels: string;
-  /** count × pixels-per-image raw uint8 pixels, row-major, exactly as in the IDX file. */
+  /** The chunk's labels, one byte per image (validated against the classes at extract). */
+  readonly labels: Uint8Array;
+  /** Bytes of one image (rows × cols × channels): the consumer checks `pixels` against it. */
+  readonly pixelsPerImage: number;
+  /** count × pixelsPerImage raw uint8 pixels, upright, row-major (HWC). */
   readonly pixels: Uint8Array;
 }
 
@@ -44,23 +53,31 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
   const attempt = m.attempt === undefined ? 1 : m.attempt;
   if (!isIndex(attempt) || attempt < 1) return undefined;
   if (m.kind === "extract" && typeof m.force === "boolean") {
-    return { kind: "extract", runId: m.runId, attempt, force: m.force };
+    // A job queued before jobs had segments starts at the first chunk.
+    const from = m.from === undefined ? 0 : m.from;
+    if (!isIndex(from)) return undefined;
+    return { kind: "extract", runId: m.runId, attempt, force: m.force, from };
   }
+  // Chunks queued before runs had datasets are Fashion-MNIST's.
+  const dataset = m.dataset === undefined ? "fashion-mnist" : m.dataset;
   if (
     m.kind === "chunk" &&
+    isDatasetName(dataset) &&
     isSplit(m.split) &&
     isIndex(m.start) &&
     isIndex(m.count) &&
     m.count > 0 &&
-    typeof m.labels === "string" &&
+    m.labels instanceof Uint8Array &&
     m.labels.length === m.count &&
-    /^[0-9]*$/.test(m.labels) &&
     m.pixels instanceof Uint8Array &&
     m.pixels.length > 0 &&
     m.pixels.length % m.count === 0
   ) {
     const { runId, split, start, count, labels, pixels } = m;
-    return { kind: "chunk", runId, attempt, split, start, count, labels, pixels };
+    // Chunks queued before messages named it carry whole images of one size.
+    const pixelsPerImage = m.pixelsPerImage === undefined ? pixels.length / count : m.pixelsPerImage;
+    if (!isIndex(pixelsPerImage) || pixelsPerImage < 1) return undefined;
+    return { kind: "chunk", runId, attempt, dataset, split, start, count, labels, pixelsPerImage, pixels };
   }
   return undefined;
 }

@@ -2,7 +2,7 @@
  * Chunk planning: split each split's images into queue messages, and the
  * messages into sendBatch calls, within Cloudflare Queues' limits. Pure.
  */
-import type { Split } from "../core/datasets";
+import { MAX_DATASET_NAME, type Split } from "../core/datasets";
 import type { ChunkMessage } from "./messages";
 
 /** Queues: a message is at most 128 KB, a sendBatch at most 100 messages and 256 KB (1 KB = 1000 B). */
@@ -20,12 +20,12 @@ export interface SplitPlanInput {
   readonly labels: Uint8Array;
 }
 
-/** One planned chunk: which images of which split, and their labels as digits. */
+/** One planned chunk: which images of which split, and their labels (one byte each). */
 export interface ChunkPlan {
   readonly split: Split;
   readonly start: number;
   readonly count: number;
-  readonly labels: string;
+  readonly labels: Uint8Array;
 }
 
 /** The chunks of one split, in order, each of `chunkSize` images but the last. */
@@ -35,23 +35,27 @@ export function planChunks(input: SplitPlanInput, chunkSize: number): ChunkPlan[
   }
   const out: ChunkPlan[] = [];
   for (let start = 0; start < input.labels.length; start += chunkSize) {
-    const slice = input.labels.subarray(start, start + chunkSize);
-    out.push({ split: input.split, start, count: slice.length, labels: slice.join("") });
+    // A copy, not a view: a message serializes a view's whole backing buffer (every label of the split).
+    const labels = input.labels.slice(start, start + chunkSize);
+    out.push({ split: input.split, start, count: labels.length, labels });
   }
   return out;
 }
 
-/** Which run, and which of its attempts, sends a message. */
+/** Which run, and which of its attempts, sends a message; and the run's dataset. */
 export interface RunAttempt {
   readonly runId: string;
   readonly attempt: number;
+  readonly dataset: string;
 }
 
 export const chunkMessage = (run: RunAttempt, plan: ChunkPlan, pixels: Uint8Array): ChunkMessage => ({
   kind: "chunk",
   runId: run.runId,
   attempt: run.attempt,
+  dataset: run.dataset,
   ...plan,
+  pixelsPerImage: pixels.length / plan.count,
   pixels,
 });
 
@@ -75,14 +79,14 @@ export function messageBytes(body: unknown): number {
 
 /**
  * The most images a chunk message can carry within QUEUE_LIMITS.messageBytes:
- * a byte of pixels per pixel and one digit of label per image, plus the
- * message's fields at their largest (a UUID run id, a nine-digit start).
+ * a byte per pixel and a byte of label per image, plus the message's fields at
+ * their largest (a UUID run id, the longest dataset name, a nine-digit start).
  */
 export function maxChunkImages(pixelsPerImage: number, limits = QUEUE_LIMITS): number {
   const fields = messageBytes(
     chunkMessage(
-      { runId: "00000000-0000-0000-0000-000000000000", attempt: 999_999_999 },
-      { split: "train", start: 999_999_999, count: 999_999_999, labels: "" },
+      { runId: "00000000-0000-0000-0000-000000000000", attempt: 999_999_999, dataset: "x".repeat(MAX_DATASET_NAME) },
+      { split: "train", start: 999_999_999, count: 999_999_999, labels: new Uint8Array(0) },
       new Uint8Array(0),
     ),
   );

@@ -11,7 +11,7 @@
  * the run and it stops with a SourceChangedError. Chunks committed after the
  * ledger was read are checked by the consumer against the ledger.
  */
-import { SourceChangedError } from "../core/errors";
+import { Interrupt, SourceChangedError } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
 import { describeChunk, type ChunkMessage } from "./messages";
@@ -19,6 +19,18 @@ import { chunkKey } from "../db/runs";
 import { BatchBuilder, chunkMessage, type ChunkPlan, type RunAttempt } from "./plan";
 
 export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;
+
+/**
+ * The producer reached the end of its segment: chunk `next` (in plan order)
+ * and those after it are for the next job. Not retryable: no download retries
+ * past it.
+ */
+export class SegmentFull extends Interrupt {
+  override readonly name = "SegmentFull";
+  constructor(readonly next: number) {
+    super(`segment full: the next job sends from chunk ${next}`);
+  }
+}
 
 export interface ProducerOptions {
   readonly run: RunAttempt;
@@ -28,17 +40,24 @@ export interface ProducerOptions {
   readonly send: SendBatch;
   /** Called before each chunk is taken: throws to stop the producer (e.g. the run was abandoned). */
   readonly check?: () => void;
+  /**
+   * This job's segment of the plan: chunks from index `from` (earlier ones were
+   * sent by the jobs before it, and are only inflated past), at most `limit`
+   * of them; the chunk after the segment throws SegmentFull. Default: all.
+   */
+  readonly from?: number;
+  readonly limit?: number;
 }
 
 export class Producer {
-  private readonly plans = new Map<string, ChunkPlan>();
+  private readonly plans = new Map<string, { plan: ChunkPlan; index: number }>();
   private readonly batch = new BatchBuilder<ChunkMessage>();
   /** Digests of the chunks the run has: committed before this job, or sent by it. */
   private readonly known: Map<string, string | null>;
   private sentCount = 0;
 
   constructor(private readonly opts: ProducerOptions) {
-    for (const p of opts.planned) this.plans.set(chunkKey(p), p);
+    opts.planned.forEach((plan, index) => this.plans.set(chunkKey(plan), { plan, index }));
     this.known = new Map(opts.committed ?? []);
   }
 
@@ -56,8 +75,12 @@ export class Producer {
   async add(chunk: ImageChunk): Promise<void> {
     this.opts.check?.();
     const key = chunkKey(chunk);
-    const plan = this.plans.get(key);
-    if (plan === undefined) throw new Error(`chunk ${key} is not in the run's plan`);
+    const planned = this.plans.get(key);
+    if (planned === undefined) throw new Error(`chunk ${key} is not in the run's plan`);
+    const { plan, index } = planned;
+    const from = this.opts.from ?? 0;
+    if (index < from) return;
+    if (this.opts.limit !== undefined && index >= from + this.opts.limit) throw new SegmentFull(index);
     const digest = await chunkDigest(plan.labels, chunk.pixels);
     if (this.known.has(key)) {
       if (this.known.get(key) === digest) return;

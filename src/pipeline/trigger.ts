@@ -3,14 +3,16 @@
  * refuses a second active run), then hand extraction to the jobs queue, where
  * it gets a consumer's time budget and automatic retries.
  */
-import type { Trigger } from "../db/schema";
+import type { CustomRunSpec, Trigger } from "../db/schema";
 import { errorMessage } from "../core/errors";
 import type { ExtractMessage } from "./messages";
 import { createRun, failRun, resumeRun, type Db, type ResumeResult, type StartResult } from "../db/runs";
 
 export interface TriggerRequest {
   readonly trigger: Trigger;
+  readonly dataset: string;
   readonly source: string;
+  readonly spec?: CustomRunSpec;
   readonly force: boolean;
 }
 
@@ -22,6 +24,7 @@ export async function startRun(db: Db, jobs: Queue, req: TriggerRequest, leaseMs
     runId: result.run.id,
     attempt: result.run.attempt,
     force: req.force,
+    from: 0,
   };
   try {
     await jobs.send(message, { contentType: "json" });
@@ -42,7 +45,7 @@ export async function resume(db: Db, jobs: Queue, id: string, leaseMs: number): 
   const result = await resumeRun(db, id, leaseMs);
   if (!result.resumed) return result;
   // Not `force`: that means "reload an unchanged source"; a resumed run is loading, which already skips the hashing pass.
-  const message: ExtractMessage = { kind: "extract", runId: id, attempt: result.run.attempt, force: false };
+  const message: ExtractMessage = { kind: "extract", runId: id, attempt: result.run.attempt, force: false, from: 0 };
   try {
     await jobs.send(message, { contentType: "json" });
   } catch (err) {

@@ -4,7 +4,8 @@
  * whatever the export's size (the train split is 188 MB as float32).
  */
 import { DATASET_VERSION_SQL } from "./images";
-import { FASHION_MNIST, pixelsPerImage, type Split } from "../core/datasets";
+import { pixelsPerImage, type Shape, type Split } from "../core/datasets";
+import { liveTable } from "../db/tables";
 import { npyHeader, type NpyDtype } from "../codec/npy";
 import { BYTES_PER_VALUE } from "../codec/transform";
 import { decodeHexInto } from "../codec/hex";
@@ -12,6 +13,9 @@ import { decodeHexInto } from "../codec/hex";
 export type ExportKind = "images" | "labels";
 
 export interface ExportSpan {
+  readonly dataset: string;
+  /** The dataset's image shape: each row of an images file. */
+  readonly shape: Shape;
   readonly split: Split;
   readonly kind: ExportKind;
   /** First idx exported. */
@@ -25,32 +29,46 @@ export interface ExportSpan {
 /** Smallest page; bigger exports use bigger pages to stay within the query budget below. */
 export const MIN_PAGE_ROWS = 500;
 /**
- * Pages one export may read: D1 allows 50 queries per invocation on the free
- * plan, and the route spends one on the split's extent. 45 pages put the whole
- * train split at 1,334 rows (4.2 MB of floats, 8.4 MB of hex text) per page.
+ * Pages an export aims for: D1 allows 50 queries per invocation on the free
+ * plan, and the route spends one on the split's extent. Fashion-MNIST's
+ * train split fits in 45 pages of a few MB each.
  */
 export const MAX_PAGES = 45;
+/**
+ * The most float32 bytes one page holds (twice that as hex text while it is
+ * decoded): a larger dataset reads more pages rather than hold a page that
+ * would crowd the isolate's 128 MB; the paid plan's query budget allows them.
+ */
+export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 /** Labels are one byte a row: one page carries many. */
 const LABEL_PAGE_ROWS = 20_000;
 
 export const pageRows = (span: ExportSpan): number =>
   span.kind === "labels"
     ? Math.max(LABEL_PAGE_ROWS, Math.ceil(span.count / MAX_PAGES))
-    : Math.max(MIN_PAGE_ROWS, Math.ceil(span.count / MAX_PAGES));
+    : Math.max(
+        1,
+        Math.min(
+          Math.floor(MAX_PAGE_BYTES / rowBytes(span)),
+          Math.max(MIN_PAGE_ROWS, Math.ceil(span.count / MAX_PAGES)),
+        ),
+      );
 
 const dtypeOf = (kind: ExportKind): NpyDtype => (kind === "images" ? "<f4" : "|u1");
 
-export function exportShape(span: Pick<ExportSpan, "kind" | "count">): number[] {
-  const d = FASHION_MNIST;
+type SpanShape = Pick<ExportSpan, "kind" | "count" | "shape">;
+
+export function exportShape(span: SpanShape): number[] {
+  const d = span.shape;
   return span.kind === "images" ? [span.count, d.rows, d.cols, d.channels] : [span.count];
 }
 
-const rowBytes = (kind: ExportKind): number =>
-  kind === "images" ? pixelsPerImage(FASHION_MNIST) * BYTES_PER_VALUE : 1;
+const rowBytes = (span: SpanShape): number =>
+  span.kind === "images" ? pixelsPerImage(span.shape) * BYTES_PER_VALUE : 1;
 
 /** The exact size of a span's .npy file: its header, then count rows. */
-export const npyByteLength = (span: Pick<ExportSpan, "kind" | "count">): number =>
-  npyHeader(dtypeOf(span.kind), exportShape(span)).length + span.count * rowBytes(span.kind);
+export const npyByteLength = (span: SpanShape): number =>
+  npyHeader(dtypeOf(span.kind), exportShape(span)).length + span.count * rowBytes(span);
 
 /** Bytes start … end - 1 of a file (an HTTP Range, resolved against its size). */
 export interface ByteRange {
@@ -84,7 +102,7 @@ export function npyExport(
   range?: ByteRange,
 ): NpyExport {
   const header = npyHeader(dtypeOf(span.kind), exportShape(span));
-  const perRow = rowBytes(span.kind);
+  const perRow = rowBytes(span);
   const fileSize = header.length + span.count * perRow;
   const { start, end: stop } = range ?? { start: 0, end: fileSize };
   if (!(Number.isSafeInteger(start) && Number.isSafeInteger(stop) && 0 <= start && start <= stop && stop <= fileSize))
@@ -99,7 +117,7 @@ export function npyExport(
   let headerSent = start >= header.length;
   const column = span.kind === "images" ? "hex(pixels)" : "label";
   const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
-  const sql = `SELECT ${column} FROM images WHERE split = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
+  const sql = `SELECT ${column} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
   const body = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -115,7 +133,8 @@ export function npyExport(
         }
         const from = next;
         const to = Math.min(end, from + rowsPerPage);
-        const params = span.version === undefined ? [span.split, from, to] : [span.split, from, to, span.version];
+        const params =
+          span.version === undefined ? [span.split, from, to] : [span.split, from, to, span.version, span.dataset];
         const rows = await db
           .prepare(sql)
           .bind(...params)

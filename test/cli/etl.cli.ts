@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { gzipSync } from "fflate";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FASHION_MNIST } from "../../src/core/datasets";
+import { FASHION_MNIST } from "../../src/core/registry";
 import { idxBytes } from "../idx-fixtures";
 import { localD1 } from "../../scripts/lib/dev-server";
 

@@ -1,0 +1,65 @@
+/**
+ * Which datasets the database holds, and for each what a reader needs before
+ * touching a row: its tables' shape, the version (the run whose swap put the
+ * rows there) and the rows per split, all from the catalog and the swap log —
+ * never from the image tables.
+ */
+import { SPLITS, type Shape, type Split } from "../core/datasets";
+import { registryEntry } from "../core/registry";
+
+export interface LoadedDataset {
+  readonly name: string;
+  /** Null when no run has swapped rows in yet (the tables are empty). */
+  readonly shape: Shape | null;
+  /** The run whose swap put the rows there; null with shape. */
+  readonly version: string | null;
+  readonly swappedAt: string | null;
+  readonly counts: Readonly<Record<Split, number>>;
+}
+
+interface CatalogRow {
+  name: string;
+  run_id: string | null;
+  swapped_at: string | null;
+  image_rows: number | null;
+  image_cols: number | null;
+  image_channels: number | null;
+  train_rows: number | null;
+  test_rows: number | null;
+}
+
+const CATALOG_SQL = `SELECT d.name, d.run_id, d.swapped_at, r.image_rows, r.image_cols, r.image_channels,
+  s.train_rows, s.test_rows
+FROM datasets d LEFT JOIN runs r ON r.id = d.run_id LEFT JOIN dataset_swaps s ON s.run_id = d.run_id`;
+
+function loaded(row: CatalogRow): LoadedDataset {
+  const registered = registryEntry(row.name)?.shape;
+  const shape =
+    row.image_rows !== null && row.image_cols !== null && row.image_channels !== null
+      ? { rows: row.image_rows, cols: row.image_cols, channels: row.image_channels }
+      : (registered ?? null);
+  return {
+    name: row.name,
+    shape: row.run_id === null ? null : shape,
+    version: row.run_id,
+    swappedAt: row.swapped_at,
+    counts: { train: row.train_rows ?? 0, test: row.test_rows ?? 0 },
+  };
+}
+
+/** A dataset with tables, or undefined if no run of it has got that far. */
+export async function readDataset(db: D1Database, name: string): Promise<LoadedDataset | undefined> {
+  const row = await db.prepare(`${CATALOG_SQL} WHERE d.name = ?1`).bind(name).first<CatalogRow>();
+  return row ? loaded(row) : undefined;
+}
+
+/** Every dataset with tables. */
+export async function readDatasets(db: D1Database): Promise<LoadedDataset[]> {
+  const { results } = await db.prepare(`${CATALOG_SQL} ORDER BY d.name`).all<CatalogRow>();
+  return results.map(loaded);
+}
+
+/** Whether a split index is within the dataset's rows. */
+export const hasImage = (d: LoadedDataset, split: Split, idx: number): boolean => idx < d.counts[split];
+
+export const totalImages = (d: LoadedDataset): number => SPLITS.reduce((n, s) => n + d.counts[s], 0);
