@@ -52,6 +52,10 @@ UPDATE runs SET image_rows = 28, image_cols = 28, image_channels = 1,
   class_names = '["T-shirt/top","Trouser","Pullover","Dress","Coat","Sandal","Shirt","Sneaker","Bag","Ankle boot"]'
   WHERE train_expected IS NOT NULL;
 
+-- A failed run cannot be resumed across this migration: its shadow rows were in
+-- images_next, dropped above, and chunk digests now hash labels as bytes.
+UPDATE runs SET resumable = 0 WHERE status = 'failed';
+
 -- At most one active run per dataset (was: at most one at all).
 DROP INDEX runs_single_active;
 CREATE UNIQUE INDEX runs_single_active ON runs (dataset) WHERE status IN ('queued', 'extracting', 'loading');

@@ -166,9 +166,10 @@ export async function peekImages(
       throw new EtlError(`${spec.labels.file}: header says ${expected} labels but ${file} says ${count} images`);
     }
     const want = opts.dataset.shape;
-    if (want && describeShape(shape) !== describeShape(want)) {
+    const upright = opts.dataset.transposed ? transposedShape(shape) : shape;
+    if (want && describeShape(upright) !== describeShape(want)) {
       throw new EtlError(
-        `${file}: ${opts.dataset.name} images are ${describeShape(want)}, header says ${describeShape(shape)}`,
+        `${file}: ${opts.dataset.name} images are ${describeShape(want)}, header says ${describeShape(upright)}`,
       );
     }
     if (stored && describeShape(shape) !== describeShape(stored)) {
