@@ -4,49 +4,56 @@
  * local D1 and Queues, no Cloudflare account), starts one run, follows it
  * to the end and prints a summary. Exit code 0 only for a complete run.
  *
- *   npm run etl                          # downloads from the official location
+ *   npm run etl                          # Fashion-MNIST, downloaded from the official location
  *   npm run etl -- --source DIR|URL      # the four .gz files from a directory or base URL
+ *   npm run etl -- --dataset mnist       # another registry dataset (--list shows them)
+ *   npm run etl -- --dataset NAME --source DIR|URL --train-images F --train-labels F \
+ *                  --test-images F --test-labels F [--classes a,b,c]   # a custom dataset
  *   npm run etl -- --force               # reload even if the archives are unchanged
  */
-import { parseArgs } from "node:util";
 import { randomBytes } from "node:crypto";
-import { serveArchives } from "./lib/archive-server";
+import { localArchives, serveArchives, type ArchiveServer } from "./lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "./lib/dev-server";
+import { isUrl, parseEtlArgs, USAGE, UsageError, type EtlOptions } from "./lib/etl-options";
 import { progressView } from "./lib/progress";
-import { localDatabaseFile, summaryTable } from "./lib/summary";
+import { registryTable } from "./lib/registry-list";
+import { localDatabaseFile, localStats, summaryTable } from "./lib/summary";
 import type { ActiveRunConflict, ErrorBody, RunResponse, RunView, Stats } from "../src/http/schemas";
 
-const USAGE = "usage: npm run etl -- [--source DIR|URL] [--force] [--timeout SECONDS] [--persist-to DIR]";
-
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      source: { type: "string" },
-      force: { type: "boolean", default: false },
-      timeout: { type: "string", default: "1800" },
-      // wrangler's own flag: local state somewhere other than .wrangler/state (the CLI test uses a fresh one).
-      "persist-to": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
+  const opts = parseEtlArgs(process.argv.slice(2));
+  if (opts.help) {
     console.log(USAGE);
     return 0;
   }
-  const timeoutMs = Number(values.timeout) * 1000;
-  if (!(timeoutMs > 0)) throw new Error(`--timeout must be a positive number of seconds\n${USAGE}`);
+  if (opts.list) {
+    console.log(registryTable());
+    return 0;
+  }
 
-  const archives =
-    values.source && !/^https?:\/\//.test(values.source) ? await serveArchives(values.source) : undefined;
-  const source = archives?.url ?? values.source;
+  // Every file the run needs is checked before anything starts: a missing one
+  // would otherwise surface as the run's error, after a migration and a wrangler start.
+  let archives: ArchiveServer | undefined;
+  let source = opts.source;
+  if (opts.source !== undefined && !isUrl(opts.source)) {
+    const local = await localArchives(opts.spec, opts.source);
+    archives = await serveArchives(local.dir, local.files);
+    source = local.path ? `${archives.url}/${encodeURIComponent(local.path)}` : archives.url;
+  }
   let dev: DevServer | undefined;
   try {
-    const persistTo = values["persist-to"];
+    const persistTo = opts.persistTo;
     await applyLocalMigrations({ persistTo });
     // Local queues do not outlive the dev server that held them: a run left
     // active by an interrupted `npm run etl` can never finish, so close it, and say so.
-    const interrupted = await localD1<{ id: string; status: string; train_loaded: number; test_loaded: number }>(
-      "SELECT id, status, train_loaded, test_loaded FROM runs WHERE status IN ('queued', 'extracting', 'loading')",
+    const interrupted = await localD1<{
+      id: string;
+      dataset: string;
+      status: string;
+      train_loaded: number;
+      test_loaded: number;
+    }>(
+      "SELECT id, dataset, status, train_loaded, test_loaded FROM runs WHERE status IN ('queued', 'extracting', 'loading')",
       { persistTo },
     );
     if (interrupted.length > 0) {
@@ -57,7 +64,7 @@ async function main(): Promise<number> {
     }
     for (const r of interrupted) {
       console.log(
-        `run ${r.id} was still ${r.status} (${r.train_loaded} train, ${r.test_loaded} test images loaded) when an earlier dev server stopped: its queued work is lost with it, so it is marked failed and a new run starts now. The dataset in D1 is the last complete one, untouched.`,
+        `run ${r.id} was still ${r.status} (${r.train_loaded} train, ${r.test_loaded} test images loaded) when an earlier dev server stopped: its queued work is lost with it, so it is marked failed and a new run starts now. ${r.dataset} in D1 is as its last complete run left it, untouched.`,
       );
     }
     const token = randomBytes(24).toString("hex");
@@ -67,24 +74,56 @@ async function main(): Promise<number> {
     const res = await fetch(`${dev.url}/runs`, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ trigger: "cli", force: values.force, ...(source ? { source } : {}) }),
+      body: JSON.stringify(runRequest(opts, source)),
     });
     const started = (await res.json()) as Partial<RunResponse & ErrorBody & ActiveRunConflict>;
     if (!res.ok || !started.run)
       throw new Error(
         `could not start a run: HTTP ${res.status}: ${started.error ?? "no detail"}${started.hint ? `\n${started.hint}` : ""}`,
       );
-    console.log(`run ${started.run.id}: source ${started.run.source}`);
+    console.log(
+      opts.named === undefined
+        ? `run ${started.run.id}: source ${started.run.source}`
+        : `run ${started.run.id}: ${opts.named} from ${started.run.source}`,
+    );
 
-    const run = await follow(dev.url, started.run.id, timeoutMs);
-    // Counts come from the Worker's read API while it still runs: the same D1 the run wrote.
-    const stats = (await (await fetch(`${dev.url}/stats`)).json()) as Stats;
-    printSummary(run, stats, await localDatabaseFile(persistTo));
-    return run.status === "complete" ? 0 : 1;
+    const run = await follow(dev.url, started.run.id, opts.timeoutMs);
+    if (run.status !== "complete") {
+      printFailure(run, opts.named);
+      return 1;
+    }
+    printSummary(run, await datasetStats(dev.url, opts.spec.name, persistTo), await localDatabaseFile(persistTo), opts);
+    return 0;
   } finally {
     await dev?.stop();
     await archives?.close();
   }
+}
+
+/**
+ * POST /runs's body. Without --dataset it is the one it always was, so a
+ * Worker that predates datasets loads Fashion-MNIST from it as before.
+ */
+function runRequest(opts: EtlOptions, source: string | undefined): Record<string, unknown> {
+  return {
+    trigger: "cli",
+    force: opts.force,
+    ...(opts.named !== undefined ? { dataset: opts.named } : {}),
+    ...(source !== undefined ? { source } : {}),
+    ...(opts.custom ? { files: opts.custom.files } : {}),
+    ...(opts.custom?.classes ? { classes: opts.custom.classes } : {}),
+  };
+}
+
+/**
+ * The dataset's counts from the Worker while it still runs (the same D1 the
+ * run wrote); straight from the local D1 if it has no per-dataset stats route.
+ */
+async function datasetStats(url: string, dataset: string, persistTo: string | undefined): Promise<Stats> {
+  const res = await fetch(`${url}/datasets/${encodeURIComponent(dataset)}/stats`);
+  if (res.ok) return (await res.json()) as Stats;
+  await res.body?.cancel();
+  return localStats(dataset, persistTo);
 }
 
 async function follow(url: string, id: string, timeoutMs: number): Promise<RunView> {
@@ -105,22 +144,30 @@ async function follow(url: string, id: string, timeoutMs: number): Promise<RunVi
   }
 }
 
-function printSummary(run: RunView, stats: Stats, dbFile: string | undefined): void {
-  const seconds = (run.durationMs / 1000).toFixed(1);
-  if (run.status !== "complete") {
-    console.error(`run ${run.id} failed after ${seconds} s: ${run.error}`);
-    return;
-  }
-  console.log(`run ${run.id} complete in ${seconds} s`);
-  console.log(summaryTable(run, stats, dbFile, process.stdout.isTTY));
+const named = (run: RunView, dataset: string | undefined) =>
+  dataset === undefined ? run.id : `${run.id} (${dataset})`;
+
+function printFailure(run: RunView, dataset: string | undefined): void {
+  console.error(`run ${named(run, dataset)} failed after ${(run.durationMs / 1000).toFixed(1)} s: ${run.error}`);
+}
+
+function printSummary(run: RunView, stats: Stats, dbFile: string | undefined, opts: EtlOptions): void {
+  console.log(`run ${named(run, opts.named)} complete in ${(run.durationMs / 1000).toFixed(1)} s`);
+  console.log(summaryTable(run, stats, dbFile, process.stdout.isTTY, opts.named));
+  // `images` is a view over every dataset loaded: a named one is picked out of it.
+  const where = opts.named === undefined ? "" : ` WHERE dataset = '${opts.named}'`;
   console.log(
-    'query: npx wrangler d1 execute images --local --command "SELECT split, label, COUNT(*) FROM images GROUP BY 1, 2"',
+    `query: npx wrangler d1 execute images --local --command "SELECT split, label, COUNT(*) FROM images${where} GROUP BY 1, 2"`,
   );
 }
 
 main().then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (err instanceof UsageError) {
+      console.error(`etl: ${err.message}\n\n${USAGE}`);
+      process.exit(2);
+    }
     console.error(`etl: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
   },

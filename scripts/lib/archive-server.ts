@@ -3,12 +3,14 @@
  * of a dataset goes through exactly the same download path as a remote one.
  * It honours a single-range Range request, as the official servers do: a
  * dataset published as one zip (EMNIST's gzip.zip) is read member by member.
+ * Also which files of a directory a dataset's run needs (localArchives).
  */
 import { createReadStream } from "node:fs";
 import { access, stat } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import type { DatasetSpec } from "../../src/core/datasets";
 import { FASHION_MNIST } from "../../src/core/registry";
 
 export interface ArchiveServer {
@@ -16,7 +18,60 @@ export interface ArchiveServer {
   close(): Promise<void>;
 }
 
-export const archiveFiles = (): string[] => FASHION_MNIST.splits.flatMap((s) => [s.images.file, s.labels.file]);
+/** A dataset's four files; a zip member by its base name, as the pipeline asks a source for loose files. */
+export const archiveFiles = (spec: DatasetSpec = FASHION_MNIST): string[] =>
+  spec.splits.flatMap((s) => [s.images.file, s.labels.file]).map((f) => f.replace(/^.*\//, ""));
+
+/** What to serve for a run from a local path: these files of `dir`, and the source is the server's URL + `path`. */
+export interface LocalArchives {
+  readonly dir: string;
+  readonly files: readonly string[];
+  /** A file the source URL names itself (a zip); "" for the directory. */
+  readonly path: string;
+}
+
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * The files a run of `spec` needs from a local `source`, or an error naming
+ * what is missing and where. A dataset published as a zip (EMNIST) is served
+ * as its zip when the directory has one (the source then names the zip, so
+ * the Worker reads it at once instead of first asking for loose files), else
+ * as its members, loose, by their base names; a zip file itself is accepted
+ * as the source too.
+ */
+export async function localArchives(spec: DatasetSpec, source: string): Promise<LocalArchives> {
+  const root = resolve(source);
+  const info = await stat(root).catch(() => undefined);
+  if (!info) throw new Error(`--source ${root}: no such directory`);
+  if (info.isFile()) {
+    if (spec.zip && /\.zip$/i.test(root)) return { dir: dirname(root), files: [basename(root)], path: basename(root) };
+    throw new Error(`--source ${root} is a file: give the directory that holds the files of ${spec.name}, or a URL`);
+  }
+  const loose = archiveFiles(spec);
+  if (spec.zip && (await exists(join(root, spec.zip.file)))) {
+    return { dir: root, files: [spec.zip.file], path: spec.zip.file };
+  }
+  const missing: string[] = [];
+  for (const f of loose) if (!(await exists(join(root, f)))) missing.push(f);
+  if (missing.length > 0) {
+    const all = missing.length === loose.length;
+    throw new Error(
+      spec.zip
+        ? all
+          ? `${root} has neither ${spec.zip.file} nor ${spec.name}'s four files loose (${loose.join(", ")})`
+          : `${root} has neither ${spec.zip.file} nor ${missing.join(", ")}: ${spec.name} is read from ${spec.zip.file}, or from its four files loose (${loose.join(", ")})`
+        : all
+          ? `${root} has none of ${spec.name}'s files: ${loose.join(", ")}`
+          : `${root} has no ${missing.join(", ")}: ${spec.name} needs ${loose.join(", ")}`,
+    );
+  }
+  return { dir: root, files: loose, path: "" };
+}
 
 /**
  * The bytes a Range header asks of a file of `size` bytes, inclusive, for the

@@ -1,8 +1,13 @@
-/** The end-of-run summary table of `npm run etl` (cli-table3), and where the local D1 file lives. */
+/**
+ * The end-of-run summary table of `npm run etl` (cli-table3), the counts it
+ * shows when the Worker has no stats route for them, and where the local D1
+ * file lives.
+ */
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import Table from "cli-table3";
 import type { RunView, Stats } from "../../src/http/schemas";
+import { localD1 } from "./dev-server";
 
 /** What the summary shows of a run (GET /runs/:id). */
 export type SummaryRun = Pick<RunView, "id" | "unchanged" | "durationMs" | "checksums">;
@@ -23,13 +28,47 @@ export async function localDatabaseFile(stateDir = join(".wrangler", "state")): 
   return files.sort((a, b) => b.mtime - a.mtime)[0]?.path;
 }
 
+/**
+ * A dataset's counts per split and class read from the local D1 (the tables
+ * GET /datasets/{name}/stats reads), for a Worker that does not serve them.
+ */
+export async function localStats(dataset: string, persistTo?: string): Promise<Stats> {
+  const quoted = `'${dataset.replaceAll("'", "''")}'`;
+  const rows = await localD1<{ split: "train" | "test"; label: number; name: string; n: number }>(
+    `SELECT s.split, c.label, c.name, COALESCE(g.n, 0) AS n
+       FROM classes c CROSS JOIN (SELECT 'train' AS split UNION ALL SELECT 'test') s
+       LEFT JOIN class_counts g ON g.dataset = c.dataset AND g.split = s.split AND g.label = c.label
+      WHERE c.dataset = ${quoted} ORDER BY s.split, c.label`,
+    { persistTo },
+  );
+  const split = (s: "train" | "test") => {
+    const classes = rows.filter((r) => r.split === s).map((r) => ({ label: r.label, name: r.name, count: r.n }));
+    return { total: classes.reduce((n, c) => n + c.count, 0), classes };
+  };
+  return {
+    dataset,
+    splits: { train: split("train"), test: split("test") },
+    samples: null,
+  };
+}
+
 /** No lines between rows; colours only on a terminal, so logs and pipes stay plain text. */
 const tableStyle = (color: boolean) => ({
   chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
   style: color ? {} : { head: [], border: [] },
 });
 
-export function summaryTable(run: SummaryRun, stats: Stats, dbFile: string | undefined, color = false): string {
+/**
+ * `dataset`: a line naming the dataset, for a run that named one (a run of
+ * the default dataset, not named, keeps the summary it always had).
+ */
+export function summaryTable(
+  run: SummaryRun,
+  stats: Stats,
+  dbFile: string | undefined,
+  color = false,
+  dataset?: string,
+): string {
   const splits = Object.keys(stats.splits) as (keyof Stats["splits"])[];
   const perClass = new Table({
     ...tableStyle(color),
@@ -39,7 +78,8 @@ export function summaryTable(run: SummaryRun, stats: Stats, dbFile: string | und
   const first = stats.splits[splits[0]!]!;
   first.classes.forEach((c, i) =>
     perClass.push([
-      `${c.label} ${c.name}`,
+      // A custom dataset without class names has its labels as names: once is enough.
+      c.name === String(c.label) ? c.name : `${c.label} ${c.name}`,
       ...splits.map((s) => stats.splits[s]!.classes[i]!.count.toLocaleString("en")),
     ]),
   );
@@ -47,6 +87,7 @@ export function summaryTable(run: SummaryRun, stats: Stats, dbFile: string | und
 
   const facts = new Table(tableStyle(color));
   facts.push(
+    ...(dataset === undefined ? [] : [{ dataset }]),
     { run: run.id },
     {
       duration: `${(run.durationMs / 1000).toFixed(1)} s${run.unchanged ? " (archives unchanged: nothing rewritten)" : ""}`,

@@ -3,15 +3,18 @@
  * wrangler dev, loads a directory of archives and exits 0 with a summary — or
  * exits 1 with the run's error, leaving the loaded dataset as it was. Local
  * state goes to a fresh --persist-to directory, never the developer's own.
+ * Each load costs a migration and a wrangler start, so the custom dataset is
+ * loaded by the step that already starts one; the command-line mistakes are
+ * caught before anything starts, and cost only the process.
  */
 import { execFile } from "node:child_process";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { gzipSync } from "fflate";
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { FASHION_MNIST } from "../../src/core/registry";
+import { FASHION_MNIST, REGISTRY_NAMES } from "../../src/core/registry";
 import { idxBytes } from "../idx-fixtures";
 import { localD1 } from "../../scripts/lib/dev-server";
 
@@ -26,6 +29,40 @@ async function writeDataset(dir: string, counts: { train: number; test: number }
     const labels = Uint8Array.from({ length: n }, (_, i) => i % 10);
     await writeFile(join(dir, spec.images.file), gzipSync(idxBytes([n, 28, 28], pixels)));
     await writeFile(join(dir, spec.labels.file), gzipSync(idxBytes([n], labels)));
+  }
+}
+
+/** A custom dataset: 32×32 images, three named classes, label i % 3, in files named as no registry names them. */
+const CUSTOM = {
+  name: "shapes-32",
+  classes: ["circle", "square", "cross"],
+  count: { train: 90, test: 30 },
+  files: { train: ["train-x.gz", "train-y.gz"], test: ["test-x.gz", "test-y.gz"] },
+} as const;
+const customFlags = (dir: string): string[] => [
+  "--dataset",
+  CUSTOM.name,
+  "--source",
+  dir,
+  "--train-images",
+  CUSTOM.files.train[0],
+  "--train-labels",
+  CUSTOM.files.train[1],
+  "--test-images",
+  CUSTOM.files.test[0],
+  "--test-labels",
+  CUSTOM.files.test[1],
+  "--classes",
+  CUSTOM.classes.join(","),
+];
+
+async function writeCustom(dir: string): Promise<void> {
+  for (const split of ["train", "test"] as const) {
+    const n = CUSTOM.count[split];
+    const pixels = Uint8Array.from({ length: n * 32 * 32 }, (_, i) => (i * 11) % 256);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 3);
+    await writeFile(join(dir, CUSTOM.files[split][0]), gzipSync(idxBytes([n, 32, 32], pixels)));
+    await writeFile(join(dir, CUSTOM.files[split][1]), gzipSync(idxBytes([n], labels)));
   }
 }
 
@@ -79,17 +116,80 @@ it("loads a directory of archives, prints the summary and exits 0; a corrupt arc
   // Nothing that was loaded is lost.
   expect(await localD1("SELECT COUNT(*) AS n FROM images", { persistTo: state })).toEqual([{ n: 700 }]);
 
-  // An earlier `npm run etl` killed mid-load left its run active: the next one says what became of it, and loads.
+  // An earlier `npm run etl` killed mid-load left a run of the custom dataset active: the next run
+  // of that dataset says what became of it, and loads (one active run per dataset would refuse it otherwise).
+  const custom = join(work, "custom");
+  await mkdir(custom);
+  await writeCustom(custom);
   await localD1(
-    "INSERT INTO runs (id, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES ('killed-run', 'cli', 'http://127.0.0.1:9', 'loading', 320, 0, 5, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'))",
+    `INSERT INTO runs (id, dataset, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES ('killed-run', '${CUSTOM.name}', 'cli', 'http://127.0.0.1:9', 'loading', 320, 0, 5, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'))`,
     { persistTo: state },
   );
-  const after = await etl(["--source", good, "--persist-to", state, "--force"]);
+  const after = await etl([...customFlags(custom), "--persist-to", state]);
   expect(after.stdout).toContain(
     "run killed-run was still loading (320 train, 0 test images loaded) when an earlier dev server stopped",
   );
+  expect(after.stderr + after.stdout).toMatch(new RegExp(`run \\S+ \\(${CUSTOM.name}\\) complete in \\d+\\.\\d s`));
   expect(after.code).toBe(0);
-  expect(await localD1("SELECT status, error FROM runs WHERE id = 'killed-run'", { persistTo: state })).toEqual([
-    { status: "failed", error: "interrupted: the local dev server stopped before the run finished" },
+  // The summary names the dataset and counts its classes by name: 30 train and 10 test images each.
+  expect(after.stdout).toMatch(new RegExp(`dataset\\s*│\\s*${CUSTOM.name}`));
+  for (const c of CUSTOM.classes) expect(after.stdout).toMatch(new RegExp(`\\d ${c}\\s*│\\s*30\\s*│\\s*10\\s*│`));
+  expect(after.stdout).toContain(`FROM images WHERE dataset = '${CUSTOM.name}'`);
+  expect(
+    await localD1(
+      "SELECT r.status, r.error, (SELECT json_group_array(json_array(dataset, split, n)) FROM (SELECT dataset, split, COUNT(*) AS n FROM images GROUP BY 1, 2 ORDER BY 1, 2)) AS counts FROM runs r WHERE r.id = 'killed-run'",
+      { persistTo: state },
+    ),
+  ).toEqual([
+    {
+      status: "failed",
+      error: "interrupted: the local dev server stopped before the run finished",
+      counts: JSON.stringify([
+        ["fashion-mnist", "test", 100],
+        ["fashion-mnist", "train", 600],
+        [CUSTOM.name, "test", 30],
+        [CUSTOM.name, "train", 90],
+      ]),
+    },
   ]);
+});
+
+it("--list prints every registry dataset and starts nothing", async () => {
+  const listed = await etl(["--list"]);
+  expect(listed.code).toBe(0);
+  for (const name of REGISTRY_NAMES) expect(listed.stdout).toMatch(new RegExp(`^${name}\\s`, "m"));
+  expect(listed.stdout).toContain("https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip");
+  expect(listed.stdout).not.toContain("worker:");
+});
+
+it("refuses, before anything starts, a directory without the files the run needs and an incomplete custom dataset", async () => {
+  const partial = join(work, "partial");
+  await mkdir(partial);
+  await writeCustom(partial);
+  await rm(join(partial, CUSTOM.files.test[1]));
+  const [missingCustom, missingDefault, missingEmnist, threeFiles, noFiles, registryWithFiles] = await Promise.all([
+    etl(customFlags(partial)),
+    etl(["--source", partial]),
+    etl(["--dataset", "emnist-digits", "--source", partial]),
+    etl(customFlags(partial).slice(0, -4)),
+    etl(["--dataset", CUSTOM.name, "--source", partial]),
+    etl(["--dataset", "mnist", "--source", partial, "--train-images", "train-x.gz"]),
+  ]);
+  for (const r of [missingCustom, missingDefault, missingEmnist, threeFiles, noFiles, registryWithFiles]) {
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toContain("worker:");
+  }
+  expect(missingCustom.stderr).toContain(`${partial} has no ${CUSTOM.files.test[1]}: ${CUSTOM.name} needs`);
+  expect(missingDefault.stderr).toContain(`${partial} has none of fashion-mnist's files: train-images-idx3-ubyte.gz`);
+  expect(missingEmnist.stderr).toContain(
+    `${partial} has neither gzip.zip nor emnist-digits's four files loose (emnist-digits-train-images-idx3-ubyte.gz`,
+  );
+  expect(threeFiles.code).toBe(2);
+  expect(threeFiles.stderr).toContain("a custom dataset names all four files together");
+  expect(threeFiles.stderr).toContain("missing --test-labels");
+  expect(threeFiles.stderr).toContain("usage: npm run etl");
+  expect(noFiles.code).toBe(2);
+  expect(noFiles.stderr).toContain(`${CUSTOM.name} is not in the registry`);
+  expect(registryWithFiles.code).toBe(2);
+  expect(registryWithFiles.stderr).toContain("mnist is a registry dataset, whose files are the published ones");
 });
