@@ -439,8 +439,15 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
     if (after?.status === "complete") return "complete"; // another consumer swapped first
     if (after?.status !== "loading") return "failed";
     const counts = await countRows(db, shadowTable(run.dataset, "train"), shadowTable(run.dataset, "test"));
-    if (counts.train === expected.train && counts.test === expected.test) throw err; // transient: retry
-    const reason = `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`;
+    let reason: string;
+    if (counts.train === expected.train && counts.test === expected.test) {
+      // The guard refused (a dataset joined the catalog meanwhile) or D1 failed on the way: try again.
+      // An SQL error, though, would be the same on every try: fail rather than retry for ever.
+      if (!/SQLITE_ERROR/.test(String(err))) throw err;
+      reason = `the swap failed: ${String(err)}. The previous dataset was left as it was`;
+    } else {
+      reason = `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`;
+    }
     console.error(`run ${id} failed: ${reason}`);
     await failRun(db, id, reason);
     return "failed";

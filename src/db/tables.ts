@@ -43,19 +43,38 @@ export const createImageTableSql = (table: string, pixelBytes: number): string =
 };
 
 /**
+ * D1 allows at most this many terms in one compound SELECT (SQLite's
+ * SQLITE_LIMIT_COMPOUND_SELECT, set low by D1); a subquery starts a new count.
+ */
+export const MAX_COMPOUND_TERMS = 5;
+
+/** `terms` as one SELECT, nesting groups of MAX_COMPOUND_TERMS in subqueries as often as it takes. */
+function unionAll(terms: readonly string[]): string {
+  if (terms.length <= MAX_COMPOUND_TERMS) return terms.join("\nUNION ALL\n");
+  const groups: string[] = [];
+  for (let i = 0; i < terms.length; i += MAX_COMPOUND_TERMS) {
+    const group = terms.slice(i, i + MAX_COMPOUND_TERMS);
+    groups.push(group.length === 1 ? group[0]! : `SELECT * FROM (${group.join("\nUNION ALL\n")})`);
+  }
+  return unionAll(groups);
+}
+
+/**
  * `images`: every dataset's rows as `dataset, split, idx, label, pixels`.
  * A view cannot name tables that do not exist, so it lists exactly the
- * datasets whose tables a swap has made (the `datasets` catalog).
+ * datasets whose tables a swap has made (the `datasets` catalog). Past a few
+ * datasets the terms nest (MAX_COMPOUND_TERMS); SQLite still pushes a query's
+ * `WHERE dataset = …` down into each term, where it is a constant.
  */
 export function imagesViewSql(datasets: readonly string[]): string {
   const names = [...new Set(datasets)].sort();
   if (names.length === 0) {
     return `CREATE VIEW images AS SELECT NULL AS dataset, NULL AS split, NULL AS idx, NULL AS label, NULL AS pixels WHERE 0`;
   }
-  const parts = names.flatMap((d) =>
+  const terms = names.flatMap((d) =>
     SPLITS.map((s) => `SELECT '${d}' AS dataset, '${s}' AS split, idx, label, pixels FROM ${liveTable(d, s)}`),
   );
-  return `CREATE VIEW images AS\n${parts.join("\nUNION ALL\n")}`;
+  return `CREATE VIEW images AS\n${unionAll(terms)}`;
 }
 
 /** SQLite's page size in D1, and the most payload a table leaf keeps in-page (page − 35). */

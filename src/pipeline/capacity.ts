@@ -9,7 +9,9 @@ import { EtlError } from "../core/errors";
 import { estimateTableBytes } from "../db/tables";
 import type { Config } from "./config";
 
-const gb = (bytes: number): string => `${(bytes / 1e9).toFixed(2)} GB`;
+/** Bytes for people: GB to two places, or MB below a GB. */
+export const describeBytes = (bytes: number): string =>
+  bytes >= 1e9 ? `${(bytes / 1e9).toFixed(2)} GB` : `${(bytes / 1e6).toFixed(bytes >= 1e7 ? 0 : 1)} MB`;
 
 /** The bytes a dataset of these counts and shape takes in D1, as float32 pixels. */
 export function datasetBytes(counts: Readonly<Record<Split, number>>, shape: Shape): number {
@@ -31,6 +33,6 @@ export async function checkCapacity(
   if (now + need <= cfg.maxDatabaseBytes) return;
   const images = counts.train + counts.test;
   throw new EtlError(
-    `${dataset} needs about ${gb(need)} in D1 for its ${images.toLocaleString("en-US")} images of ${shape.rows}×${shape.cols}×${shape.channels} as float32, loaded beside the copy it replaces; the database holds ${gb(now)} of at most ${gb(cfg.maxDatabaseBytes)} (D1_MAX_BYTES), so it cannot fit. Nothing was loaded`,
+    `${dataset} needs about ${describeBytes(need)} in D1 for its ${images.toLocaleString("en-US")} images of ${shape.rows}×${shape.cols}×${shape.channels} as float32, loaded beside the copy it replaces; the database holds ${describeBytes(now)} of at most ${describeBytes(cfg.maxDatabaseBytes)} (D1_MAX_BYTES), so it cannot fit. Nothing was loaded`,
   );
 }

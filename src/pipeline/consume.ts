@@ -113,7 +113,14 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
     if (m?.kind === "chunk" && (await loadedAlready(db, m))) {
       // Its rows committed, though every delivery reported an error (after the commit,
       // or in the completion check): nothing is lost, so finish the run instead of failing it.
-      await completeIfDone(db, m.runId);
+      try {
+        await completeIfDone(db, m.runId);
+      } catch (err) {
+        // The swap itself failed on every delivery: say so; a resume tries it again.
+        const reason = `every chunk was loaded, but swapping them in failed on every delivery: ${errorMessage(err)}`;
+        if (await failRun(db, m.runId, reason, { attempt: m.attempt }))
+          console.error(`run ${m.runId} failed: ${reason}`);
+      }
     } else if (m) {
       const run = await getRun(db, m.runId);
       const what = m.kind === "chunk" ? describeChunk(m) : "extraction";

@@ -367,7 +367,7 @@ async function fetchVerified<T>(
     }
   }
   throw new EtlError(
-    `${file}: no mirror served it whole (${opts.mirrors.map((m) => redactUrl(m.url)).join(", ")}): ${failures.join("; ")}`,
+    `${file}: no mirror served it whole (${opts.mirrors.map((m) => redactUrl(m.packaging === "zip" ? locationOf(opts, m, file).url : m.url)).join(", ")}): ${failures.join("; ")}`,
     retryable,
   );
 }
