@@ -101,6 +101,7 @@ it("serves PNGs whose pixels are the original bytes", async () => {
     expect(Uint8Array.from(png.data), `test/${idx}`).toEqual(images.subarray(idx * 784, (idx + 1) * 784));
   }
   expect(await (await get("/images/test/0")).json()).toEqual({
+    dataset: "fashion-mnist",
     split: "test",
     idx: 0,
     label: 9,
@@ -111,7 +112,8 @@ it("serves PNGs whose pixels are the original bytes", async () => {
 
 it("streams the real split in bounded pages within D1's per-invocation query budget", async () => {
   const { db: counting, queries } = countingD1(env.DB);
-  const span = { split: "test", kind: "images", offset: 0, count: 10000 } as const;
+  const shape = { rows: 28, cols: 28, channels: 1 };
+  const span = { dataset: "fashion-mnist", shape, split: "test", kind: "images", offset: 0, count: 10000 } as const;
   const file = npyExport(counting, span);
   const reader = file.body.getReader();
   let largest = 0;
@@ -129,7 +131,14 @@ it("streams the real split in bounded pages within D1's per-invocation query bud
   expect(chunks).toBe(1 + queries());
   expect(largest).toBe(MIN_PAGE_ROWS * 3136);
   // The whole train split: at most MAX_PAGES queries, pages of ≤ 1,334 rows (4.2 MB).
-  const trainRows = pageRows({ split: "train", kind: "images", offset: 0, count: 60000 });
+  const trainRows = pageRows({
+    dataset: "fashion-mnist",
+    shape,
+    split: "train",
+    kind: "images",
+    offset: 0,
+    count: 60000,
+  });
   expect(Math.ceil(60000 / trainRows)).toBeLessThanOrEqual(MAX_PAGES);
   expect(trainRows * 3136).toBeLessThan(5 * 1024 * 1024);
 }, 60_000);

@@ -10,7 +10,7 @@ import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloud
 import { beforeAll, describe, expect, it } from "vitest";
 import { app } from "../src/http/app";
 import { IMMUTABLE, parseRange } from "../src/http/routes/exports";
-import { npyExport } from "../src/read/export";
+import { npyExport, type ExportSpan } from "../src/read/export";
 import { readExtent } from "../src/read/images";
 import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
 import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
@@ -66,8 +66,8 @@ async function recorded(path: string, headers: Record<string, string> = {}, meth
   const res = await app.fetch(new Request(`http://worker${path}`, { method, headers }), { ...env, DB: db }, ctx);
   const body = await bytesOf(res);
   await waitOnExecutionContext(ctx);
-  /** Statements that read the images table (not images_next, dataset_swaps…). */
-  const imageReads = statements.filter((s) => /\bimages\b/.test(s.sql));
+  /** Statements that read an image table (images__<dataset>__<split>), not the catalog or the swap log. */
+  const imageReads = statements.filter((s) => /\bimages__/.test(s.sql));
   return { res, body, statements, imageReads };
 }
 
@@ -145,7 +145,7 @@ describe("validators", () => {
 });
 
 describe("If-None-Match and If-Match", () => {
-  it("answers 304 with the ETag and no body, reading the swap log only: not one image row", async () => {
+  it("answers 304 with the ETag and no body, reading the catalog only: not one image row", async () => {
     for (const inm of [etag, `"nope", ${etag}`, `W/${etag}`, "*"]) {
       const { res, body, statements, imageReads } = await recorded("/export/train.npy", { "If-None-Match": inm });
       expect(res.status, inm).toBe(304);
@@ -155,7 +155,7 @@ describe("If-None-Match and If-Match", () => {
       expect(res.headers.get("Content-Location"), inm).toBe(`/export/v/${version}/train.npy`);
       expect(statements.length, inm).toBe(1);
       expect(imageReads, inm).toEqual([]);
-      expect(statements[0]!.sql).toMatch(/FROM dataset_swaps/);
+      expect(statements[0]!.sql).toMatch(/FROM datasets d\b/);
     }
     // The recorder does see image reads: a full export reads three pages.
     const whole = await recorded("/export/train.npy");
@@ -224,10 +224,10 @@ describe("Range", () => {
     const mid = await recorded("/export/train.npy", { Range: `bytes=${HEADER + 600 * ROW + 3}-${HEADER + 610 * ROW}` });
     expect(mid.res.status).toBe(206);
     expect(mid.body).toEqual(full.subarray(HEADER + 600 * ROW + 3, HEADER + 610 * ROW + 1));
-    expect(mid.imageReads.map((s) => s.params)).toEqual([["train", 600, 611, version]]);
+    expect(mid.imageReads.map((s) => s.params)).toEqual([["train", 600, 611, version, "fashion-mnist"]]);
     // Across the first page edge: rows 499 and 500, in one page.
     const edge = await recorded("/export/train.npy", { Range: `bytes=${pageEdge - 1}-${pageEdge}` });
-    expect(edge.imageReads.map((s) => s.params)).toEqual([["train", 499, 501, version]]);
+    expect(edge.imageReads.map((s) => s.params)).toEqual([["train", 499, 501, version, "fashion-mnist"]]);
   });
 
   it("ranges over labels and paged exports too", async () => {
@@ -342,7 +342,8 @@ describe("versioned URLs", () => {
     const never = await get("/export/v/0f0f0f0f-0000-4000-8000-000000000000/train.npy");
     expect(never.status).toBe(404);
     expect(await never.json()).toEqual({
-      error: "no dataset version 0f0f0f0f-0000-4000-8000-000000000000: no run with that id was swapped in",
+      error:
+        "no fashion-mnist version 0f0f0f0f-0000-4000-8000-000000000000: no run of fashion-mnist with that id was swapped in",
     });
     const bad = await get("/export/v/a.b/train.npy");
     expect(bad.status).toBe(400);
@@ -403,7 +404,7 @@ describe("a new dataset", () => {
       expect(res.headers.get("Link")).toBe(`</export/v/${next}/train.npy?offset=3>; rel="latest-version"`);
       expect(res.headers.get("Cache-Control")).toBe("no-cache");
       expect(await res.json()).toEqual({
-        error: `dataset version ${version} has been replaced by ${next}; the current file is /export/v/${next}/train.npy?offset=3`,
+        error: `fashion-mnist version ${version} has been replaced by ${next}; the current file is /export/v/${next}/train.npy?offset=3`,
       });
     }
     const current = await get(`/export/v/${next}/train.npy`);
@@ -419,24 +420,29 @@ describe("a new dataset", () => {
   });
 
   it("a swap while a range export streams errors it rather than mix the two datasets", async () => {
-    const { version: pinned } = await readExtent(env.DB, "train");
+    const { version: pinned } = await readExtent(env.DB, "fashion-mnist", "train");
     expect(pinned).toBe(next);
     const start = HEADER + 100 * ROW + 7;
-    const file = npyExport(env.DB, { split: "train", kind: "images", offset: 0, count: TRAIN, version: pinned }, 100, {
-      start,
-      end: SIZE,
-    });
+    const span: ExportSpan = {
+      dataset: "fashion-mnist",
+      shape: { rows: 28, cols: 28, channels: 1 },
+      split: "train",
+      kind: "images",
+      offset: 0,
+      count: TRAIN,
+      version: pinned,
+    };
+    const file = npyExport(env.DB, span, 100, { start, end: SIZE });
     const reader = file.body.getReader();
     const first = await reader.read(); // rows 100…199 of the pinned dataset, from byte 7 of row 100
     expect(first.value).toEqual(nextFull.subarray(start, HEADER + 200 * ROW));
+    // A swap, as far as a reader can tell: the catalog names another run as the dataset's version.
     const at = new Date(Date.now() + 1000).toISOString();
     await env.DB.batch([
       env.DB.prepare(
-        "INSERT INTO runs (id, trigger, source, status, created_at, updated_at) VALUES ('swap-run', 'http', 'x', 'loading', ?1, ?1)",
+        "INSERT INTO runs (id, dataset, trigger, source, status, created_at, updated_at) VALUES ('swap-run', 'fashion-mnist', 'http', 'x', 'complete', ?1, ?1)",
       ).bind(at),
-      env.DB.prepare(
-        "INSERT INTO dataset_swaps (run_id, run_status, train_rows, test_rows, train_expected, test_expected, swapped_at) VALUES ('swap-run', 'loading', 0, 0, 0, 0, ?1)",
-      ).bind(at),
+      env.DB.prepare("UPDATE datasets SET run_id = 'swap-run' WHERE name = 'fashion-mnist'"),
     ]);
     try {
       await expect(reader.read()).rejects.toThrow("train rows 200…299: D1 returned 0; the dataset changed mid-export");
@@ -444,7 +450,7 @@ describe("a new dataset", () => {
       expect((await get(`/export/v/${next}/train.npy`, { Range: "bytes=0-9" })).status).toBe(410);
     } finally {
       await env.DB.batch([
-        env.DB.prepare("DELETE FROM dataset_swaps WHERE run_id = 'swap-run'"),
+        env.DB.prepare("UPDATE datasets SET run_id = ?1 WHERE name = 'fashion-mnist'").bind(pinned),
         env.DB.prepare("DELETE FROM runs WHERE id = 'swap-run'"),
       ]);
     }

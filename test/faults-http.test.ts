@@ -95,7 +95,11 @@ describe("routes, methods and parameters", () => {
   });
 
   it.each([
-    ["not JSON", "{source:", 'body must be JSON: { "source"?: URL, "force"?: boolean }'],
+    [
+      "not JSON",
+      "{source:",
+      'body must be JSON: { "dataset"?: name, "source"?: URL, "force"?: boolean, "files"?: {…}, "classes"?: […] }',
+    ],
     ["an array", "[]", "body must be a JSON object"],
     ["null", "null", "body must be a JSON object"],
     ["an unknown field", '{"sauce":"x"}', "unknown field: sauce"],
@@ -178,7 +182,12 @@ describe("the OpenAPI description", () => {
         .filter(([, op]) => op.security !== undefined)
         .map(([m]) => `${m.toUpperCase()} ${path}`),
     );
-    expect(secured.sort()).toEqual(["POST /runs", "POST /runs/{id}/abandon", "POST /runs/{id}/resume"]);
+    expect(secured.sort()).toEqual([
+      "POST /datasets/{name}/runs",
+      "POST /runs",
+      "POST /runs/{id}/abandon",
+      "POST /runs/{id}/resume",
+    ]);
   });
 
   it("GET /docs is an HTML page listing every operation of the document", async () => {

@@ -1,13 +1,14 @@
 /**
- * The read API over a synthetic dataset loaded through the real pipeline:
- * image JSON and PNG (decoded with fast-png), counts, .npy exports and their
- * paging, and the errors.
+ * The read API of the default dataset (the routes without /datasets/{name})
+ * over a synthetic Fashion-MNIST loaded through the real pipeline: image JSON
+ * and PNG (decoded with fast-png), counts, .npy exports and their paging, and
+ * the errors. test/datasets-routes.test.ts covers the other datasets.
  */
 import { SELF, env } from "cloudflare:test";
 import { decode } from "fast-png";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readExtent } from "../src/read/images";
-import { npyExport } from "../src/read/export";
+import { npyExport, type ExportSpan } from "../src/read/export";
 import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
 import type { ImageView, Stats } from "../src/http/schemas";
 import { parseNpy } from "./npy";
@@ -31,6 +32,12 @@ const CLASSES = [
 ];
 
 const get = (path: string) => SELF.fetch(`http://worker${path}`);
+/** A span of the default dataset, as the export route builds it. */
+const span = (s: Omit<ExportSpan, "dataset" | "shape">): ExportSpan => ({
+  dataset: "fashion-mnist",
+  shape: { rows: 28, cols: 28, channels: 1 },
+  ...s,
+});
 const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
 const floatsLE = (pixels: Uint8Array) => float32LE(Float32Array.from(pixels, (b) => FLOAT_OF_BYTE[b]!));
 
@@ -44,6 +51,7 @@ describe("GET /images/:split/:idx", () => {
     const res = await get("/images/train/17");
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
+      dataset: "fashion-mnist",
       split: "train",
       idx: 17,
       label: 7,
@@ -54,8 +62,8 @@ describe("GET /images/:split/:idx", () => {
 
   it("answers 404 for an image that is not loaded and 400 for a bad split or index", async () => {
     for (const [path, status, error] of [
-      ["/images/train/1234", 404, "no image train/1234"],
-      ["/images/test/321.png", 404, "no image test/321"],
+      ["/images/train/1234", 404, "no image train/1234 in fashion-mnist: its train split holds 1234 images"],
+      ["/images/test/321.png", 404, "no image test/321 in fashion-mnist: its test split holds 321 images"],
       ["/images/valid/1", 400, 'split must be train or test, got "valid"'],
       ["/images/train/-1", 400, 'image must be an index or index.png, got "-1"'],
       ["/images/train/1.jpg", 400, 'image must be an index or index.png, got "1.jpg"'],
@@ -109,6 +117,7 @@ describe("GET /images/:split/:idx.png", () => {
 describe("GET /stats", () => {
   it("counts images per class per split and lists samples", async () => {
     const stats = (await (await get("/stats")).json()) as Stats;
+    expect(stats.dataset).toBe("fashion-mnist");
     const expected = (n: number, seed: number) =>
       CLASSES.map((name, label) => ({
         label,
@@ -134,7 +143,9 @@ describe("GET /export/:split.npy", () => {
     expect(npy).toMatchObject({ descr: "<f4", fortranOrder: false, shape: [TEST, 28, 28, 1] });
     expect(npy.dataOffset % 64).toBe(0);
     expect(npy.data).toEqual(floatsLE(test.pixels));
-    const stored = await env.DB.prepare("SELECT pixels FROM images WHERE split = 'test' AND idx = 200").first<{
+    const stored = await env.DB.prepare(
+      "SELECT pixels FROM images WHERE dataset = 'fashion-mnist' AND split = 'test' AND idx = 200",
+    ).first<{
       pixels: number[];
     }>();
     expect(npy.data.subarray(200 * 3136, 201 * 3136)).toEqual(Uint8Array.from(stored!.pixels));
@@ -186,7 +197,7 @@ describe("GET /export/:split.npy", () => {
 
   it("reads D1 one page at a time, only as the consumer pulls", async () => {
     const { db: counting, queries } = countingD1(env.DB);
-    const file = npyExport(counting, { split: "train", kind: "images", offset: 0, count: TRAIN }, 100);
+    const file = npyExport(counting, span({ split: "train", kind: "images", offset: 0, count: TRAIN }), 100);
     const reader = file.body.getReader();
     const sizes: number[] = [];
     for (;;) {
@@ -204,10 +215,10 @@ describe("GET /export/:split.npy", () => {
 });
 
 describe("exports and concurrent loads", () => {
-  it("serves the complete dataset while another run is loading (runs load into the shadow table)", async () => {
+  it("serves the complete dataset while another run of it is loading (runs load into shadow tables)", async () => {
     const at = new Date().toISOString();
     await env.DB.prepare(
-      "INSERT INTO runs (id, trigger, source, status, created_at, updated_at) VALUES ('loading-run', 'http', 'x', 'loading', ?1, ?1)",
+      "INSERT INTO runs (id, dataset, trigger, source, status, created_at, updated_at) VALUES ('loading-run', 'fashion-mnist', 'http', 'x', 'loading', ?1, ?1)",
     )
       .bind(at)
       .run();
@@ -221,35 +232,33 @@ describe("exports and concurrent loads", () => {
     }
   });
 
-  it("errors an export that a swap to another dataset overtakes, rather than mix the two", async () => {
-    const { version } = await readExtent(env.DB, "train");
+  it("errors an export that a swap to another load overtakes, rather than mix the two", async () => {
+    const { version } = await readExtent(env.DB, "fashion-mnist", "train");
     expect(version).not.toBeNull();
-    const file = npyExport(env.DB, { split: "train", kind: "labels", offset: 0, count: TRAIN, version }, 100);
+    const file = npyExport(env.DB, span({ split: "train", kind: "labels", offset: 0, count: TRAIN, version }), 100);
     const reader = file.body.getReader();
     await reader.read(); // header
     await reader.read(); // rows 0…99 of the pinned dataset
+    // A swap, as far as a reader can tell: the catalog names another run as the dataset's version.
     const at = new Date(Date.now() + 1000).toISOString();
     await env.DB.batch([
       env.DB.prepare(
-        "INSERT INTO runs (id, trigger, source, status, created_at, updated_at) VALUES ('next-run', 'http', 'x', 'loading', ?1, ?1)",
+        "INSERT INTO runs (id, dataset, trigger, source, status, created_at, updated_at) VALUES ('next-run', 'fashion-mnist', 'http', 'x', 'complete', ?1, ?1)",
       ).bind(at),
-      // A swap's guard row, as swapStatements writes it: from here on `images` is next-run's dataset.
-      env.DB.prepare(
-        "INSERT INTO dataset_swaps (run_id, run_status, train_rows, test_rows, train_expected, test_expected, swapped_at) VALUES ('next-run', 'loading', 0, 0, 0, 0, ?1)",
-      ).bind(at),
+      env.DB.prepare("UPDATE datasets SET run_id = 'next-run' WHERE name = 'fashion-mnist'"),
     ]);
     try {
       await expect(reader.read()).rejects.toThrow("train rows 100…199: D1 returned 0; the dataset changed mid-export");
     } finally {
       await env.DB.batch([
-        env.DB.prepare("DELETE FROM dataset_swaps WHERE run_id = 'next-run'"),
+        env.DB.prepare("UPDATE datasets SET run_id = ?1 WHERE name = 'fashion-mnist'").bind(version),
         env.DB.prepare("DELETE FROM runs WHERE id = 'next-run'"),
       ]);
     }
   });
 
   it("errors the stream rather than emit a body shorter than its header", async () => {
-    const file = npyExport(env.DB, { split: "train", kind: "images", offset: 1200, count: 100 });
+    const file = npyExport(env.DB, span({ split: "train", kind: "images", offset: 1200, count: 100 }));
     await expect(new Response(file.body).arrayBuffer()).rejects.toThrow(
       "train rows 1200…1299: D1 returned 34; the dataset changed mid-export",
     );
@@ -257,12 +266,10 @@ describe("exports and concurrent loads", () => {
 });
 
 describe("GET /", () => {
-  it("serves the dashboard page", async () => {
+  it("serves the dashboard page, which reads the dataset API", async () => {
     const res = await get("/");
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toMatch(/^text\/html/);
-    const html = await res.text();
-    expect(html).toContain("/stats");
-    expect(html).toContain('id="samples"');
+    expect(await res.text()).toContain("/datasets");
   });
 });

@@ -185,6 +185,20 @@ export async function getRun(db: Db, id: string): Promise<Run | undefined> {
   return rows[0];
 }
 
+/**
+ * The newest run of every dataset that has one. The correlated subquery walks
+ * runs_by_dataset (dataset, created_at DESC); ties on created_at go to the
+ * greater id, so each dataset has exactly one.
+ */
+export async function newestRunPerDataset(db: Db): Promise<Run[]> {
+  return db
+    .select()
+    .from(runs)
+    .where(
+      sql`${runs.id} = (SELECT newest.id FROM runs AS newest WHERE newest.dataset = ${runs.dataset} ORDER BY newest.created_at DESC, newest.id DESC LIMIT 1)`,
+    );
+}
+
 /** The latest runs, of one dataset or of all. */
 export async function listRuns(db: Db, limit: number, dataset?: string): Promise<Run[]> {
   return db

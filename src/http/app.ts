@@ -8,8 +8,10 @@
 import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import packageJson from "../../package.json";
+import { DEFAULT_DATASET } from "../core/registry";
 import type { OpenAPIDocument } from "./docs";
 import { dashboardRoutes } from "./routes/dashboard";
+import { datasetRoutes } from "./routes/datasets";
 import { docsRoutes } from "./routes/docs";
 import { exportRoutes } from "./routes/exports";
 import { imageRoutes } from "./routes/images";
@@ -47,14 +49,19 @@ export function openApiDocument(): OpenAPIDocument {
       description: packageJson.description,
     },
     tags: [
-      { name: "runs", description: "Loading the dataset into D1." },
-      { name: "images", description: "Reading the loaded dataset." },
+      { name: "datasets", description: "Which datasets there are, loaded or not." },
+      { name: "runs", description: "Loading a dataset into D1." },
+      {
+        name: "images",
+        description: `Reading a loaded dataset: under /datasets/{name}, and without it for ${DEFAULT_DATASET}.`,
+      },
       { name: "pages", description: "Pages for people, and this description." },
     ],
   });
   return document;
 }
 
+app.route("/", datasetRoutes);
 app.route("/", runRoutes);
 app.route("/", imageRoutes);
 app.route("/", statsRoutes);

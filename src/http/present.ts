@@ -1,16 +1,28 @@
-/** The JSON shape of a run, as GET /runs and GET /runs/:id answer it: URLs in it redacted (it is public). */
-import type { Run } from "../db/schema";
+/**
+ * The JSON shapes of a run (GET /runs, GET /runs/:id: URLs in it redacted,
+ * as it is public) and of a dataset (GET /datasets), from what D1 holds.
+ */
+import { customSpec, splitSpec, type DatasetSpec, type Shape } from "../core/datasets";
+import { registryEntry } from "../core/registry";
+import { ACTIVE_STATUSES, type Run } from "../db/schema";
 import { redactText, redactUrl } from "../codec/source";
-import type { RunView } from "./schemas";
+import { datasetBytes } from "../pipeline/capacity";
+import type { LoadedDataset } from "../read/datasets";
+import type { DatasetSummary, RunView } from "./schemas";
 
 export function presentRun(run: Run): RunView {
   const end = run.finishedAt ?? run.updatedAt;
   return {
     id: run.id,
+    dataset: run.dataset,
     trigger: run.trigger,
     source: redactUrl(run.source),
     status: run.status,
     unchanged: run.unchanged,
+    shape:
+      run.imageRows === null || run.imageCols === null || run.imageChannels === null
+        ? null
+        : { rows: run.imageRows, cols: run.imageCols, channels: run.imageChannels },
     splits: {
       train: { expected: run.trainExpected, loaded: run.trainLoaded },
       test: { expected: run.testExpected, loaded: run.testLoaded },
@@ -28,5 +40,53 @@ export function presentRun(run: Run): RunView {
     updatedAt: run.updatedAt,
     finishedAt: run.finishedAt,
     durationMs: Date.parse(end) - Date.parse(run.createdAt),
+  };
+}
+
+/** A dataset whose rows a swap has put in D1: what every read of it needs. */
+export type Loaded = LoadedDataset & { readonly shape: Shape; readonly version: string };
+
+export const isLoaded = (d: LoadedDataset | undefined): d is Loaded =>
+  d !== undefined && d.version !== null && d.shape !== null;
+
+/** A custom dataset's title does not depend on its files. */
+const customTitle = (name: string): string =>
+  customSpec(name, { trainImages: "", trainLabels: "", testImages: "", testLabels: "" }).title;
+
+/** What loading a registry dataset's published files would take in D1; null if its shape or counts are not published. */
+function publishedBytes(entry: DatasetSpec): number | null {
+  const train = splitSpec(entry, "train").count;
+  const test = splitSpec(entry, "test").count;
+  return entry.shape && train !== undefined && test !== undefined ? datasetBytes({ train, test }, entry.shape) : null;
+}
+
+/**
+ * A dataset as GET /datasets lists it: `catalog` is its catalog entry (none
+ * for a registry dataset never loaded), `lastRun` its newest run, and
+ * `classCount` the classes its last swap recorded (0: none recorded).
+ */
+export function presentDataset(
+  name: string,
+  catalog: LoadedDataset | undefined,
+  lastRun: Run | undefined,
+  classCount: number,
+): DatasetSummary {
+  const entry = registryEntry(name);
+  const loaded = isLoaded(catalog) ? catalog : undefined;
+  const active = lastRun !== undefined && (ACTIVE_STATUSES as readonly string[]).includes(lastRun.status);
+  return {
+    name,
+    title: entry?.title ?? customTitle(name),
+    registry: entry !== undefined,
+    status: loaded ? "loaded" : "empty",
+    shape: loaded?.shape ?? entry?.shape ?? null,
+    counts: loaded?.counts ?? { train: 0, test: 0 },
+    classCount: classCount > 0 ? classCount : (entry?.classes?.length ?? 0),
+    sizeBytes: loaded ? datasetBytes(loaded.counts, loaded.shape) : entry ? publishedBytes(entry) : null,
+    version: catalog?.version ?? null,
+    swappedAt: catalog?.swappedAt ?? null,
+    lastRun: lastRun ? presentRun(lastRun) : null,
+    // A dataset's active run is always its newest: a run starts only when none is active, and only the newest resumes.
+    activeRun: active ? lastRun.id : null,
   };
 }

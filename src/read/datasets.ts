@@ -63,3 +63,20 @@ export async function readDatasets(db: D1Database): Promise<LoadedDataset[]> {
 export const hasImage = (d: LoadedDataset, split: Split, idx: number): boolean => idx < d.counts[split];
 
 export const totalImages = (d: LoadedDataset): number => SPLITS.reduce((n, s) => n + d.counts[s], 0);
+
+/** How many classes each dataset's last swap recorded. */
+export async function readClassCounts(db: D1Database): Promise<Map<string, number>> {
+  const { results } = await db
+    .prepare("SELECT dataset, COUNT(*) AS n FROM classes GROUP BY dataset")
+    .all<{ dataset: string; n: number }>();
+  return new Map(results.map((r) => [r.dataset, r.n]));
+}
+
+/** The class names a dataset's last swap recorded, by label. */
+export async function readClasses(db: D1Database, name: string): Promise<{ label: number; name: string }[]> {
+  const { results } = await db
+    .prepare("SELECT label, name FROM classes WHERE dataset = ?1 ORDER BY label")
+    .bind(name)
+    .all<{ label: number; name: string }>();
+  return results;
+}

@@ -1,26 +1,41 @@
 /**
- * GET /export/{file} and GET /export/v/{version}/{file}: a split's images or
- * labels as a NumPy .npy file, streamed page by page, with the HTTP caching
- * and range machinery that makes repeating or resuming one cheap.
+ * A dataset's split as a NumPy .npy file, its images or its labels, streamed
+ * page by page, with the HTTP caching and range machinery that makes
+ * repeating or resuming one cheap: GET /datasets/{name}/export/{file} and
+ * /datasets/{name}/export/v/{version}/{file}, and /export/… for the default
+ * dataset.
  *
- *  - The dataset version is the run whose swap put the rows in `images`
- *    (readExtent). The ETag is `"<version>-<file name>"`: strong, since one
- *    version and one span are always the same bytes.
+ *  - The dataset version is the run whose swap put the dataset's rows in D1
+ *    (its catalog entry). The ETag is `"<version>-<file name>"`: strong, since
+ *    one version and one span are always the same bytes, and a run id names
+ *    one dataset's version only.
  *  - If-None-Match → 304 and If-Match → 412 are decided on one statement that
- *    reads the swap log only: not a single image row.
+ *    reads the catalog and the swap log: not a single image row.
  *  - One `Range` → 206 with only the rows that range covers; If-Range gates it.
- *  - /export/v/{version}/… is immutable while that version is current and 410
- *    once a later swap has replaced it: never another version's bytes. The
- *    unversioned URL is `no-cache` and names its versioned twin in
- *    Content-Location.
+ *  - …/export/v/{version}/… is immutable while that version is current and 410
+ *    once a later swap of the same dataset has replaced it: never another
+ *    version's bytes, nor another dataset's (404). The unversioned URL is
+ *    `no-cache` and names its versioned twin in Content-Location.
  */
 import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import type { Split } from "../../core/datasets";
+import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
+import { readDataset } from "../../read/datasets";
 import { npyByteLength, npyExport, type ByteRange, type ExportKind } from "../../read/export";
 import { readExtent } from "../../read/images";
-import type { Split } from "../../core/datasets";
-import { ErrorSchema, ExportHeaders, ExportParams, ExportQuery, VersionedExportParams } from "../schemas";
+import { isLoaded } from "../present";
+import {
+  DatasetExportParams,
+  DatasetVersionedExportParams,
+  ErrorSchema,
+  ExportHeaders,
+  ExportParams,
+  ExportQuery,
+  VersionedExportParams,
+} from "../schemas";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
+import { notLoaded, unknownDataset } from "./datasets";
 
 export const exportRoutes = openApiRoutes();
 
@@ -83,12 +98,18 @@ export function parseRange(field: string, size: number): RangeRequest {
   return { start: first, end: Math.min(last + 1, size) };
 }
 
-// ------------------------------------------------------------ the two routes
+// ------------------------------------------------------------ the routes
 
 const binary = { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } };
 const header = (description: string) => ({ description, schema: { type: "string" as const } });
-const ETAG = header('`"<version>-<file name>"`: strong; a new dataset (a new swap) is a new ETag.');
-const fileHeaders = (versioned: boolean) => ({
+const ETAG = header('`"<version>-<file name>"`: strong; a new load of the dataset (a new swap) is a new ETag.');
+
+/** The routes' URLs: the default dataset's aliases, and every dataset's own. */
+type Flavour = "alias" | "dataset";
+const versionedUrl = (flavour: Flavour) =>
+  flavour === "alias" ? "/export/v/<version>/<file>" : "/datasets/<name>/export/v/<version>/<file>";
+
+const fileHeaders = (flavour: Flavour, versioned: boolean) => ({
   ETag: ETAG,
   "Last-Modified": header("When the dataset was swapped in."),
   "Cache-Control": header(versioned ? `\`${IMMUTABLE}\`` : `\`${REVALIDATE}\`: revalidate with If-None-Match.`),
@@ -96,16 +117,18 @@ const fileHeaders = (versioned: boolean) => ({
     ? {}
     : {
         "Content-Location": header(
-          "The same file's versioned URL, /export/v/<version>/<file>?<offset, limit>: cacheable as immutable.",
+          `The same file's versioned URL, ${versionedUrl(flavour)}?<offset, limit>: cacheable as immutable.`,
         ),
       }),
-  "Accept-Ranges": header("`bytes` (`none` for a dataset loaded before versions were recorded: no ETag either)."),
+  "Accept-Ranges": header("`bytes`."),
   "Content-Length": header("Exact: the whole file's size, or the range's."),
-  "Content-Disposition": header('attachment; filename="<file name>"'),
+  "Content-Disposition": header(
+    flavour === "alias" ? 'attachment; filename="<file name>"' : 'attachment; filename="<name>-<file name>"',
+  ),
 });
 
-function exportResponses(versioned: boolean) {
-  const headers = fileHeaders(versioned);
+function exportResponses(flavour: Flavour, versioned: boolean) {
+  const headers = fileHeaders(flavour, versioned);
   return {
     200: { description: "The .npy file.", headers, content: binary },
     206: {
@@ -115,18 +138,16 @@ function exportResponses(versioned: boolean) {
     },
     304: {
       description:
-        "If-None-Match named the current ETag: no body, and nothing read but the swap log (no image row from D1).",
+        "If-None-Match named the current ETag: no body, and nothing read but the catalog and the swap log (no image row from D1).",
       headers: {
         ETag: ETAG,
         "Cache-Control": headers["Cache-Control"],
-        ...(versioned ? {} : { "Content-Location": fileHeaders(false)["Content-Location"] }),
+        ...(versioned ? {} : { "Content-Location": fileHeaders(flavour, false)["Content-Location"] }),
       },
     },
     ...errorResponses({
-      400: `An unknown file, a bad offset or limit${versioned ? ", or a malformed version" : ""}.`,
-      404: versioned
-        ? "No such dataset version was ever swapped in (a failed or still loading run, or a typo), or the split holds no images."
-        : "The split holds no images: run the ETL first.",
+      400: `An unknown file, a bad offset or limit${flavour === "dataset" ? ", an invalid dataset name" : ""}${versioned ? ", or a malformed version" : ""}.`,
+      404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? "; or no such version of the dataset was ever swapped in (a failed or still loading run, another dataset's version, or a typo)" : ""}.`,
       412: "If-Match named no current ETag.",
     }),
     416: {
@@ -137,11 +158,13 @@ function exportResponses(versioned: boolean) {
       ? {
           410: {
             ...jsonResponse(
-              "The version was the dataset once, and a later swap has replaced it (its rows are gone for good): fetch the current one, which the Link header names.",
+              "The version was the dataset once, and a later swap of it has replaced it (its rows are gone for good): fetch the current one, which the Link header names.",
               ErrorSchema,
             ),
             headers: {
-              Link: header('`</export/v/<current version>/<file>>; rel="latest-version"`'),
+              Link: header(
+                `\`<${versionedUrl(flavour).replace("<version>", "<current version>")}>; rel="latest-version"\``,
+              ),
               "Cache-Control": header("`no-cache`"),
             },
           },
@@ -151,19 +174,74 @@ function exportResponses(versioned: boolean) {
 }
 
 const DESCRIPTION =
-  'idx `offset` … `offset + n - 1` of a split (default: all of it): images as float32, shape (n, 28, 28, 1), or labels as uint8, shape (n,). Streamed with an exact Content-Length; a swap to another dataset mid-download cuts it off rather than mix the two. Strong ETag `"<version>-<file name>"` (the version is the run whose swap loaded the dataset): If-None-Match → 304, If-Match → 412, one byte Range → 206 (If-Range honoured), all answered without reading an image row they do not need.';
+  'idx `offset` … `offset + n - 1` of a split (default: all of it): images as float32, shape (n, rows, cols, channels), or labels as uint8, shape (n,). Streamed with an exact Content-Length; a swap to a new load of the dataset mid-download cuts it off rather than mix the two. Strong ETag `"<version>-<file name>"` (the version is the run whose swap loaded the dataset): If-None-Match → 304, If-Match → 412, one byte Range → 206 (If-Range honoured), all answered without reading an image row they do not need.';
+const UNVERSIONED =
+  "Cache-Control: no-cache (revalidate); Content-Location names the same file's versioned URL, cacheable as immutable.";
+const VERSIONED = `While {version} is the dataset's current version: Cache-Control: ${IMMUTABLE}. Once a later swap has replaced it: 410, never the bytes of another version.`;
+
+exportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/datasets/{name}/export/{file}",
+    tags: ["images"],
+    summary: "Export a split of a dataset as .npy",
+    description: `${DESCRIPTION} ${UNVERSIONED}`,
+    request: { params: DatasetExportParams, query: ExportQuery, headers: ExportHeaders },
+    responses: exportResponses("dataset", false),
+  }),
+  (c) => {
+    const { name, file } = c.req.valid("param");
+    return serveExport(c, {
+      dataset: name,
+      flavour: "dataset",
+      ...file,
+      ...c.req.valid("query"),
+      ...c.req.valid("header"),
+    });
+  },
+);
+
+exportRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/datasets/{name}/export/v/{version}/{file}",
+    tags: ["images"],
+    summary: "Export a split of a dataset as .npy, of one version",
+    description: `${DESCRIPTION} ${VERSIONED}`,
+    request: { params: DatasetVersionedExportParams, query: ExportQuery, headers: ExportHeaders },
+    responses: exportResponses("dataset", true),
+  }),
+  (c) => {
+    const { name, version, file } = c.req.valid("param");
+    return serveExport(c, {
+      dataset: name,
+      flavour: "dataset",
+      ...file,
+      ...c.req.valid("query"),
+      ...c.req.valid("header"),
+      version,
+    });
+  },
+);
 
 exportRoutes.openapi(
   createRoute({
     method: "get",
     path: "/export/{file}",
     tags: ["images"],
-    summary: "Export a split as .npy",
-    description: `${DESCRIPTION} Cache-Control: no-cache (revalidate); Content-Location names the same file's versioned URL, cacheable as immutable.`,
+    summary: `Export a split of ${DEFAULT_DATASET} as .npy`,
+    description: `GET /datasets/${DEFAULT_DATASET}/export/{file}. ${DESCRIPTION} ${UNVERSIONED}`,
     request: { params: ExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses(false),
+    responses: exportResponses("alias", false),
   }),
-  (c) => serveExport(c, { ...c.req.valid("param").file, ...c.req.valid("query"), ...c.req.valid("header") }),
+  (c) =>
+    serveExport(c, {
+      dataset: DEFAULT_DATASET,
+      flavour: "alias",
+      ...c.req.valid("param").file,
+      ...c.req.valid("query"),
+      ...c.req.valid("header"),
+    }),
 );
 
 exportRoutes.openapi(
@@ -171,23 +249,33 @@ exportRoutes.openapi(
     method: "get",
     path: "/export/v/{version}/{file}",
     tags: ["images"],
-    summary: "Export a split as .npy, of one dataset version",
-    description: `${DESCRIPTION} While {version} is the current dataset: Cache-Control: ${IMMUTABLE}. Once a later swap has replaced it: 410, never the bytes of another version.`,
+    summary: `Export a split of ${DEFAULT_DATASET} as .npy, of one version`,
+    description: `GET /datasets/${DEFAULT_DATASET}/export/v/{version}/{file}. ${DESCRIPTION} ${VERSIONED}`,
     request: { params: VersionedExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses(true),
+    responses: exportResponses("alias", true),
   }),
   (c) => {
     const { version, file } = c.req.valid("param");
-    return serveExport(c, { ...file, ...c.req.valid("query"), ...c.req.valid("header"), version });
+    return serveExport(c, {
+      dataset: DEFAULT_DATASET,
+      flavour: "alias",
+      ...file,
+      ...c.req.valid("query"),
+      ...c.req.valid("header"),
+      version,
+    });
   },
 );
 
 interface ExportRequest {
+  readonly dataset: string;
+  /** Which URLs the answer names (Content-Location, Link) and how the file is called. */
+  readonly flavour: Flavour;
   readonly split: Split;
   readonly kind: ExportKind;
   readonly offset?: number;
   readonly limit?: number;
-  /** The versioned URL's version; undefined for /export/{file}. */
+  /** The versioned URL's version; undefined for …/export/{file}. */
   readonly version?: string;
   readonly Range?: string;
   readonly "If-Range"?: string;
@@ -196,58 +284,65 @@ interface ExportRequest {
 }
 
 const stem = (split: Split, kind: ExportKind) => `${split}${kind === "labels" ? "-labels" : ""}`;
-const versionedPath = (version: string, split: Split, kind: ExportKind, query: string) =>
-  `/export/v/${version}/${stem(split, kind)}.npy${query}`;
+const exportBase = (req: ExportRequest) => (req.flavour === "alias" ? "/export" : `/datasets/${req.dataset}/export`);
+const versionedPath = (req: ExportRequest, version: string, query: string) =>
+  `${exportBase(req)}/v/${version}/${stem(req.split, req.kind)}.npy${query}`;
 
-async function serveExport(c: Context<AppEnv>, req: ExportRequest): Promise<Response> {
-  const { split, kind, offset = 0, limit, version: asked } = req;
-  const extent = await readExtent(c.env.DB, split, asked);
+/**
+ * One export: everything up to the preconditions comes from one statement
+ * (the catalog, which holds the version, the rows per split and the shape);
+ * the swap log is read again only for a versioned URL that is not current.
+ * `again`: the catalog is read a second time, once, if a swap made the asked
+ * version current between the two reads.
+ */
+async function serveExport(c: Context<AppEnv>, req: ExportRequest, again = false): Promise<Response> {
+  const { dataset: name, split, kind, offset = 0, limit, version: asked } = req;
   const paging = new URLSearchParams();
   if (req.offset !== undefined) paging.set("offset", String(req.offset));
   if (limit !== undefined) paging.set("limit", String(limit));
   const query = paging.size > 0 ? `?${paging}` : "";
-  if (asked !== undefined && asked !== extent.version) {
-    if (!extent.askedWasSwapped) return notFound(`no dataset version ${asked}: no run with that id was swapped in`);
+
+  const dataset = await readDataset(c.env.DB, name);
+  if (!isLoaded(dataset)) return dataset === undefined && !registryEntry(name) ? unknownDataset(name) : notLoaded(name);
+  const { version, shape } = dataset;
+  if (asked !== undefined && asked !== version) {
+    const extent = await readExtent(c.env.DB, name, split, asked);
+    if (!extent.askedWasSwapped)
+      return notFound(`no ${name} version ${asked}: no run of ${name} with that id was swapped in`);
+    if (extent.version === asked && !again) return serveExport(c, req, true);
     // A replaced version is gone for good (the swap dropped its rows), so 410 rather than 409: there is no
     // conflict the client could resolve and retry; it can only fetch the current version, named here.
-    const current = extent.version === null ? undefined : versionedPath(extent.version, split, kind, query);
+    const current = extent.version === null ? undefined : versionedPath(req, extent.version, query);
     return c.json(
       {
-        error: `dataset version ${asked} has been replaced by ${extent.version}${current ? `; the current file is ${current}` : ""}`,
+        error: `${name} version ${asked} has been replaced by ${extent.version}${current ? `; the current file is ${current}` : ""}`,
       },
       410,
       { "Cache-Control": REVALIDATE, ...(current ? { Link: `<${current}>; rel="latest-version"` } : {}) },
     );
   }
-  if (extent.count === 0) return notFound(`split ${split} holds no images; run the ETL first`);
-  if (offset > extent.count) bad(`offset must be at most ${extent.count} (the size of ${split}), got ${offset}`);
-  const count = Math.min(limit ?? extent.count, extent.count - offset);
-  const name = `${stem(split, kind)}${offset || limit ? `-${offset}-${offset + count}` : ""}.npy`;
-  const size = npyByteLength({ kind, count });
+  const rows = dataset.counts[split];
+  if (rows === 0) return notFound(`split ${split} of ${name} holds no images`);
+  if (offset > rows) bad(`offset must be at most ${rows} (the size of ${name}'s ${split}), got ${offset}`);
+  const count = Math.min(limit ?? rows, rows - offset);
+  const file = `${stem(split, kind)}${offset || limit ? `-${offset}-${offset + count}` : ""}.npy`;
+  const size = npyByteLength({ kind, count, shape });
 
-  // Without a recorded version (a database loaded before swaps existed) there is no validator: no ETag, no ranges.
-  const etag = extent.version === null ? undefined : `"${extent.version}-${name}"`;
-  const cacheControl = asked === undefined ? REVALIDATE : IMMUTABLE;
-  const location =
-    asked === undefined && extent.version !== null ? versionedPath(extent.version, split, kind, query) : undefined;
+  const etag = `"${version}-${file}"`;
   const validators: Record<string, string> = {
-    ...(etag ? { ETag: etag } : {}),
-    "Cache-Control": cacheControl,
-    ...(location ? { "Content-Location": location } : {}),
+    ETag: etag,
+    "Cache-Control": asked === undefined ? REVALIDATE : IMMUTABLE,
+    ...(asked === undefined ? { "Content-Location": versionedPath(req, version, query) } : {}),
   };
-  const modified = extent.swappedAt === null ? NaN : Date.parse(extent.swappedAt);
+  const modified = dataset.swappedAt === null ? NaN : Date.parse(dataset.swappedAt);
 
   // Preconditions in RFC 9110 §13.2.2's order, all before any image row is read.
   if (req["If-Match"] !== undefined && !anyMatch(req["If-Match"], etag))
-    return c.json({ error: `If-Match names no current ETag; the current one is ${etag ?? "none"}` }, 412, validators);
+    return c.json({ error: `If-Match names no current ETag; the current one is ${etag}` }, 412, validators);
   if (req["If-None-Match"] !== undefined && noneMatch(req["If-None-Match"], etag)) return c.body(null, 304, validators);
 
   let range: ByteRange | undefined;
-  if (
-    req.Range !== undefined &&
-    etag !== undefined &&
-    (req["If-Range"] === undefined || ifRangeMatches(req["If-Range"], etag))
-  ) {
+  if (req.Range !== undefined && (req["If-Range"] === undefined || ifRangeMatches(req["If-Range"], etag))) {
     const parsed = parseRange(req.Range, size);
     if ("kind" in parsed) {
       if (parsed.kind === "unsatisfiable")
@@ -258,12 +353,14 @@ async function serveExport(c: Context<AppEnv>, req: ExportRequest): Promise<Resp
     } else range = parsed;
   }
 
+  // Downloads of several datasets land side by side: a dataset's own URL names the file after it.
+  const filename = req.flavour === "alias" ? file : `${name}-${file}`;
   const headers: Record<string, string> = {
     ...validators,
     ...(Number.isNaN(modified) ? {} : { "Last-Modified": new Date(modified).toUTCString() }),
-    "Accept-Ranges": etag ? "bytes" : "none",
+    "Accept-Ranges": "bytes",
     "Content-Type": "application/octet-stream",
-    "Content-Disposition": `attachment; filename="${name}"`,
+    "Content-Disposition": `attachment; filename="${filename}"`,
     ...(range ? { "Content-Range": `bytes ${range.start}-${range.end - 1}/${size}` } : {}),
   };
   const status = range ? 206 : 200;
@@ -271,12 +368,12 @@ async function serveExport(c: Context<AppEnv>, req: ExportRequest): Promise<Resp
   // HEAD: the same status and headers, and no stream (nothing would read it).
   if (c.req.method === "HEAD") return c.body(null, status, { ...headers, "Content-Length": String(length) });
 
-  const file = npyExport(c.env.DB, { split, kind, offset, count, version: extent.version }, undefined, range);
+  const body = npyExport(c.env.DB, { dataset: name, shape, split, kind, offset, count, version }, undefined, range);
   // A fixed length lets clients show progress and detect a cut-off download; it is the length computed above
   // from the header and the row count, and FixedLengthStream errors a body that yields more or fewer bytes.
   const { readable, writable } = new FixedLengthStream(length);
   c.executionCtx.waitUntil(
-    file.body.pipeTo(writable).catch((err: unknown) => console.error(`export ${c.req.url}: ${err}`)),
+    body.body.pipeTo(writable).catch((err: unknown) => console.error(`export ${c.req.url}: ${err}`)),
   );
   return c.body(readable, status, { ...headers, "Content-Length": String(length) });
 }

@@ -1,26 +1,35 @@
 /**
- * Runs: start one (POST /runs), list them, read one, resume a failed one, and
- * abandon an active one. Starting, resuming and abandoning need the bearer token.
+ * Runs: start one (POST /runs, or POST /datasets/{name}/runs), list them (of
+ * every dataset or of one), read one, resume a failed one, and abandon an
+ * active one. Starting, resuming and abandoning need the bearer token.
  */
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import type { Run } from "../../db/schema";
 import { readConfig } from "../../pipeline/config";
+import { resolveRequest } from "../../pipeline/dataset";
 import { abandonRun, database, getRun, listRuns } from "../../db/runs";
 import { resume, startRun } from "../../pipeline/trigger";
+import { readDataset } from "../../read/datasets";
 import { requireToken } from "../auth";
 import { presentRun } from "../present";
 import {
   ActiveRunConflictSchema,
+  DatasetParams,
+  DatasetRunListQuery,
   ErrorSchema,
   RunIdParams,
   RunListQuery,
   RunListSchema,
   RunResponseSchema,
+  StartDatasetRunBody,
   StartRunBody,
   type ActiveRunConflict,
+  type StartDatasetRun,
 } from "../schemas";
-import { errorResponses, jsonBody, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
+import { bad, errorResponses, jsonBody, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
+import { unknownDataset } from "./datasets";
 
 export const runRoutes = openApiRoutes();
 
@@ -47,7 +56,7 @@ const activeConflictResponse = jsonResponse("Another run is active.", ActiveRunC
 function activeConflict<E extends AppEnv>(c: Context<E>, active: Run, leaseMs: number) {
   const silentS = Math.max(0, Math.round((Date.now() - Date.parse(active.updatedAt)) / 1000));
   const body: ActiveRunConflict = {
-    error: `run ${active.id} is already ${active.status}`,
+    error: `run ${active.id} of ${active.dataset} is already ${active.status}`,
     activeRunId: active.id,
     hint: `its last sign of life was ${silentS} s ago; a run silent for ${leaseMs / 1000} s is presumed dead and replaced by the next trigger, or stop it now with POST /runs/${active.id}/abandon`,
     run: presentRun(active),
@@ -55,9 +64,44 @@ function activeConflict<E extends AppEnv>(c: Context<E>, active: Run, leaseMs: n
   return c.json(body, 409);
 }
 
-// The body is validated by jsonBody (bounded, JSON whatever the Content-Type);
-// the route documents the same schema by reference.
+/**
+ * Start a run of `dataset` as `req` asks: the pipeline decides what the
+ * request means (a registry dataset and its mirrors, or a custom dataset and
+ * its files) and refuses what it cannot load, which is the client's 400.
+ */
+async function start<E extends AppEnv>(c: Context<E>, dataset: string | undefined, req: StartDatasetRun) {
+  const cfg = readConfig(c.env);
+  const { source, files, classes, trigger, force } = req;
+  const resolved = resolveRequest({ dataset, source, files, classes }, cfg);
+  if (!resolved.ok) return bad(resolved.error);
+  const { dataset: name, source: from, spec } = resolved;
+  const result = await startRun(
+    database(c.env.DB),
+    c.env.JOBS,
+    { trigger, dataset: name, source: from, spec, force },
+    cfg.leaseMs,
+  );
+  if (!result.started) return activeConflict(c, result.active, cfg.leaseMs);
+  return c.json({ run: presentRun(result.run) }, 202, { Location: `/runs/${result.run.id}` });
+}
+
+const startResponses = {
+  202: runCreated("The run is queued."),
+  409: activeConflictResponse,
+  ...errorResponses({
+    400: "The body is not valid, or names a dataset or source the pipeline cannot load (the error says which).",
+    413: `The body is over ${MAX_BODY_BYTES} bytes.`,
+  }),
+  ...authErrors,
+};
+
+const MALFORMED =
+  'body must be JSON: { "dataset"?: name, "source"?: URL, "force"?: boolean, "files"?: {…}, "classes"?: […] }';
+
+// The bodies are validated by jsonBody (bounded, JSON whatever the Content-Type);
+// the routes document the same schemas by reference.
 runRoutes.openAPIRegistry.register("StartRun", StartRunBody);
+runRoutes.openAPIRegistry.register("StartDatasetRun", StartDatasetRunBody);
 
 runRoutes.openapi(
   createRoute({
@@ -65,39 +109,46 @@ runRoutes.openapi(
     path: "/runs",
     tags: ["runs"],
     summary: "Start a run",
-    description:
-      "Starts a run from `source` (default: the Worker's DEFAULT_SOURCE). The body is optional; it is read as JSON whatever its Content-Type.",
+    description: `Starts a run loading \`dataset\` (default: ${DEFAULT_DATASET}) from \`source\` (default: the dataset's official mirrors). A custom dataset names its four \`files\` at a \`source\`, and perhaps its \`classes\`. The body is optional; it is read as JSON whatever its Content-Type.`,
     security,
-    middleware: [
-      requireToken,
-      jsonBody(StartRunBody, {
-        maxBytes: MAX_BODY_BYTES,
-        malformed: 'body must be JSON: { "source"?: URL, "force"?: boolean }',
-      }),
-    ] as const,
+    middleware: [requireToken, jsonBody(StartRunBody, { maxBytes: MAX_BODY_BYTES, malformed: MALFORMED })] as const,
     request: {
       body: { required: false, content: { "application/json": { schema: { $ref: "#/components/schemas/StartRun" } } } },
     },
-    responses: {
-      202: runCreated("The run is queued."),
-      409: activeConflictResponse,
-      ...errorResponses({ 400: "The body is not a valid StartRun.", 413: `The body is over ${MAX_BODY_BYTES} bytes.` }),
-      ...authErrors,
-    },
+    responses: startResponses,
   }),
-  async (c) => {
-    const req = c.var.body;
-    const cfg = readConfig(c.env);
-    const source = req.source ?? cfg.defaultSource;
-    const result = await startRun(
-      database(c.env.DB),
-      c.env.JOBS,
-      { trigger: req.trigger, source, force: req.force },
-      cfg.leaseMs,
-    );
-    if (!result.started) return activeConflict(c, result.active, cfg.leaseMs);
-    return c.json({ run: presentRun(result.run) }, 202, { Location: `/runs/${result.run.id}` });
+  (c) => {
+    const { dataset, ...req } = c.var.body;
+    return start(c, dataset, req);
   },
+);
+
+runRoutes.openapi(
+  createRoute({
+    method: "post",
+    path: "/datasets/{name}/runs",
+    tags: ["runs"],
+    summary: "Start a run of a dataset",
+    description:
+      "POST /runs for the dataset the path names: the same body without `dataset`. A name outside the registry is a custom dataset, which names its `files` and a `source`.",
+    security,
+    middleware: [
+      requireToken,
+      jsonBody(StartDatasetRunBody, {
+        maxBytes: MAX_BODY_BYTES,
+        malformed: MALFORMED.replace('"dataset"?: name, ', ""),
+      }),
+    ] as const,
+    request: {
+      params: DatasetParams,
+      body: {
+        required: false,
+        content: { "application/json": { schema: { $ref: "#/components/schemas/StartDatasetRun" } } },
+      },
+    },
+    responses: startResponses,
+  }),
+  (c) => start(c, c.req.valid("param").name, c.var.body),
 );
 
 runRoutes.openapi(
@@ -168,16 +219,44 @@ runRoutes.openapi(
     path: "/runs",
     tags: ["runs"],
     summary: "The latest runs",
-    description: "The latest runs, newest first, with their progress.",
+    description: "The latest runs, newest first, with their progress: of every dataset, or of `dataset`.",
     request: { query: RunListQuery },
     responses: {
       200: jsonResponse("The runs.", RunListSchema),
-      ...errorResponses({ 400: "An invalid limit." }),
+      ...errorResponses({ 400: "An invalid limit or dataset name." }),
     },
   }),
   async (c) => {
+    const { limit = 20, dataset } = c.req.valid("query");
+    const runs = await listRuns(database(c.env.DB), limit, dataset);
+    return c.json({ runs: runs.map(presentRun) }, 200);
+  },
+);
+
+runRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/datasets/{name}/runs",
+    tags: ["runs"],
+    summary: "The latest runs of a dataset",
+    description:
+      "GET /runs?dataset={name}, newest first. A custom dataset's runs are listed even if none has loaded it (they say why).",
+    request: { params: DatasetParams, query: DatasetRunListQuery },
+    responses: {
+      200: jsonResponse("The runs.", RunListSchema),
+      ...errorResponses({
+        400: "An invalid limit or dataset name.",
+        404: "Neither a registry dataset nor one any run has named.",
+      }),
+    },
+  }),
+  async (c) => {
+    const { name } = c.req.valid("param");
     const { limit = 20 } = c.req.valid("query");
-    const runs = await listRuns(database(c.env.DB), limit);
+    const runs = await listRuns(database(c.env.DB), limit, name);
+    // No run: an unknown name is a 404 (as every other route of the dataset answers), a known one an empty list.
+    if (runs.length === 0 && !registryEntry(name) && (await readDataset(c.env.DB, name)) === undefined)
+      return unknownDataset(name);
     return c.json({ runs: runs.map(presentRun) }, 200);
   },
 );

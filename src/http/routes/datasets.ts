@@ -1,0 +1,101 @@
+/**
+ * GET /datasets and GET /datasets/{name}: which datasets there are (every
+ * registry entry, loaded or not, and every custom dataset a run has loaded),
+ * and for each its state, shape, counts, size and newest run. Also the
+ * lookup the per-dataset routes share: a dataset's catalog entry, or the 404
+ * that says why there is none.
+ */
+import { createRoute } from "@hono/zod-openapi";
+import { REGISTRY, REGISTRY_NAMES, registryEntry } from "../../core/registry";
+import { database, listRuns, newestRunPerDataset } from "../../db/runs";
+import type { Run } from "../../db/schema";
+import { readClassCounts, readClasses, readDataset, readDatasets } from "../../read/datasets";
+import { isLoaded, presentDataset, type Loaded } from "../present";
+import { DatasetListSchema, DatasetParams, DatasetSchema, type DatasetView } from "../schemas";
+import { errorResponses, jsonResponse, notFound, openApiRoutes } from "../validation";
+
+export const datasetRoutes = openApiRoutes();
+
+/** 404 for a name that is neither in the registry nor a custom dataset anyone has loaded. */
+export const unknownDataset = (name: string): never =>
+  notFound(
+    `no dataset ${name}: the registry has ${REGISTRY_NAMES.join(", ")}, and no custom dataset of that name has been loaded`,
+  );
+
+/** 404 for a dataset known but without rows: say how to load it. */
+export const notLoaded = (name: string): never =>
+  notFound(`dataset ${name} has not been loaded; start a run with POST /datasets/${name}/runs`);
+
+/** The dataset's catalog entry if a swap has loaded it; else the 404 that says why not. */
+export async function requireLoaded(db: D1Database, name: string): Promise<Loaded> {
+  const d = await readDataset(db, name);
+  if (isLoaded(d)) return d;
+  return d !== undefined || registryEntry(name) ? notLoaded(name) : unknownDataset(name);
+}
+
+datasetRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/datasets",
+    tags: ["datasets"],
+    summary: "Every dataset",
+    description:
+      "Every registry dataset, loaded or not, then every custom dataset a run has loaded or been started for: status, shape, images per split, classes, estimated size in D1, version, newest run and active run.",
+    responses: { 200: jsonResponse("The datasets.", DatasetListSchema) },
+  }),
+  async (c) => {
+    const [catalog, lastRuns, classCounts] = await Promise.all([
+      readDatasets(c.env.DB),
+      newestRunPerDataset(database(c.env.DB)),
+      readClassCounts(c.env.DB),
+    ]);
+    const byName = new Map(catalog.map((d) => [d.name, d]));
+    const runOf = new Map<string, Run>(lastRuns.map((r) => [r.dataset, r]));
+    // Custom datasets: those loaded, and those a run has been started for (loading, or failed).
+    const custom = [...new Set([...byName.keys(), ...runOf.keys()])].filter((n) => !registryEntry(n)).sort();
+    const names = [...REGISTRY.map((d) => d.name), ...custom];
+    return c.json(
+      {
+        datasets: names.map((name) =>
+          presentDataset(name, byName.get(name), runOf.get(name), classCounts.get(name) ?? 0),
+        ),
+      },
+      200,
+    );
+  },
+);
+
+datasetRoutes.openapi(
+  createRoute({
+    method: "get",
+    path: "/datasets/{name}",
+    tags: ["datasets"],
+    summary: "One dataset",
+    description: "A dataset as GET /datasets lists it, with its class names.",
+    request: { params: DatasetParams },
+    responses: {
+      200: jsonResponse("The dataset.", DatasetSchema),
+      ...errorResponses({
+        400: "An invalid dataset name.",
+        404: "Neither a registry dataset nor a custom one that has been loaded.",
+      }),
+    },
+  }),
+  async (c) => {
+    const { name } = c.req.valid("param");
+    const [catalog, lastRun, names] = await Promise.all([
+      readDataset(c.env.DB, name),
+      listRuns(database(c.env.DB), 1, name),
+      readClasses(c.env.DB, name),
+    ]);
+    const entry = registryEntry(name);
+    if (!entry && catalog === undefined && lastRun.length === 0) return unknownDataset(name);
+    // The names the last swap recorded; before any, the published ones.
+    const classList = names.length > 0 ? names : (entry?.classes ?? []).map((n, label) => ({ label, name: n }));
+    const body: DatasetView = {
+      ...presentDataset(name, catalog, lastRun[0], names.length),
+      classes: classList,
+    };
+    return c.json(body, 200);
+  },
+);
