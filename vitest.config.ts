@@ -19,6 +19,8 @@ export default defineConfig(async () => {
             FETCH_BACKOFF_MS: "10",
             FETCH_TIMEOUT_MS: "5000",
           },
+          // A second database for test/migration.test.ts: one that the migrations reach step by step.
+          d1Databases: { LEGACY_DB: "legacy-images" },
           // wrangler.toml's consumers, but redelivering a failed job at once:
           // Miniflare waits out retry_delay in real time, seconds per test.
           queueConsumers: {

@@ -4,6 +4,8 @@ declare global {
   namespace Cloudflare {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
+      /** A second database, for test/migration.test.ts. */
+      LEGACY_DB: D1Database;
     }
   }
 }
