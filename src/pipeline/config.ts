@@ -24,7 +24,9 @@ export interface Config {
   /**
    * JOB_MAX_CHUNKS: the most chunk messages one extraction job sends; a larger
    * dataset's job hands the rest on to a job message of its own (job.ts), so
-   * that no invocation exceeds the Workers limits on subrequests and CPU.
+   * that no invocation exceeds the Workers limit on subrequests. CPU is another
+   * matter: each job inflates the archive it sends from from its start (a gzip
+   * stream cannot be entered midway), so wrangler.toml raises the CPU limit.
    */
   readonly jobMaxChunks: number;
   /** D1_MAX_BYTES: the database size a run must stay within, its shadow copy included. */

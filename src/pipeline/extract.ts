@@ -240,8 +240,11 @@ export async function extractImages(
   chunkImages: number,
   onChunk: (chunk: ImageChunk) => Promise<void>,
   checksums: ChecksumSink,
+  /** The splits to read (default: all); a later job segment skips those the jobs before it finished. */
+  needed: (split: Split) => boolean = () => true,
 ): Promise<void> {
   for (const spec of opts.dataset.splits) {
+    if (!needed(spec.split)) continue;
     const count = labels.find((l) => l.split === spec.split)?.count ?? 0;
     const file = spec.images.file;
     const transposed = opts.dataset.transposed;

@@ -219,9 +219,14 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       },
       check: () => lease.signal.throwIfAborted(),
     });
+    // A later segment skips an images archive whose chunks the jobs before it all sent: sending its
+    // last chunk took reading it whole, so it is verified and pinned already.
+    const lastOf = new Map<Split, number>();
+    planned.forEach((p, i) => lastOf.set(p.split, i));
+    const needed = (split: Split) => (lastOf.get(split) ?? -1) >= msg.from;
     // Each images file's last chunk is handed over only after its archive passed every check.
     try {
-      await extractImages(opts, deps, labels, layout, chunkSize, (chunk) => producer.add(chunk), pins.sink);
+      await extractImages(opts, deps, labels, layout, chunkSize, (chunk) => producer.add(chunk), pins.sink, needed);
     } catch (err) {
       if (!(err instanceof SegmentFull)) throw err;
       await producer.flush();

@@ -307,15 +307,28 @@ interface LedgerRow {
   shadow: number;
 }
 
+const SHADOWS = ["images__fashion_mnist__train__next", "images__fashion_mnist__test__next"];
+
 const ledger = async (id: string): Promise<LedgerRow> => {
-  const [row] = await localD1<LedgerRow>(
+  const [row] = await localD1<Omit<LedgerRow, "shadow">>(
     `SELECT status, attempt, train_loaded, test_loaded, chunks_total,
-       (SELECT COUNT(*) FROM run_chunks WHERE run_id = '${id}') AS chunks,
-       (SELECT COUNT(*) FROM images_next) AS shadow
+       (SELECT COUNT(*) FROM run_chunks WHERE run_id = '${id}') AS chunks
      FROM runs WHERE id = '${id}'`,
     { persistTo: state },
   );
-  return row!;
+  // The shadow tables exist from the moment the run starts loading until its swap.
+  const tables = await localD1<{ name: string }>(
+    `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (${SHADOWS.map((t) => `'${t}'`).join(", ")})`,
+    { persistTo: state },
+  );
+  const counted =
+    tables.length === 0
+      ? [{ n: 0 }]
+      : await localD1<{ n: number }>(
+          `SELECT ${tables.map((t) => `(SELECT COUNT(*) FROM ${t.name})`).join(" + ")} AS n`,
+          { persistTo: state },
+        );
+  return { ...row!, shadow: counted[0]!.n };
 };
 
 /** After a restart: does the killed run move on its own (its queue messages survived)? Watched for a lease and a bit. */
