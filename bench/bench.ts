@@ -2,7 +2,7 @@
  * `npm run bench`: our ETL against the Python baseline it replaces, side by side
  * on the same machine, in one invocation.
  *
- *   npm run bench -- [--data DIR] [--reps N] [--scale K|0] [--var NAME=VALUE ...] [--no-write]
+ *   npm run bench -- [--data DIR] [--reps N] [--scale F|0] [--var NAME=VALUE ...] [--no-write]
  *
  * 1. Wall time, alternating: the baseline (`python3 seed_baseline.py`), then one
  *    full ETL on the local Worker (POST /runs force:true → GET /runs/:id shows
@@ -20,8 +20,10 @@
  *    (bench/export_read.py): export_ratio=.
  * 2b. The local D1 write floor: local D1 alone (bench/floor/worker.ts) storing
  *    the same 70,000 rows with randomblob(), in several layouts and transaction
- *    sizes (bench/lib/floor.ts), alternating with the baseline too. The floor is
- *    the fastest of them; etl_over_floor= is our median over it.
+ *    sizes (bench/lib/floor.ts): the ETL's own (rowid table per split, its
+ *    transactions), the same layout in one transaction, and the WITHOUT ROWID
+ *    layout it replaced; alternating with the baseline too. The floor is the
+ *    fastest of them; etl_over_floor= is our median over it.
  * 2c. The isolate under production concurrency (untimed): one run in which the
  *    extraction job and up to max_concurrency chunk-consumer invocations share
  *    one isolate (bench/concurrent/worker.ts), its memory read as in step 2.
@@ -31,7 +33,15 @@
  *    meters counted (bench/metered/worker.ts, in a second dev server: the timed
  *    one runs the Worker bare) for one forced full load, one unchanged daily
  *    cron run and one full export.
- * 4. Scaling: the producer path on a K× Fashion-MNIST synthetic set.
+ * 4. Scaling (bench/lib/scaling.ts): a synthetic set the size of EMNIST ByClass
+ *    (F× it; 814,255 images at F = 1), generated into a temp directory, through
+ *    the extraction job itself, job after job as JOB_MAX_CHUNKS segments it
+ *    (bench/scale-job.ts, under Node), once as V8 pleases and once with its
+ *    heap held to 16 MB; each job's chunks, sendBatch calls, D1 calls, CPU and
+ *    peak memory against a queue consumer's per-invocation limits
+ *    (scale_limits=ok|fail fails the bench); and the export of such a dataset,
+ *    its pages and bytes per page against the query budget. The default
+ *    dataset's job is run the same way beside it.
  * Writes bench/results.json and bench/results.md; the last line is a summary:
  *   ratio=… etl_over_floor=… export_ratio=… producer_heap16=ok|fail isolate_peak_mb=… usd_per_load=… (more fields)
  */
@@ -42,7 +52,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { gunzipSync } from "node:zlib";
-import { FASHION_MNIST } from "../src/core/registry";
+import { FASHION_MNIST, registryEntry } from "../src/core/registry";
 import { bundle, probe } from "./lib/child";
 import {
   chunkConsumerSettings,
@@ -52,11 +62,20 @@ import {
 } from "./lib/concurrent";
 import { benchConfig, dollars, PRICES, runCost, storageDollarsPerMonth, usageFromMeter, type Usage } from "./lib/cost";
 import { removeEtlState, startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
-import { benchVariants, startFloor, type FloorResult, type FloorVariant } from "./lib/floor";
+import { benchVariants, etlTransactions, startFloor, type FloorResult, type FloorVariant } from "./lib/floor";
 import { mb, type MemoryReport } from "./lib/memory";
 import { renderMarkdown, type Results } from "./lib/report";
 import { findIsolateInspector, sampleIsolate, totalBytes } from "./lib/isolate";
 import { processCpuSeconds, rssSampler, workerdRssBytes } from "./lib/rss";
+import {
+  exportPlan,
+  JOB_LIMITS,
+  QUERY_LIMITS,
+  SCALE_DATASET,
+  scalingChecks,
+  type JobRun,
+  type ScalingResult,
+} from "./lib/scaling";
 import { round, summarise } from "./lib/stats";
 import { syntheticDataset } from "./lib/synthetic";
 
@@ -71,7 +90,7 @@ const { values } = parseArgs({
   options: {
     data: { type: "string", default: "../shared/fashion-mnist" },
     reps: { type: "string", default: "3" },
-    scale: { type: "string", default: "10" },
+    scale: { type: "string", default: "1" },
     var: { type: "string", multiple: true, default: [] },
     "no-write": { type: "boolean", default: false },
   },
@@ -80,7 +99,8 @@ const dataDir = resolve(values.data);
 const reps = Number(values.reps);
 const scale = Number(values.scale);
 if (!(Number.isInteger(reps) && reps >= 1)) throw new Error("--reps must be a positive integer");
-if (!(Number.isInteger(scale) && scale >= 0)) throw new Error("--scale must be 0 (skip) or a positive integer");
+if (!(Number.isFinite(scale) && scale >= 0))
+  throw new Error(`--scale must be 0 (skip) or a multiple of ${SCALE_DATASET}'s size`);
 const overrides = Object.fromEntries(
   values.var.map((v) => {
     const at = v.indexOf("=");
@@ -228,10 +248,8 @@ async function main(): Promise<void> {
   }
 
   // 2b. The local D1 write floor, alternating with the baseline again.
-  const variants = benchVariants(
-    cfg.config.chunkSize * cfg.consumer.maxBatchSize,
-    Math.min(cfg.config.rowsPerStatement, 99),
-  );
+  const etlTx = etlTransactions(cfg);
+  const variants = benchVariants(etlTx.perTransaction, etlTx.perStatement);
   log(`floor: local D1 alone storing the same 70,000 rows, ${variants.length} layouts / transaction sizes …`);
   const floorRuns = new Map<string, FloorResult[]>();
   const floorServer = await startFloor();
@@ -308,7 +326,7 @@ async function main(): Promise<void> {
   // collect as it goes, as an isolate near its 128 MB limit would. The run
   // completing under the cap, and its peak there, is the bound that matters:
   // a check the bench fails on.
-  const expectedRows = FASHION_MNIST.splits.reduce((n, s) => n + s.count, 0);
+  const expectedRows = FASHION_MNIST.splits.reduce((n, s) => n + (s.count ?? 0), 0);
   let producerCapped: ProducerOut | undefined;
   let producerCappedError: string | undefined;
   try {
@@ -335,25 +353,57 @@ async function main(): Promise<void> {
   const consumerLive = await probe<ConsumerOut>(consumerProbe, [...consumerArgs, "--gc"]);
   const consumerCapped = await probe<ConsumerOut>(consumerProbe, consumerArgs, [HEAP_CAP_FLAG]);
 
-  // 4. Scaling: the producer path on K× the data.
-  let scaling: Results["scaling"];
+  // 4. Scaling: the job, segment by segment, on a set the size of EMNIST ByClass.
+  let scaling: ScalingResult | undefined;
   if (scale > 0) {
-    log(`scaling: generating a ${scale}× synthetic set …`);
-    const big = await syntheticDataset(dataDir, scale);
+    const spec = registryEntry(SCALE_DATASET)!;
+    log(
+      `scaling: generating a synthetic ${SCALE_DATASET} set (${scale}× its ${spec.splits.map((x) => x.count).join(" + ")} images) …`,
+    );
+    const t0 = performance.now();
+    const big = await syntheticDataset(dataDir, spec, scale);
+    const generateSeconds = (performance.now() - t0) / 1000;
     try {
-      const p = await probe<ProducerOut>(producerProbe, [big.dir]);
-      const live = await probe<ProducerOut>(producerProbe, [big.dir, "--gc", String(2 * scale)]);
-      const scaled = runCost({ train: d1!.train * scale, test: d1!.test * scale }, cfg);
+      const jobProbe = await bundle("bench/scale-job.ts");
+      const vars = JSON.stringify(cfg.vars);
+      log(
+        `scaling: the default dataset's job, then ${SCALE_DATASET}'s jobs (JOB_MAX_CHUNKS=${cfg.config.jobMaxChunks}) …`,
+      );
+      const small = await probe<JobRun>(jobProbe, [dataDir, FASHION_MNIST.name, vars]);
+      const bigRun = await probe<JobRun>(jobProbe, [big.dir, SCALE_DATASET, vars]);
+      log(`scaling: the same with V8 held to a ${HEAP_CAP_MB} MB heap …`);
+      let capped: JobRun | null = null;
+      let cappedError: string | null = null;
+      try {
+        capped = await probe<JobRun>(jobProbe, [big.dir, SCALE_DATASET, vars], [HEAP_CAP_FLAG]);
+      } catch (err) {
+        cappedError = (err instanceof Error ? err.message : String(err)).split("\n").slice(0, 3).join(" ");
+      }
+      const { maxima, cappedMaxima, checks } = scalingChecks(bigRun, capped);
       scaling = {
-        chunks: scaled.queueMessages.chunks,
-        sendBatchCalls: scaled.sendBatchCalls,
-        producerSubrequests: scaled.producerSubrequests,
-        times: scale,
-        rows: p.rows,
-        peakMb: mb(p.peakBytes),
-        livePeakMb: mb(live.livePeakBytes),
-        seconds: round(p.seconds),
+        dataset: SCALE_DATASET,
+        scale,
+        counts: big.counts,
+        archiveBytes: big.bytes,
+        generateSeconds: round(generateSeconds),
+        run: bigRun,
+        capped,
+        cappedError,
+        heapCapMb: HEAP_CAP_MB,
+        small,
+        maxima,
+        cappedMaxima,
+        limits: JOB_LIMITS,
+        checks,
+        export: { files: exportPlan(SCALE_DATASET, big.counts, spec.shape!), limits: QUERY_LIMITS },
       };
+      log(
+        `scaling: ${bigRun.segments.length} jobs; at most ${maxima.subrequests} subrequests (${maxima.subrequestsAtWallLimit} with a 15-minute invocation's heartbeats), ${maxima.cpuSeconds} s CPU, ${maxima.peakMb} MB; ${Object.entries(
+          checks,
+        )
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ")}`,
+      );
     } finally {
       await rm(big.dir, { recursive: true, force: true });
     }
@@ -481,10 +531,11 @@ async function main(): Promise<void> {
   log("");
   log(renderMarkdown(results, { brief: true }));
   const usd = (x: number) => x.toFixed(4);
+  const scaleLimits = !scaling ? "skipped" : Object.values(scaling.checks).every((c) => c === "ok") ? "ok" : "fail";
   log(
-    `ratio=${round(results.ratio)} etl_over_floor=${round(results.etlOverFloor)} export_ratio=${round(results.readPath.ratio)} producer_heap16=${producerHeap16} isolate_peak_mb=${results.memory.isolatePeakMb} usd_per_load=${usd(results.bill.load.dollars.total)} floor_ratio=${round(results.floor.ratio)} floor_s=${round(results.floor.median)} floor_layout=${results.floor.name} etl_layout_floor_ratio=${round(results.floor.etlLayout.ratio)} etl_over_etl_layout_floor=${round(results.etlOverEtlLayoutFloor)} usd_per_cron=${usd(results.bill.cron.dollars.total)} usd_per_export=${usd(results.bill.export.dollars.total)} rows_per_s=${results.ours.rowsPerS} isolate_concurrent_peak_mb=${results.memory.isolateConcurrentPeakMb} isolate_concurrent_live_peak_mb=${results.memory.isolateConcurrentLivePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb}`,
+    `ratio=${round(results.ratio)} etl_over_floor=${round(results.etlOverFloor)} export_ratio=${round(results.readPath.ratio)} producer_heap16=${producerHeap16} isolate_peak_mb=${results.memory.isolatePeakMb} usd_per_load=${usd(results.bill.load.dollars.total)} floor_ratio=${round(results.floor.ratio)} floor_s=${round(results.floor.median)} floor_layout=${results.floor.name} etl_layout_floor_ratio=${round(results.floor.etlLayout.ratio)} etl_over_etl_layout_floor=${round(results.etlOverEtlLayoutFloor)} usd_per_cron=${usd(results.bill.cron.dollars.total)} usd_per_export=${usd(results.bill.export.dollars.total)} rows_per_s=${results.ours.rowsPerS} isolate_concurrent_peak_mb=${results.memory.isolateConcurrentPeakMb} isolate_concurrent_live_peak_mb=${results.memory.isolateConcurrentLivePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb} scale_limits=${scaleLimits}${scaling ? ` scale_jobs=${scaling.run.segments.length} scale_max_subrequests=${scaling.maxima.subrequestsAtWallLimit} scale_max_cpu_s=${scaling.maxima.cpuSeconds} scale_max_peak_mb=${scaling.maxima.peakMb} scale_export_pages=${Math.max(...scaling.export.files.map((f) => f.pages))}` : ""}`,
   );
-  if (producerHeap16 !== "ok") process.exitCode = 1;
+  if (producerHeap16 !== "ok" || scaleLimits === "fail") process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {

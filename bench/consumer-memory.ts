@@ -33,8 +33,9 @@ const report = await measurePeak(
       const pixels = new Uint8Array(chunkSize * PPI);
       const { bytesRead } = await fh.read(pixels, 0, pixels.length, HEADER + start * PPI);
       if (bytesRead !== pixels.length) throw new Error(`${file}: short read at image ${start}`);
-      const labels = "7".repeat(chunkSize);
+      const labels = new Uint8Array(chunkSize).fill(7);
       chunks.push({
+        dataset: "fashion-mnist",
         split: "train",
         start,
         labels,

@@ -30,6 +30,7 @@
  *     → RunReport (JSON), once the run is complete or failed and nothing is left to deliver
  */
 import worker from "../../src/index";
+import { DEFAULT_DATASET } from "../../src/core/registry";
 import { QUEUES, readConfig } from "../../src/pipeline/config";
 import type { ExtractMessage } from "../../src/pipeline/messages";
 import { countImages, createRun, database, getRun } from "../../src/db/runs";
@@ -359,12 +360,29 @@ const param = (url: URL, name: string, fallback?: number): number => {
   return n;
 };
 
-/** The job binding is never used: the run's job is delivered by hand, below. */
+/** The chunk binding until the broker replaces it: never used. */
 const noJobs: Queue = {
   metrics: () => Promise.reject(new Error("no queue binding here: the concurrency bench delivers by hand")),
   send: () => Promise.reject(new Error("no queue binding here: the concurrency bench delivers by hand")),
   sendBatch: () => Promise.reject(new Error("no queue binding here: the concurrency bench delivers by hand")),
 };
+
+/**
+ * The jobs binding: a job that reaches JOB_MAX_CHUNKS queues the next segment
+ * of the run here, and the runner delivers it once the job before it is done,
+ * as the jobs queue (max_concurrency = 1) would.
+ */
+function jobQueue(waiting: unknown[]): Queue {
+  const refuse = () => Promise.reject(new Error("the jobs queue here takes one message at a time"));
+  return {
+    metrics: refuse,
+    send: async (body: unknown) => {
+      // Serialized as a JSON message would be.
+      waiting.push(JSON.parse(JSON.stringify(body)));
+    },
+    sendBatch: refuse,
+  } as unknown as Queue;
+}
 
 /** A batch of one message that the handler must settle; it throws if the handler asked for a retry. */
 async function deliverOnce(queue: string, body: unknown, env: Env, ctx: ExecutionContext): Promise<void> {
@@ -404,11 +422,12 @@ async function run(url: URL, raw: BenchEnv, ctx: ExecutionContext): Promise<RunR
   if (fill !== "full" && fill !== "eager") throw new Error("fill must be full or eager");
 
   const latencyMs = param(url, "d1LatencyMs", 0);
-  const base: Env = { ...raw, DB: slowD1(raw.DB, latencyMs), JOBS: noJobs, CHUNKS: noJobs };
+  const jobs: unknown[] = [];
+  const base: Env = { ...raw, DB: slowD1(raw.DB, latencyMs), JOBS: jobQueue(jobs), CHUNKS: noJobs };
   const cfg = readConfig(base);
   const db = database(raw.DB);
   const started = Date.now();
-  const created = await createRun(db, { trigger: "http", source }, cfg.leaseMs);
+  const created = await createRun(db, { trigger: "http", dataset: DEFAULT_DATASET, source }, cfg.leaseMs);
   if (!created.started) throw new Error(`run ${created.active.id} is still ${created.active.status}`);
   const runId = created.run.id;
 
@@ -429,11 +448,13 @@ async function run(url: URL, raw: BenchEnv, ctx: ExecutionContext): Promise<RunR
   env = { ...base, CHUNKS: broker.producer() };
 
   // As startRun queues it: JSON, force as the bench's runs ask.
-  const job: ExtractMessage = { kind: "extract", runId, attempt: created.run.attempt, force: true };
+  const job: ExtractMessage = { kind: "extract", runId, attempt: created.run.attempt, force: true, from: 0 };
+  jobs.push(JSON.parse(JSON.stringify(job)));
   broker.setJobRunning(true);
   const jobStarted = Date.now();
   try {
-    await deliverOnce(QUEUES.jobs, JSON.parse(JSON.stringify(job)), env, ctx);
+    for (let body = jobs.shift(); body !== undefined; body = jobs.shift())
+      await deliverOnce(QUEUES.jobs, body, env, ctx);
   } finally {
     broker.setJobRunning(false);
   }
@@ -442,7 +463,7 @@ async function run(url: URL, raw: BenchEnv, ctx: ExecutionContext): Promise<RunR
   const seconds = (Date.now() - started) / 1000;
 
   const after = await getRun(db, runId);
-  const counts = await countImages(db);
+  const counts = await countImages(db, DEFAULT_DATASET);
   return {
     runId,
     status: after?.status ?? "unknown",

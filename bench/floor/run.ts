@@ -5,11 +5,20 @@
  *   npx tsx bench/floor/run.ts [--reps N] [VARIANT ...]
  *
  * A VARIANT is layout:mode:perTransaction[:perStatement], e.g. rowid:cte:70000
- * or wor:values:640:99; none runs the bench's own set (bench/lib/floor.ts).
+ * or wor:values:640:80; none runs the bench's own set (bench/lib/floor.ts).
  * Variants run round-robin, one warm-up round first; prints each one's median.
  */
 import { parseArgs } from "node:util";
-import { benchVariants, startFloor, type FloorResult, type FloorVariant, type Layout, type Mode } from "../lib/floor";
+import { benchConfig } from "../lib/cost";
+import {
+  benchVariants,
+  etlTransactions,
+  startFloor,
+  type FloorResult,
+  type FloorVariant,
+  type Layout,
+  type Mode,
+} from "../lib/floor";
 import { summarise } from "../lib/stats";
 
 const { values, positionals } = parseArgs({
@@ -20,7 +29,9 @@ const reps = Number(values.reps);
 
 const variants: FloorVariant[] =
   positionals.length === 0
-    ? benchVariants(640, 99)
+    ? (({ perTransaction, perStatement }) => benchVariants(perTransaction, perStatement))(
+        etlTransactions(await benchConfig({})),
+      )
     : positionals.map((p) => {
         const [layout, mode, perTransaction, perStatement] = p.split(":");
         return {

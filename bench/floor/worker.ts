@@ -11,14 +11,16 @@
  *     → { seconds, rows, transactions, statements, rowsWritten, rowsRead, bytes, verified }
  *
  * Layouts (the data contract — what the SELECT above returns — is the same for all):
- *  - `wor`: the product's table today (CREATE_SHADOW_SQL): WITHOUT ROWID, keyed
- *    (split, idx). A 3,150-byte record does not fit a 4 KB leaf of a WITHOUT
- *    ROWID b-tree (SQLite keeps such records to ~1/4 of a page there), so each row
- *    is a leaf cell plus an overflow page.
- *  - `rowid`: one rowid table per split, `idx INTEGER PRIMARY KEY` (the rowid
+ *  - `rowid`: the product's layout (src/db/tables.ts createImageTableSql, the
+ *    very DDL): one rowid table per split, `idx INTEGER PRIMARY KEY` (the rowid
  *    itself, as the seed script's `id INTEGER PRIMARY KEY`), and a view
  *    `floor_images` exposing (split, idx, label, pixels): each row is one cell
  *    in one page, and there is no index to write.
+ *  - `wor`: the product's table before the rowid layout (the WITHOUT ROWID
+ *    `images_next` of migrations/0002), keyed (split, idx), kept to compare. A
+ *    3,150-byte record does not fit a 4 KB leaf of a WITHOUT ROWID b-tree
+ *    (SQLite keeps such records to ~1/4 of a page there), so each row is a leaf
+ *    cell plus an overflow page.
  *  - `rowidpk`: one rowid table keyed PRIMARY KEY (split, idx): the rowid b-tree
  *    plus the automatic index on (split, idx), one more row written per row.
  *
@@ -28,7 +30,7 @@
  * transaction's rows of a table with one INSERT … SELECT from a recursive CTE.
  */
 
-import { CREATE_SHADOW_SQL } from "../../src/db/load";
+import { createImageTableSql } from "../../src/db/tables";
 
 interface FloorEnv {
   readonly DB: D1Database;
@@ -51,27 +53,32 @@ interface LayoutDef {
   readonly target: (split: Split) => { table: string; storesSplit: boolean };
 }
 
+/** The split tables of the `rowid` layout: named as createImageTableSql requires (`images__…`), dropped by dropAll. */
+const rowidTable = (s: Split): string => `images__floor__${s}`;
+
 const LAYOUTS: Record<Layout, LayoutDef> = {
-  // The shadow table's own definition, under another name: the same constraints, key and layout.
-  wor: {
-    create: [CREATE_SHADOW_SQL.replace("CREATE TABLE images_next", "CREATE TABLE floor_images")],
-    target: () => ({ table: "floor_images", storesSplit: true }),
-  },
   rowid: {
     create: [
-      ...(["train", "test"] as const).map(
-        (s) => `CREATE TABLE floor_${s} (
-  idx    INTEGER PRIMARY KEY ${CHECKS.idx},
-  ${CHECKS.label},
-  ${CHECKS.pixels}
-)`,
-      ),
+      ...(["train", "test"] as const).map((s) => createImageTableSql(rowidTable(s), 3136)),
       `CREATE VIEW floor_images (split, idx, label, pixels) AS
-  SELECT 'train', idx, label, pixels FROM floor_train
+  SELECT 'train', idx, label, pixels FROM ${rowidTable("train")}
   UNION ALL
-  SELECT 'test', idx, label, pixels FROM floor_test`,
+  SELECT 'test', idx, label, pixels FROM ${rowidTable("test")}`,
     ],
-    target: (s) => ({ table: `floor_${s}`, storesSplit: false }),
+    target: (s) => ({ table: rowidTable(s), storesSplit: false }),
+  },
+  // migrations/0002's images_next under another name: the same constraints, key and layout.
+  wor: {
+    create: [
+      `CREATE TABLE floor_images (
+  split  TEXT    NOT NULL CHECK (split IN ('train', 'test')),
+  idx    INTEGER NOT NULL ${CHECKS.idx},
+  ${CHECKS.label},
+  ${CHECKS.pixels},
+  PRIMARY KEY (split, idx)
+) WITHOUT ROWID`,
+    ],
+    target: () => ({ table: "floor_images", storesSplit: true }),
   },
   rowidpk: {
     create: [
@@ -131,7 +138,7 @@ const READS = {
 async function dropAll(db: D1Database): Promise<void> {
   const { results } = await db
     .prepare(
-      "SELECT type, name FROM sqlite_master WHERE name LIKE 'floor\\_%' ESCAPE '\\' AND type IN ('view', 'table') ORDER BY type = 'table'",
+      "SELECT type, name FROM sqlite_master WHERE (name LIKE 'floor\\_%' ESCAPE '\\' OR name LIKE 'images\\_\\_floor\\_%' ESCAPE '\\') AND type IN ('view', 'table') ORDER BY type = 'table'",
     )
     .all<{ type: string; name: string }>();
   if (results.length === 0) return;

@@ -116,7 +116,7 @@ export interface ConcurrentResult {
 
 export async function measureConcurrentIsolate(opts: ConcurrentOptions): Promise<ConcurrentResult> {
   const log = opts.log ?? (() => {});
-  const expectedRows = FASHION_MNIST.splits.reduce((n, s) => n + s.count, 0);
+  const expectedRows = FASHION_MNIST.splits.reduce((n, s) => n + (s.count ?? 0), 0);
   const state = await mkdtemp(join(tmpdir(), "idx-etl-concurrent-"));
   const archives = await serveArchives(opts.dataDir);
   try {

@@ -66,7 +66,11 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
   const ppi = pixelsPerImage(FASHION_MNIST.shape!);
   const messages = FASHION_MNIST.splits.flatMap((s) =>
     planChunks({ split: s.split, labels: new Uint8Array(counts[s.split]) }, config.chunkSize).map((p) =>
-      chunkMessage({ runId: "00000000-0000-4000-8000-000000000000", attempt: 1 }, p, new Uint8Array(p.count * ppi)),
+      chunkMessage(
+        { runId: "00000000-0000-4000-8000-000000000000", attempt: 1, dataset: FASHION_MNIST.name },
+        p,
+        new Uint8Array(p.count * ppi),
+      ),
     ),
   );
   const batches = packBatches(messages);
@@ -98,9 +102,11 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
     d1StatementsPerChunk: perInvocation.statementsPerChunk,
     d1StatementsTotal: statements + completion,
     perConsumerInvocation: perInvocation,
-    // job.ts with force: getRun, markExtracting, hasCompleteRun, markLoading, the
-    // ledger read, recordChecksums (D1); four archive fetches; the sendBatch calls.
-    producerSubrequests: 6 + FASHION_MNIST.splits.length * 2 + batches.length,
+    // job.ts, a forced load in one job: getRun, markExtracting, checkCapacity, markLoading,
+    // the ledger read and a pin per archive (D1); a fetch per labels archive, two per
+    // images archive (its header first); the sendBatch calls; heartbeats not included
+    // (bench/scale-job.ts counts every call of the job as it runs).
+    producerSubrequests: 5 + FASHION_MNIST.splits.length * 2 + FASHION_MNIST.splits.length * 3 + batches.length,
     bytesStored: { d1Pixels: rows * ppi * BYTES_PER_VALUE },
     queueBytes: messages.reduce((n, m) => n + messageBytes(m), 0),
   };

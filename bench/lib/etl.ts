@@ -52,8 +52,8 @@ export interface EtlServer {
   readonly dev: DevServer;
   readonly archives: ArchiveServer;
   readonly persistTo: string;
-  /** One full run: POST /runs (force) → GET /runs/:id shows complete. */
-  run(opts?: { force?: boolean }): Promise<EtlTiming>;
+  /** One full run: POST /runs (force; the default dataset unless named) → GET /runs/:id shows complete. */
+  run(opts?: { force?: boolean; dataset?: string; timeoutSeconds?: number }): Promise<EtlTiming>;
   /** The cron handler with the local archives as its default source, then its run to the end. */
   cron(): Promise<EtlTiming>;
   meter(): Promise<Meter>;
@@ -77,10 +77,12 @@ export async function startEtl(opts: {
   token: string;
   /** false: src/index.ts as it is, without the meters (whose calls then fail). */
   metered?: boolean;
+  /** The files of dataDir to serve (default: the default dataset's). */
+  files?: readonly string[];
 }): Promise<EtlServer> {
   const meters = opts.metered ?? true;
   const persistTo = await mkdtemp(join(tmpdir(), "idx-etl-bench-state-"));
-  const archives = await serveArchives(opts.dataDir);
+  const archives = await serveArchives(opts.dataDir, opts.files);
   let dev: DevServer;
   try {
     const config = await frozenConfig({
@@ -100,7 +102,7 @@ export async function startEtl(opts: {
     throw new Error(`${err instanceof Error ? err.message : String(err)} (log kept in ${LOG})`, { cause: err });
   }
 
-  const poll = async (id: string, t0: number): Promise<EtlTiming> => {
+  const poll = async (id: string, t0: number, timeoutSeconds = 600): Promise<EtlTiming> => {
     let extractSeconds = NaN;
     let producerSeconds = NaN;
     const archiveCount = FASHION_MNIST.splits.length * 2;
@@ -124,7 +126,7 @@ export async function startEtl(opts: {
           unchanged: run.unchanged ?? false,
         };
       }
-      if (elapsed > 600) throw new Error(`run ${run.id} still ${run.status} after 600 s`);
+      if (elapsed > timeoutSeconds) throw new Error(`run ${run.id} still ${run.status} after ${timeoutSeconds} s`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -139,16 +141,17 @@ export async function startEtl(opts: {
     dev,
     archives,
     persistTo,
-    async run({ force = true } = {}) {
+    async run({ force = true, dataset, timeoutSeconds } = {}) {
       const t0 = performance.now();
       const res = await fetch(`${dev.url}/runs`, {
         method: "POST",
         headers: { Authorization: `Bearer ${opts.token}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ trigger: "cli", source: archives.url, force }),
+        // No `dataset` for the default one: the body the routes have always taken.
+        body: JSON.stringify({ ...(dataset ? { dataset } : {}), trigger: "cli", source: archives.url, force }),
       });
       const started = (await res.json()) as { run?: RunJson; error?: string };
       if (res.status !== 202 || !started.run) throw new Error(`POST /runs: HTTP ${res.status}: ${started.error}`);
-      return poll(started.run.id, t0);
+      return poll(started.run.id, t0, timeoutSeconds);
     },
     async cron() {
       const t0 = performance.now();

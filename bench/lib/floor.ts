@@ -9,6 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 import type { FloorResult, Layout, Mode } from "../floor/worker";
+import { pixelsPerImage } from "../../src/core/datasets";
+import { FASHION_MNIST } from "../../src/core/registry";
+import { insertsPerChunk } from "../../src/pipeline/budget";
+import { maxChunkImages } from "../../src/pipeline/plan";
+import type { BenchConfig } from "./cost";
 import { frozenConfig } from "./frozen";
 
 export type { FloorResult, Layout, Mode };
@@ -30,42 +35,65 @@ export const ROWS = 70_000;
 
 /**
  * The variants the bench runs. `etl` is the ETL's own layout and transactions
- * (WITHOUT ROWID, 640 rows per delivery, ≤ 99 rows per INSERT); the rest are
- * the fastest shapes found for each layout (bench/floor/run.ts explores more).
+ * (the rowid table per split of src/db/tables.ts, one transaction per delivery
+ * of max_batch_size chunks, its rows per INSERT); the rest are the fastest
+ * shapes found for each layout (bench/floor/run.ts explores more), so that the
+ * fastest of them is the floor, and `wor-…` the layout the ETL used before.
  */
 export function benchVariants(perTransaction: number, perStatement: number): FloorVariant[] {
   return [
     {
       name: "etl",
-      layout: "wor",
-      mode: "values",
-      perTransaction,
-      perStatement,
-      label: `the ETL's layout (WITHOUT ROWID, key (split, idx)), its ${perTransaction}-row transactions, ${perStatement} rows per INSERT`,
-    },
-    {
-      name: "wor-1tx",
-      layout: "wor",
-      mode: "cte",
-      perTransaction: ROWS,
-      label: "the ETL's layout, one transaction, one INSERT per split",
-    },
-    {
-      name: "rowid-640",
       layout: "rowid",
       mode: "values",
       perTransaction,
       perStatement,
-      label: `rowid table per split (idx INTEGER PRIMARY KEY) + view, the ETL's ${perTransaction}-row transactions and ${perStatement}-row INSERTs`,
+      label: `the ETL's layout (rowid table per split, idx INTEGER PRIMARY KEY, + view), its ${perTransaction}-row transactions, ${perStatement} rows per INSERT`,
     },
     {
       name: "rowid-1tx",
       layout: "rowid",
       mode: "cte",
       perTransaction: ROWS,
-      label: "rowid table per split + view, one transaction, one INSERT per split",
+      label: "the ETL's layout, one transaction, one INSERT per split",
+    },
+    {
+      name: "rowid-1tx-5000",
+      layout: "rowid",
+      mode: "values",
+      perTransaction: ROWS,
+      perStatement: 5_000,
+      label: "the ETL's layout, one transaction, 5,000 rows per INSERT",
+    },
+    {
+      name: "wor-640",
+      layout: "wor",
+      mode: "values",
+      perTransaction,
+      perStatement,
+      label: `the ETL's layout before (WITHOUT ROWID, key (split, idx)), its ${perTransaction}-row transactions and ${perStatement}-row INSERTs`,
+    },
+    {
+      name: "wor-1tx",
+      layout: "wor",
+      mode: "cte",
+      perTransaction: ROWS,
+      label: "WITHOUT ROWID, one transaction, one INSERT per split",
     },
   ];
+}
+
+/**
+ * How the ETL writes the default dataset: a transaction per delivery of
+ * max_batch_size chunks, each chunk's rows spread evenly over its INSERTs
+ * (load.ts buildInsertStatements).
+ */
+export function etlTransactions(bench: BenchConfig): { perTransaction: number; perStatement: number } {
+  const chunk = Math.min(bench.config.chunkSize, maxChunkImages(pixelsPerImage(FASHION_MNIST.shape!)));
+  return {
+    perTransaction: chunk * bench.consumer.maxBatchSize,
+    perStatement: Math.ceil(chunk / insertsPerChunk(chunk, bench.config.rowsPerStatement)),
+  };
 }
 
 export interface FloorServer {

@@ -24,6 +24,8 @@ export async function frozenConfig(opts: {
   const bundle = join(opts.dir, "bundle", "worker.mjs");
   await mkdir(dirname(bundle), { recursive: true });
   await build({
+    // esbuild's service keeps the working directory it started in: a caller that moved (bench/ab-etl.ts) means its own.
+    absWorkingDir: process.cwd(),
     entryPoints: [opts.entry],
     outfile: bundle,
     bundle: true,
