@@ -186,7 +186,73 @@ describe("a chunk whose pixels do not match its count", () => {
   });
 });
 
+/** The real D1, except that every batch holding a swap fails with `error` (nothing of it runs). */
+function swapFails(error: string): D1Database {
+  const sqlOf = new WeakMap<D1PreparedStatement, string>();
+  return new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare")
+        return (query: string) => {
+          const statement = target.prepare(query);
+          const bind = statement.bind.bind(statement);
+          // The statement a batch gets is the one bind returns: remember its SQL too.
+          statement.bind = (...values: unknown[]) => {
+            const bound = bind(...values);
+            sqlOf.set(bound, query);
+            return bound;
+          };
+          sqlOf.set(statement, query);
+          return statement;
+        };
+      if (prop === "batch")
+        return (statements: D1PreparedStatement[]) =>
+          statements.some((st) => sqlOf.get(st)?.startsWith("INSERT INTO dataset_swaps"))
+            ? Promise.reject(new Error(error))
+            : target.batch(statements);
+      const value = Reflect.get(target, prop) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 describe("the swap that publishes a run's rows", () => {
+  it("an SQL error in the swap fails the run at once, instead of retrying for ever, and keeps the last dataset", async () => {
+    const before = await dataset();
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 21));
+    await deliver(QUEUES.chunks, chunks.slice(0, 3));
+    const broken = swapFails("D1_ERROR: too many terms in compound SELECT: SQLITE_ERROR");
+    const { result } = await deliver(QUEUES.chunks, [chunks[3]!], { env: { DB: broken } });
+    expect(result.retryMessages).toEqual([]);
+    expect(result.explicitAcks).toHaveLength(1);
+    const run = await getRun(runId);
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      "the swap failed: Error: D1_ERROR: too many terms in compound SELECT: SQLITE_ERROR. The previous dataset was left as it was",
+    );
+    expect(await dataset()).toEqual(before);
+  });
+
+  it("a dead letter whose swap fails too fails the run saying so; a resume then swaps it in", async () => {
+    const before = await dataset();
+    const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 22));
+    const down = swapFails("D1_ERROR: injected: the swap's batch failed");
+    // Every chunk commits, but the completion check fails each time: the last one is retried, then dead-lettered.
+    const { result } = await deliver(QUEUES.chunks, chunks, { env: { DB: down } });
+    expect(result.retryMessages.length).toBeGreaterThan(0);
+    expect((await getRun(runId)).status).toBe("loading");
+    await deliver(QUEUES.deadLetter, [chunks[3]!], { env: { DB: down } });
+    const failed = await getRun(runId);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toBe(
+      "every chunk was loaded, but swapping them in failed on every delivery: D1_ERROR: injected: the swap's batch failed",
+    );
+    expect(await dataset()).toEqual(before);
+    // Nothing was lost: a resume finds every chunk in the ledger and swaps.
+    expect((await postResume(runId)).status).toBe(202);
+    expect((await waitForRun(runId)).status).toBe("complete");
+    await expectSynthetic(TRAIN, TEST, 22);
+  });
+
   it("refuses rows that D1 does not count, failing the run and keeping the last dataset", async () => {
     const before = await dataset();
     const { runId, chunks } = await loadingRun(syntheticArchives(TRAIN, TEST, 19));

@@ -499,7 +499,7 @@ export const DatasetListSchema = z
   .object({
     datasets: z.array(DatasetSummarySchema).openapi({
       description:
-        "The registry's datasets in registry order, loaded or not, then the custom datasets loaded, by name.",
+        "The registry's datasets in registry order, loaded or not, then every custom dataset loaded or started, by name.",
     }),
   })
   .openapi("DatasetList");

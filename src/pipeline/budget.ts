@@ -26,9 +26,9 @@ export interface ConsumerShape {
   readonly pixelsPerImage: number;
 }
 
-/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the swap batch, getRun, count rows, failRun. */
-const COMPLETION_QUERIES = 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
-const COMPLETION_CALLS = 6;
+/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the catalog, the swap batch, getRun, count rows, failRun. */
+const COMPLETION_QUERIES = 1 + 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
+const COMPLETION_CALLS = 7;
 /** load.ts chunksStatements: after the chunks, the progress update, the run-state read and the ledger read. */
 const RUN_STATEMENTS = 3;
 

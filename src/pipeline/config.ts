@@ -49,10 +49,10 @@ function positiveInt(name: string, raw: string | undefined, fallback: number): n
 export const D1_MAX_DATABASE_BYTES = 10_000_000_000;
 
 /**
- * Chunk messages one job may send: a sendBatch (one subrequest) carries a
- * single message of the largest images, and an invocation may make 1,000
- * subrequests to Cloudflare services on every plan; the rest of the budget is
- * for D1 (ledger, pins, heartbeats) and retries.
+ * Chunk messages one job may send: a sendBatch (one subrequest) carries two
+ * chunk messages (Queues' 256 KB per batch), and we budget 1,000 subrequests
+ * to Cloudflare services per invocation, the least any plan has allowed; the
+ * rest of the budget is for D1 (ledger, pins, heartbeats) and retries.
  */
 export const DEFAULT_JOB_MAX_CHUNKS = 800;
 
