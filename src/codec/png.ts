@@ -7,6 +7,7 @@
  */
 import { buf as crc32 } from "crc-32";
 import { zlibSync } from "fflate";
+import { concatBytes } from "./bytes";
 
 const SIGNATURE = Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a);
 
@@ -61,7 +62,7 @@ export function upscale(img: GrayImage | PngImage, scale: number): GrayImage | P
   return "channels" in img ? { width, height, channels, pixels } : { width, height, pixels };
 }
 
-function chunk(type: string, data: Uint8Array): Uint8Array {
+function chunk(type: string, data: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(12 + data.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, data.length);
@@ -96,13 +97,7 @@ export function encodePng(img: PngImage): Uint8Array<ArrayBuffer> {
     chunk("IDAT", zlibSync(raw, { level: 9 })),
     chunk("IEND", new Uint8Array(0)),
   ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 }
 
 /** A one-channel image as a grayscale PNG (colour type 0). */

@@ -20,6 +20,7 @@ import {
 } from "../codec/idx";
 import { archiveUrl, redactUrl } from "../codec/source";
 import { transposedShape, transposeImages } from "../codec/transform";
+import { concatBytes } from "../codec/bytes";
 import { openZipMember, readZipDirectory, type ZipDirectory } from "./zip-member";
 
 /**
@@ -189,30 +190,11 @@ class HeaderFound extends Interrupt {
   }
 }
 
-const headerOnly = (file: string): ArchiveReader<IdxHeader> => {
-  const gunzip = new VerifyingGunzip(file);
-  let head = new Uint8Array(0);
-  const take = (out: Uint8Array) => {
-    const joined = new Uint8Array(head.length + out.length);
-    joined.set(head);
-    joined.set(out, head.length);
-    head = joined;
-    const need = idxHeaderLength(head);
-    if (need !== undefined && head.length >= need) throw new HeaderFound(parseIdxHeader(head, file));
-  };
-  return {
-    partial: true,
-    push: async (block) => {
-      for (const out of gunzip.push(block)) take(out);
-    },
-    verify: async () => {
-      for (const out of gunzip.finish()) take(out);
-      parseIdxHeader(head, file); // throws: empty or truncated header
-    },
-    end: async () => parseIdxHeader(head, file),
-    abort: async () => {},
-  };
-};
+/** An archive read no further than its IDX header, which HeaderSink throws out as HeaderFound. */
+const headerOnly = (file: string): ArchiveReader<IdxHeader> => ({
+  ...inflateInto(file, () => new HeaderSink(file))(),
+  partial: true,
+});
 
 /**
  * Only the MD5s of the images archives (downloaded, not inflated): enough to
@@ -435,7 +417,7 @@ async function fetchFrom<T>(
 
 /** Collects the IDX header bytes, then hands the body on. */
 abstract class IdxSink<T> implements Sink<T> {
-  private head = new Uint8Array(0);
+  private head: Uint8Array = new Uint8Array(0);
   protected header: IdxHeader | undefined;
   protected bodyBytes = 0;
 
@@ -443,9 +425,7 @@ abstract class IdxSink<T> implements Sink<T> {
 
   async write(chunk: Uint8Array): Promise<void> {
     if (this.header === undefined) {
-      const joined = new Uint8Array(this.head.length + chunk.length);
-      joined.set(this.head);
-      joined.set(chunk, this.head.length);
+      const joined = concatBytes(this.head, chunk);
       const need = idxHeaderLength(joined);
       if (need === undefined || joined.length < need) {
         this.head = joined;
@@ -485,6 +465,21 @@ abstract class IdxSink<T> implements Sink<T> {
   protected abstract body(chunk: Uint8Array): Promise<void>;
   abstract finish(): Promise<T>;
   abstract abort(reason: unknown): Promise<void>;
+}
+
+/** Wants only the header: stops the read there (HeaderFound), or says the file ended before it. */
+class HeaderSink extends IdxSink<IdxHeader> {
+  protected async begin(h: IdxHeader): Promise<void> {
+    throw new HeaderFound(h);
+  }
+
+  protected async body(): Promise<void> {}
+
+  async finish(): Promise<IdxHeader> {
+    return this.checkComplete();
+  }
+
+  async abort(): Promise<void> {}
 }
 
 /** Largest labels file held in memory: 16M images, far beyond any IDX dataset. */

@@ -33,6 +33,7 @@ import {
 } from "../codec/zip";
 import { EtlError, SourceChangedError, errorMessage } from "../core/errors";
 import { TooSlow, readBody, type Fetch } from "./download";
+import { concatBytes } from "../codec/bytes";
 
 export type { ZipEntry };
 
@@ -213,7 +214,7 @@ async function* memberBytes(
   const corrupt = (why: string): EtlError => new EtlError(`${who}: ${why}`, true);
   for await (let block of compressed) {
     if (head !== undefined) {
-      head = head.length === 0 ? block : concat(head, block);
+      head = head.length === 0 ? block : concatBytes(head, block);
       if (head.length < LOCAL_HEADER_FIXED_BYTES) continue;
       const length = localHeaderLength(head, file, entry.name);
       if (head.length < length) continue;
@@ -399,20 +400,9 @@ async function readWhole(
     throw err;
   }
   const md5 = [...new Uint8Array(await digest.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  const kept = concat(...pieces);
+  const kept = concatBytes(...pieces);
   const drop = Math.max(0, kept.length - WHOLE_ZIP_KEEP_BYTES);
   return { kept: kept.subarray(drop), size, wholeMd5: md5 };
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** The last segment of the URL's path, decoded: what messages call the zip. */
