@@ -3,6 +3,7 @@
  * nothing: every dataset already loaded keeps exactly its rows, and the
  * catalog and the refused dataset's tables are as they were.
  */
+import { env } from "cloudflare:workers";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CustomFiles } from "../src/core/datasets";
 import { REGISTRY_NAMES, registryEntry } from "../src/core/registry";
@@ -229,10 +230,43 @@ describe("the files' content", () => {
     const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     expect(failed.error).toMatch(
       new RegExp(
-        `^${escape(`mnist needs about ${need} in D1 for its 52 images of 28×28×1 as float32, loaded beside the copy it replaces; the database holds `)}\\d+(\\.\\d+)? [MG]B${escape(` of at most ${describeBytes(max)} (D1_MAX_BYTES), so it cannot fit. Nothing was loaded`)}$`,
+        `^${escape(`mnist needs about ${need} in D1 for its 52 images of 28×28×1 as float32, loaded beside the copy it replaces; the database holds `)}\\d+(\\.\\d+)? [MG]B${escape(`, of at most ${describeBytes(max)} (D1_MAX_BYTES), so it cannot fit. Nothing was loaded`)}$`,
       ),
     );
     expect(failed.chunksTotal).toBeNull();
+  });
+});
+
+describe("room for loads that run at once", () => {
+  it("counts what other datasets' loading runs have still to write: two large loads cannot both pass", async () => {
+    // Another dataset's run, loading, with 2 million images still to write (about 8 GB).
+    const at = new Date().toISOString();
+    await env.DB.prepare(
+      `INSERT INTO runs (id, dataset, trigger, source, status, train_expected, test_expected, train_loaded, test_loaded,
+         image_rows, image_cols, image_channels, created_at, updated_at)
+       VALUES ('big-loading', 'big-one', 'http', 'x', 'loading', 2000000, 0, 0, 0, 28, 28, 1, ?1, ?1)`,
+    )
+      .bind(at)
+      .run();
+    try {
+      const data = mnistData(20);
+      const jobs = capturingQueue<ExtractMessage>();
+      const run = await trigger(
+        { dataset: "mnist", source: await publishFiles(specArchives(MNIST, data)) },
+        { jobs: jobs.queue },
+      );
+      // Room for mnist alone, not for both.
+      const { thrown } = await deliver(QUEUES.jobs, jobs.sent, { env: { D1_MAX_BYTES: String(1e9) } });
+      expect(thrown).toBeUndefined();
+      const failed = await waitForRun(run.id);
+      expect(failed.status).toBe("failed");
+      const pending = describeBytes(datasetBytes({ train: 2_000_000, test: 0 }, SHAPE_28));
+      expect(failed.error).toContain(
+        `and 1 other run loading will add about ${pending}, of at most 1.00 GB (D1_MAX_BYTES)`,
+      );
+    } finally {
+      await env.DB.prepare("UPDATE runs SET status = 'failed' WHERE id = 'big-loading'").run();
+    }
   });
 });
 

@@ -19,20 +19,57 @@ export function datasetBytes(counts: Readonly<Record<Split, number>>, shape: Sha
   return SPLITS.reduce((n, s) => n + estimateTableBytes(counts[s], pixelBytes), 0);
 }
 
-/** Throws a (non-retryable) EtlError if the database cannot hold the run's copy beside what it holds now. */
+interface LoadingRow {
+  train_expected: number;
+  test_expected: number;
+  train_loaded: number;
+  test_loaded: number;
+  image_rows: number;
+  image_cols: number;
+  image_channels: number;
+}
+
+/**
+ * Throws a (non-retryable) EtlError if the database cannot hold the run's copy
+ * beside what it holds now and what the other datasets' runs still have to
+ * write: two large loads started together must not both pass the check and
+ * then fill the database between them.
+ */
 export async function checkCapacity(
   db: D1Database,
-  dataset: string,
+  run: { readonly id: string; readonly dataset: string },
   counts: Readonly<Record<Split, number>>,
   shape: Shape,
   cfg: Pick<Config, "maxDatabaseBytes">,
 ): Promise<void> {
   const need = datasetBytes(counts, shape);
-  const result = await db.prepare("SELECT 1").run();
+  const result = await db
+    .prepare(
+      `SELECT train_expected, test_expected, train_loaded, test_loaded, image_rows, image_cols, image_channels
+       FROM runs WHERE status = 'loading' AND id <> ?1 AND image_rows IS NOT NULL`,
+    )
+    .bind(run.id)
+    .all<LoadingRow>();
   const now = result.meta.size_after ?? 0;
-  if (now + need <= cfg.maxDatabaseBytes) return;
+  const pending = result.results.reduce(
+    (n, r) =>
+      n +
+      datasetBytes(
+        {
+          train: Math.max(0, r.train_expected - r.train_loaded),
+          test: Math.max(0, r.test_expected - r.test_loaded),
+        },
+        { rows: r.image_rows, cols: r.image_cols, channels: r.image_channels },
+      ),
+    0,
+  );
+  if (now + pending + need <= cfg.maxDatabaseBytes) return;
   const images = counts.train + counts.test;
+  const others =
+    pending > 0
+      ? ` and ${result.results.length} other run${result.results.length > 1 ? "s" : ""} loading will add about ${describeBytes(pending)}`
+      : "";
   throw new EtlError(
-    `${dataset} needs about ${describeBytes(need)} in D1 for its ${images.toLocaleString("en-US")} images of ${shape.rows}×${shape.cols}×${shape.channels} as float32, loaded beside the copy it replaces; the database holds ${describeBytes(now)} of at most ${describeBytes(cfg.maxDatabaseBytes)} (D1_MAX_BYTES), so it cannot fit. Nothing was loaded`,
+    `${run.dataset} needs about ${describeBytes(need)} in D1 for its ${images.toLocaleString("en-US")} images of ${shape.rows}×${shape.cols}×${shape.channels} as float32, loaded beside the copy it replaces; the database holds ${describeBytes(now)}${others}, of at most ${describeBytes(cfg.maxDatabaseBytes)} (D1_MAX_BYTES), so it cannot fit. Nothing was loaded`,
   );
 }

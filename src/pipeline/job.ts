@@ -193,7 +193,7 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       );
     }
     const planned = labels.flatMap((l) => planChunks(l, chunkSize));
-    if (run.status !== "loading") await checkCapacity(env.DB, run.dataset, expected, layout.shape, cfg);
+    if (run.status !== "loading") await checkCapacity(env.DB, run, expected, layout.shape, cfg);
     const loading = {
       expected,
       chunksTotal: planned.length,
