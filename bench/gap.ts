@@ -26,7 +26,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gunzipSync } from "node:zlib";
@@ -38,7 +38,7 @@ import { removeEtlState, startEtl, type EtlServer } from "./lib/etl";
 import { frozenConfig } from "./lib/frozen";
 import { producerOnce } from "./lib/producer-only";
 import { processCpuSeconds } from "./lib/rss";
-import { summarise } from "./lib/stats";
+import { loadAverage, summarise } from "./lib/stats";
 
 const { values } = parseArgs({
   options: {
@@ -55,10 +55,6 @@ const dataDir = resolve(values.data);
 const perTransaction = Number(values["per-transaction"]);
 /** A larger transaction for the product's statements: max_batch_size 16 instead of 4. */
 const largeTransaction = 2_560;
-const load = () =>
-  loadavg()
-    .map((x) => x.toFixed(2))
-    .join(" ");
 
 interface Sample {
   /** The variant's own timed span (inside the Worker; trigger → complete for the ETL). */
@@ -74,7 +70,7 @@ interface Sample {
 const state = await mkdtemp(join(tmpdir(), "idx-etl-gap-"));
 let gap: DevServer | undefined;
 let etl: EtlServer | undefined;
-const startLoad = load();
+const startLoad = loadAverage();
 try {
   const config = await frozenConfig({ entry: "bench/gap/worker.ts", config: "bench/gap/wrangler.toml", dir: state });
   await applyLocalMigrations({ config, database: "bench-gap", persistTo: state });
@@ -224,7 +220,7 @@ try {
   const seen = new Map<string, Sample[]>();
   const loads: string[] = [];
   for (let rep = 0; rep <= reps; rep++) {
-    loads.push(load());
+    loads.push(loadAverage());
     for (const v of variants) {
       const s = await v.once();
       const parts = [
@@ -237,7 +233,7 @@ try {
       if (rep > 0) seen.set(v.name, [...(seen.get(v.name) ?? []), s]);
     }
   }
-  loads.push(load());
+  loads.push(loadAverage());
 
   if (reps > 0) {
     const base = summarise(seen.get("floor-640")!.map((s) => s.seconds)).median;

@@ -20,7 +20,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { serveArchives } from "../scripts/lib/archive-server";
@@ -28,7 +28,7 @@ import { applyLocalMigrations, startDevServer, type DevServer } from "../scripts
 import { removeEtlState, startEtl, type EtlServer } from "./lib/etl";
 import { frozenConfig } from "./lib/frozen";
 import { processCpuSeconds } from "./lib/rss";
-import { summarise } from "./lib/stats";
+import { loadAverage, summarise } from "./lib/stats";
 
 const { values } = parseArgs({
   options: {
@@ -39,10 +39,6 @@ const { values } = parseArgs({
 });
 const reps = Number(values.reps);
 const dataDir = resolve(values.data);
-const load = () =>
-  loadavg()
-    .map((x) => x.toFixed(2))
-    .join(" ");
 
 interface RunJson {
   id: string;
@@ -83,7 +79,7 @@ const state = await mkdtemp(join(tmpdir(), "idx-etl-queue-path-"));
 const archives = await serveArchives(dataDir);
 let qp: DevServer | undefined;
 let etl: EtlServer | undefined;
-const startLoad = load();
+const startLoad = loadAverage();
 try {
   const config = await frozenConfig({ entry: "bench/queue-path/worker.ts", config: "wrangler.toml", dir: state });
   await applyLocalMigrations({ config, database: "images", persistTo: state });
@@ -261,17 +257,17 @@ try {
   const seen = new Map<string, Sample[]>();
   const loads: string[] = [];
   for (let rep = 0; rep <= reps; rep++) {
-    loads.push(load());
+    loads.push(loadAverage());
     for (const v of variants) {
       const s = await v.once();
       const extra = JSON.stringify(s.extra, (_, x) => (typeof x === "number" ? Math.round(x * 1000) / 1000 : x));
       console.log(
-        `${rep === 0 ? "warm-up" : `rep ${rep}`} ${v.name}: ${s.seconds.toFixed(2)} s, cpu ${s.cpu.toFixed(2)} s, ${extra} [load ${load()}]`,
+        `${rep === 0 ? "warm-up" : `rep ${rep}`} ${v.name}: ${s.seconds.toFixed(2)} s, cpu ${s.cpu.toFixed(2)} s, ${extra} [load ${loadAverage()}]`,
       );
       if (rep > 0) seen.set(v.name, [...(seen.get(v.name) ?? []), s]);
     }
   }
-  loads.push(load());
+  loads.push(loadAverage());
 
   if (reps > 0) {
     const med = (xs: number[]) => summarise(xs).median.toFixed(2);

@@ -1,4 +1,5 @@
 /** Small statistics for repeated timings. */
+import { loadavg } from "node:os";
 export interface Summary {
   readonly median: number;
   readonly min: number;
@@ -15,3 +16,9 @@ export function summarise(samples: readonly number[]): Summary {
 }
 
 export const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits;
+
+/** The machine's load averages (1, 5, 15 min) as printed beside timings: a shared machine's figures need them. */
+export const loadAverage = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");

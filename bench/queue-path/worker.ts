@@ -29,7 +29,8 @@ type Mode = "real" | "capture" | "ack";
 let mode: Mode = "real";
 let captured: ChunkMessage[] = [];
 let t0 = Date.now();
-const counters = {
+/** The bench counters at the start of a round. */
+const freshCounters = () => ({
   /** Chunk messages acked by the bench consumer (capture/ack). */
   acked: 0,
   /** Chunk-queue deliveries (batches) seen, whatever the mode. */
@@ -47,7 +48,8 @@ const counters = {
   d1Batches: 0,
   /** The last delivery's handler time (the completion check and swap, in real mode; ms). */
   lastHandlerMs: 0,
-};
+});
+const counters = freshCounters();
 
 /** env.DB with its batch() timed, for the chunk consumer (real mode). */
 const timedDb = (db: D1Database): D1Database =>
@@ -80,19 +82,7 @@ export default {
         mode = m;
         if (m === "capture") captured = [];
         t0 = Date.now();
-        Object.assign(counters, {
-          acked: 0,
-          deliveries: 0,
-          firstDeliveryMs: NaN,
-          lastDeliveryEndMs: NaN,
-          sendStartMs: NaN,
-          sendEndMs: NaN,
-          sendBatches: 0,
-          handlerMs: 0,
-          d1BatchMs: 0,
-          d1Batches: 0,
-          lastHandlerMs: 0,
-        });
+        Object.assign(counters, freshCounters());
         return Response.json({ mode, captured: captured.length });
       }
       if (url.pathname === "/__bench/send" && request.method === "POST") {
