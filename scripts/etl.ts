@@ -92,7 +92,9 @@ async function main(): Promise<number> {
       printFailure(run, opts.named);
       return 1;
     }
-    printSummary(run, await datasetStats(dev.url, opts.spec.name, persistTo), await localDatabaseFile(persistTo), opts);
+    const stats = await datasetStats(dev.url, opts.spec.name, persistTo);
+    printSummary(run, stats, await localDatabaseFile(persistTo), opts);
+    await awaitExports(dev.url, opts.spec.name, opts.timeoutMs);
     return 0;
   } finally {
     await dev?.stop();
@@ -141,6 +143,32 @@ async function follow(url: string, id: string, timeoutMs: number): Promise<RunVi
     }
   } finally {
     view.stop();
+  }
+}
+
+/**
+ * The job that follows a load writes the dataset's .npy files to the local R2:
+ * wait for it while the dev server is still up, so that `npm run dev` serves
+ * exports from R2 afterwards. The run succeeded either way; without the files
+ * exports read D1.
+ */
+async function awaitExports(url: string, dataset: string, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const res = await fetch(`${url}/datasets/${encodeURIComponent(dataset)}`);
+    const view = res.ok ? ((await res.json()) as { exportsStored?: boolean }) : undefined;
+    if (view?.exportsStored === undefined) return; // a Worker without exports in R2
+    if (view.exportsStored) {
+      console.log(`exports: the .npy files written to local R2 in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      return;
+    }
+    if (Date.now() - t0 > timeoutMs) {
+      console.warn(
+        `exports: not written to R2 within ${timeoutMs / 1000} s; downloads read D1 until a later run's are`,
+      );
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 

@@ -24,6 +24,7 @@ describe("configuration agrees with the code", () => {
       schema.runChunks,
       schema.classCounts,
       schema.shadowClaims,
+      schema.datasetExports,
     ]) {
       const { name, columns, primaryKeys } = getTableConfig(table);
       const keyColumns = new Set(primaryKeys.flatMap((pk) => pk.columns.map((c) => c.name)));

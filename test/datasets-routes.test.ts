@@ -135,6 +135,7 @@ describe("GET /datasets", () => {
       sizeBytes: datasetBytes({ train: 60_000, test: 10_000 }, { rows: 28, cols: 28, channels: 1 }),
       version: null,
       swappedAt: null,
+      exportsStored: false,
       lastRun: null,
       activeRun: null,
     });

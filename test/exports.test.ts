@@ -6,15 +6,15 @@
  * swap has replaced them). A small synthetic dataset, loaded through the real
  * pipeline; then a second one, to see every validator change with the swap.
  */
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { app } from "../src/http/app";
 import { IMMUTABLE, parseRange } from "../src/http/routes/exports";
 import { npyExport, type ExportSpan } from "../src/read/export";
 import { readExtent } from "../src/read/images";
 import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
 import { publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
 import { parseNpy } from "./npy";
+import { recorded } from "./recorded-app";
 
 const TRAIN = 1100; // three pages of images (500, 500, 100 rows)
 const TEST = 60;
@@ -26,50 +26,6 @@ const get = (path: string, headers: Record<string, string> = {}, method = "GET")
   SELF.fetch(`http://worker${path}`, { method, headers });
 const bytesOf = async (res: Response) => new Uint8Array(await res.arrayBuffer());
 const floatsLE = (pixels: Uint8Array) => float32LE(Float32Array.from(pixels, (b) => FLOAT_OF_BYTE[b]!));
-
-interface Statement {
-  sql: string;
-  params: unknown[];
-}
-
-/**
- * The app with a D1 binding that records every statement prepared through it
- * (and its parameters): the real D1 underneath. The body is read before the
- * invocation is awaited (the export streams from waitUntil).
- */
-async function recorded(path: string, headers: Record<string, string> = {}, method = "GET") {
-  const statements: Statement[] = [];
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === "prepare")
-        return (sql: string) => {
-          const entry: Statement = { sql, params: [] };
-          statements.push(entry);
-          const stmt = target.prepare(sql);
-          return new Proxy(stmt, {
-            get(s, p) {
-              if (p === "bind")
-                return (...params: unknown[]) => {
-                  entry.params = params;
-                  return s.bind(...params);
-                };
-              const v = Reflect.get(s, p) as unknown;
-              return typeof v === "function" ? v.bind(s) : v;
-            },
-          });
-        };
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === "function" ? v.bind(target) : v;
-    },
-  });
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://worker${path}`, { method, headers }), { ...env, DB: db }, ctx);
-  const body = await bytesOf(res);
-  await waitOnExecutionContext(ctx);
-  /** Statements that read an image table (images__<dataset>__<split>), not the catalog or the swap log. */
-  const imageReads = statements.filter((s) => /\bimages__/.test(s.sql));
-  return { res, body, statements, imageReads };
-}
 
 let source: string; // the first load's archives
 let version: string; // the first load's run: the dataset version

@@ -54,6 +54,17 @@ export const datasetSwaps = sqliteTable("dataset_swaps", {
   swappedAt: text("swapped_at").notNull(),
 });
 
+/**
+ * Which version of a dataset has its .npy files in R2 (pipeline/materialise.ts):
+ * current only while `version` is still the dataset's run_id.
+ */
+export const datasetExports = sqliteTable("dataset_exports", {
+  dataset: text("dataset").primaryKey(),
+  version: text("version").notNull(),
+  bytes: integer("bytes").notNull(),
+  exportedAt: text("exported_at").notNull(),
+});
+
 export const classes = sqliteTable(
   "classes",
   {

@@ -85,6 +85,7 @@ export function presentDataset(
     sizeBytes: loaded ? datasetBytes(loaded.counts, loaded.shape) : entry ? publishedBytes(entry) : null,
     version: catalog?.version ?? null,
     swappedAt: catalog?.swappedAt ?? null,
+    exportsStored: loaded?.exported ?? false,
     lastRun: lastRun ? presentRun(lastRun) : null,
     // A dataset's active run is always its newest: a run starts only when none is active, and only the newest resumes.
     activeRun: active ? lastRun.id : null,

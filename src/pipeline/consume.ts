@@ -9,6 +9,7 @@ import { errorMessage, isRetryable } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
+import { requestExports } from "./materialise";
 import { chunkKey, committedChunks, completeIfDone, database, failRun, getRun, noteRetry, type Db } from "../db/runs";
 
 /**
@@ -95,13 +96,15 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     return;
   }
   if (state?.status === "loading" && state.total !== null && state.committed >= state.total) {
+    let completion;
     try {
-      await completeIfDone(db, runId);
+      completion = await completeIfDone(db, runId);
     } catch (err) {
       console.warn(`run ${runId}: completion check failed (${errorMessage(err)}); its chunks will be redelivered`);
       settle("retry");
       return;
     }
+    if (completion === "complete") await requestExports(env, deliveries[0]!.chunk.dataset);
   }
   settle("ack");
 }
@@ -114,13 +117,16 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
       // Its rows committed, though every delivery reported an error (after the commit,
       // or in the completion check): nothing is lost, so finish the run instead of failing it.
       try {
-        await completeIfDone(db, m.runId);
+        if ((await completeIfDone(db, m.runId)) === "complete") await requestExports(env, m.dataset);
       } catch (err) {
         // The swap itself failed on every delivery: say so; a resume tries it again.
         const reason = `every chunk was loaded, but swapping them in failed on every delivery: ${errorMessage(err)}`;
         if (await failRun(db, m.runId, reason, { attempt: m.attempt }))
           console.error(`run ${m.runId} failed: ${reason}`);
       }
+    } else if (m?.kind === "export") {
+      // The run is complete either way; its exports read D1 until a later run's job succeeds.
+      console.error(`${m.dataset}: materialising its exports to R2 failed on every delivery`);
     } else if (m) {
       const run = await getRun(db, m.runId);
       const what = m.kind === "chunk" ? describeChunk(m) : "extraction";

@@ -33,7 +33,8 @@ import {
   type ExtractOptions,
   type SplitLabels,
 } from "./extract";
-import { parseMessage, type ExtractMessage } from "./messages";
+import { parseMessage, type ExportMessage, type ExtractMessage } from "./messages";
+import { materialiseExports, requestExports } from "./materialise";
 import { maxChunkImages, planChunks } from "./plan";
 import { Producer, SegmentFull } from "./produce";
 import { runDataset } from "./dataset";
@@ -136,7 +137,10 @@ class Lease {
 export async function consumeJobs(batch: MessageBatch<unknown>, env: Env, cfg: Config): Promise<void> {
   for (const msg of batch.messages) {
     const m = parseMessage(msg.body);
-    if (m?.kind !== "extract") {
+    if (m?.kind === "export") {
+      if ((await runExportJob(m, env)) === "retry") msg.retry();
+      else msg.ack();
+    } else if (m?.kind !== "extract") {
       console.error(`idx-etl-jobs: dropping malformed message ${msg.id}`);
       msg.ack();
     } else if ((await runExtractJob(m, env, cfg)) === "retry") msg.retry();
@@ -146,6 +150,19 @@ export async function consumeJobs(batch: MessageBatch<unknown>, env: Env, cfg: C
 
 /** What became of a job: done (whatever the run's outcome), or worth another delivery. */
 export type JobOutcome = "done" | "retry";
+
+/** Materialise a dataset's exports; a failure leaves exports reading D1, as before, so it is only logged. */
+export async function runExportJob(msg: ExportMessage, env: Env): Promise<JobOutcome> {
+  try {
+    const done = await materialiseExports(env, msg.dataset);
+    if (done.kind === "exported" && done.written > 0)
+      console.log(`${msg.dataset} ${done.version}: ${done.written} export files written to R2 (${done.bytes} bytes)`);
+    return "done";
+  } catch (err) {
+    console.warn(`${msg.dataset}: materialising its exports failed (${errorMessage(err)}); will retry`);
+    return "retry";
+  }
+}
 
 export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config): Promise<JobOutcome> {
   const db = database(env.DB);
@@ -181,6 +198,8 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       await hashImages(opts, deps, pins.sink);
       if (await unchangedSince(db, run, pins.values, expected)) {
         await completeUnchanged(db, run.id, { expected });
+        // Files of this version are in R2 already, unless the bucket was bound after its load.
+        await requestExports(env, run.dataset);
         return "done";
       }
     }
@@ -238,7 +257,8 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       return "done";
     }
     await producer.flush();
-    if (producer.sent === 0) await completeIfDone(db, run.id);
+    if (producer.sent === 0 && (await completeIfDone(db, run.id)) === "complete")
+      await requestExports(env, run.dataset);
     return "done";
   } catch (err) {
     const reason = errorMessage(err);

@@ -40,7 +40,17 @@ export interface ChunkMessage {
   readonly pixels: Uint8Array;
 }
 
-export type EtlMessage = ExtractMessage | ChunkMessage;
+/**
+ * idx-etl-jobs: write the dataset's current version's .npy files to R2
+ * (materialise.ts). Names no version: the job serves whatever is current when
+ * it runs, so a late or repeated one is harmless.
+ */
+export interface ExportMessage {
+  readonly kind: "export";
+  readonly dataset: string;
+}
+
+export type EtlMessage = ExtractMessage | ChunkMessage | ExportMessage;
 
 const isIndex = (n: unknown): n is number => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
 
@@ -48,6 +58,7 @@ const isIndex = (n: unknown): n is number => typeof n === "number" && Number.isS
 export function parseMessage(body: unknown): EtlMessage | undefined {
   if (typeof body !== "object" || body === null) return undefined;
   const m = body as Record<string, unknown>;
+  if (m.kind === "export") return isDatasetName(m.dataset) ? { kind: "export", dataset: m.dataset } : undefined;
   if (typeof m.runId !== "string" || m.runId === "") return undefined;
   // Messages queued before runs had attempts belong to the first one.
   const attempt = m.attempt === undefined ? 1 : m.attempt;

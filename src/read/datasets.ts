@@ -15,6 +15,8 @@ export interface LoadedDataset {
   readonly version: string | null;
   readonly swappedAt: string | null;
   readonly counts: Readonly<Record<Split, number>>;
+  /** Whether this version's .npy files are in R2 (migrations/0006_exports.sql): exports read them, not D1. */
+  readonly exported: boolean;
 }
 
 interface CatalogRow {
@@ -26,11 +28,13 @@ interface CatalogRow {
   image_channels: number | null;
   train_rows: number | null;
   test_rows: number | null;
+  exported: number;
 }
 
 const CATALOG_SQL = `SELECT d.name, d.run_id, d.swapped_at, r.image_rows, r.image_cols, r.image_channels,
-  s.train_rows, s.test_rows
-FROM datasets d LEFT JOIN runs r ON r.id = d.run_id LEFT JOIN dataset_swaps s ON s.run_id = d.run_id`;
+  s.train_rows, s.test_rows, e.version IS NOT NULL AS exported
+FROM datasets d LEFT JOIN runs r ON r.id = d.run_id LEFT JOIN dataset_swaps s ON s.run_id = d.run_id
+  LEFT JOIN dataset_exports e ON e.dataset = d.name AND e.version = d.run_id`;
 
 function loaded(row: CatalogRow): LoadedDataset {
   const registered = registryEntry(row.name)?.shape;
@@ -44,6 +48,7 @@ function loaded(row: CatalogRow): LoadedDataset {
     version: row.run_id,
     swappedAt: row.swapped_at,
     counts: { train: row.train_rows ?? 0, test: row.test_rows ?? 0 },
+    exported: row.exported === 1,
   };
 }
 

@@ -63,12 +63,15 @@ export function exportShape(span: SpanShape): number[] {
   return span.kind === "images" ? [span.count, d.rows, d.cols, d.channels] : [span.count];
 }
 
-const rowBytes = (span: SpanShape): number =>
+/** Bytes of one row of a span's file: an image's float32 values, or a label. */
+export const rowBytes = (span: SpanShape): number =>
   span.kind === "images" ? pixelsPerImage(span.shape) * BYTES_PER_VALUE : 1;
 
+/** A span's .npy header: the file's first bytes, before its rows. */
+export const spanHeader = (span: SpanShape): Uint8Array => npyHeader(dtypeOf(span.kind), exportShape(span));
+
 /** The exact size of a span's .npy file: its header, then count rows. */
-export const npyByteLength = (span: SpanShape): number =>
-  npyHeader(dtypeOf(span.kind), exportShape(span)).length + span.count * rowBytes(span);
+export const npyByteLength = (span: SpanShape): number => spanHeader(span).length + span.count * rowBytes(span);
 
 /** Bytes start … end - 1 of a file (an HTTP Range, resolved against its size). */
 export interface ByteRange {
@@ -101,7 +104,7 @@ export function npyExport(
   rowsPerPage = pageRows(span),
   range?: ByteRange,
 ): NpyExport {
-  const header = npyHeader(dtypeOf(span.kind), exportShape(span));
+  const header = spanHeader(span);
   const perRow = rowBytes(span);
   const fileSize = header.length + span.count * perRow;
   const { start, end: stop } = range ?? { start: 0, end: fileSize };

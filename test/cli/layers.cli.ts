@@ -1,6 +1,6 @@
 /**
  * The layers of src/ and the one direction of their imports (docs/architecture.md):
- * the entry (index.ts) → http → pipeline and read → db → codec → core. A module
+ * the entry (index.ts) → http → pipeline → read → db → codec → core. A module
  * may import its own folder and the folders below it, never one above or beside.
  */
 import { readdir, readFile } from "node:fs/promises";
@@ -13,7 +13,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   codec: ["core"],
   db: ["codec", "core"],
   read: ["db", "codec", "core"],
-  pipeline: ["db", "codec", "core"],
+  pipeline: ["read", "db", "codec", "core"],
   http: ["pipeline", "read", "db", "codec", "core"],
 };
 

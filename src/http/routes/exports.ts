@@ -23,6 +23,8 @@ import type { Split } from "../../core/datasets";
 import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import { readDataset } from "../../read/datasets";
 import { npyByteLength, npyExport, type ByteRange, type ExportKind } from "../../read/export";
+import { requestExports } from "../../pipeline/materialise";
+import { storedExport } from "../../read/export-store";
 import { readExtent } from "../../read/images";
 import { isLoaded } from "../present";
 import {
@@ -121,6 +123,9 @@ const fileHeaders = (flavour: Flavour, versioned: boolean) => ({
         ),
       }),
   "Accept-Ranges": header("`bytes`."),
+  "X-Export-Source": header(
+    "`r2`: streamed from the file written to R2 after the load; `d1`: read from D1 page by page (before that file is written, or without an R2 bucket). The same bytes either way.",
+  ),
   "Content-Length": header("Exact: the whole file's size, or the range's."),
   "Content-Disposition": header(
     flavour === "alias" ? 'attachment; filename="<file name>"' : 'attachment; filename="<name>-<file name>"',
@@ -368,7 +373,14 @@ async function serveExport(c: Context<AppEnv>, req: ExportRequest, again = false
   // HEAD: the same status and headers, and no stream (nothing would read it).
   if (c.req.method === "HEAD") return c.body(null, status, { ...headers, "Content-Length": String(length) });
 
-  const body = npyExport(c.env.DB, { dataset: name, shape, split, kind, offset, count, version }, undefined, range);
+  // Materialised to R2 after the load: a byte range of a stored file, and no image row read from D1.
+  const span = { dataset: name, shape, split, kind, offset, count, version };
+  const stored =
+    dataset.exported && c.env.EXPORTS ? await storedExport(c.env.EXPORTS, { ...span, rows }, range) : undefined;
+  const body = stored ?? npyExport(c.env.DB, span, undefined, range);
+  headers["X-Export-Source"] = stored ? "r2" : "d1";
+  // Files not written (the job failed, or the bucket was bound after the load): have them written now.
+  if (!dataset.exported && c.env.EXPORTS) c.executionCtx.waitUntil(requestExports(c.env, name));
   // A fixed length lets clients show progress and detect a cut-off download; it is the length computed above
   // from the header and the row count, and FixedLengthStream errors a body that yields more or fewer bytes.
   const { readable, writable } = new FixedLengthStream(length);

@@ -1,0 +1,54 @@
+/**
+ * The app with a D1 binding that records every statement prepared through it
+ * (and its parameters), to see which rows a request reads.
+ */
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { app } from "../src/http/app";
+
+interface Statement {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * The app with a D1 binding that records every statement prepared through it
+ * (and its parameters): the real D1 underneath. The body is read before the
+ * invocation is awaited (the export streams from waitUntil). Without the R2
+ * bucket unless `withR2`, so that an export reads D1 whether or not its files
+ * were materialised to R2 meanwhile.
+ */
+export async function recorded(path: string, headers: Record<string, string> = {}, method = "GET", withR2 = false) {
+  const statements: Statement[] = [];
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === "prepare")
+        return (sql: string) => {
+          const entry: Statement = { sql, params: [] };
+          statements.push(entry);
+          const stmt = target.prepare(sql);
+          return new Proxy(stmt, {
+            get(s, p) {
+              if (p === "bind")
+                return (...params: unknown[]) => {
+                  entry.params = params;
+                  return s.bind(...params);
+                };
+              const v = Reflect.get(s, p) as unknown;
+              return typeof v === "function" ? v.bind(s) : v;
+            },
+          });
+        };
+      const v = Reflect.get(target, prop) as unknown;
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  const ctx = createExecutionContext();
+  const { EXPORTS, ...rest } = env;
+  const bindings = { ...rest, DB: db, ...(withR2 ? { EXPORTS } : {}) } as Env;
+  const res = await app.fetch(new Request(`http://worker${path}`, { method, headers }), bindings, ctx);
+  const body = new Uint8Array(await res.arrayBuffer());
+  await waitOnExecutionContext(ctx);
+  /** Statements that read an image table (images__<dataset>__<split>), not the catalog or the swap log. */
+  const imageReads = statements.filter((s) => /\bimages__/.test(s.sql));
+  return { res, body, statements, imageReads };
+}
