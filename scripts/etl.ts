@@ -88,13 +88,14 @@ async function main(): Promise<number> {
     );
 
     const run = await follow(dev.url, started.run.id, opts.timeoutMs);
+    const completedAt = Date.now();
     if (run.status !== "complete") {
       printFailure(run, opts.named);
       return 1;
     }
     const stats = await datasetStats(dev.url, opts.spec.name, persistTo);
     printSummary(run, stats, await localDatabaseFile(persistTo), opts);
-    await awaitExports(dev.url, opts.spec.name, opts.timeoutMs);
+    await awaitExports(dev.url, opts.spec.name, completedAt, opts.timeoutMs);
     return 0;
   } finally {
     await dev?.stop();
@@ -152,14 +153,16 @@ async function follow(url: string, id: string, timeoutMs: number): Promise<RunVi
  * exports from R2 afterwards. The run succeeded either way; without the files
  * exports read D1.
  */
-async function awaitExports(url: string, dataset: string, timeoutMs: number): Promise<void> {
-  const t0 = Date.now();
+async function awaitExports(url: string, dataset: string, completedAt: number, timeoutMs: number): Promise<void> {
+  const t0 = completedAt;
   for (;;) {
     const res = await fetch(`${url}/datasets/${encodeURIComponent(dataset)}`);
     const view = res.ok ? ((await res.json()) as { exportsStored?: boolean }) : undefined;
     if (view?.exportsStored === undefined) return; // a Worker without exports in R2
     if (view.exportsStored) {
-      console.log(`exports: the .npy files written to local R2 in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      console.log(
+        `exports: the .npy files written to local R2 ${((Date.now() - t0) / 1000).toFixed(1)} s after the run`,
+      );
       return;
     }
     if (Date.now() - t0 > timeoutMs) {
