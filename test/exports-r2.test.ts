@@ -160,6 +160,21 @@ describe("after a load", () => {
     expect((await bothWays("/export/test-labels.npy")).r2.res.headers.get("X-Export-Source")).toBe("r2");
   });
 
+  it("a file larger than one R2 put takes is left to D1; the others are still stored and served", async () => {
+    const images = exportKey(DATASET, version, "test", "images");
+    await env.EXPORTS.delete([images, exportKey(DATASET, version, "test", "labels")]);
+    // Here a put takes 1,000 bytes at most: the test split's labels (188 bytes) fit, its images do not.
+    expect(await materialiseExports(env, DATASET, 1_000)).toMatchObject({ kind: "exported", written: 1 });
+    expect(await env.EXPORTS.head(images)).toBeNull();
+    let { d1, r2 } = await bothWays("/export/test.npy");
+    expect(r2.res.headers.get("X-Export-Source")).toBe("d1");
+    expect(r2.body).toEqual(d1.body);
+    ({ d1, r2 } = await bothWays("/export/test-labels.npy"));
+    expect(r2.res.headers.get("X-Export-Source")).toBe("r2");
+    expect(r2.body).toEqual(d1.body);
+    expect(await materialiseExports(env, DATASET)).toMatchObject({ written: 1 });
+  });
+
   it("without a bucket there is no job and nothing to write", async () => {
     const { EXPORTS: _, ...unbound } = env;
     expect(await materialiseExports(unbound as unknown as Env, DATASET)).toEqual({ kind: "unbound" });

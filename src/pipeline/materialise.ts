@@ -54,7 +54,11 @@ export async function requestExports(env: Env, dataset: string): Promise<void> {
   }
 }
 
-export async function materialiseExports(env: Env, dataset: string): Promise<Materialised> {
+export async function materialiseExports(
+  env: Env,
+  dataset: string,
+  maxPutBytes = MAX_PUT_BYTES,
+): Promise<Materialised> {
   const bucket = env.EXPORTS;
   if (!bucket) return { kind: "unbound" };
   const d = await readDataset(env.DB, dataset);
@@ -72,7 +76,7 @@ export async function materialiseExports(env: Env, dataset: string): Promise<Mat
         const size = npyByteLength(span);
         bytes += size;
         const key = exportKey(dataset, version, split, kind);
-        if (size > MAX_PUT_BYTES) {
+        if (size > maxPutBytes) {
           console.warn(`${key}: ${size} bytes is more than one R2 put takes; this file's exports read D1`);
           continue;
         }
