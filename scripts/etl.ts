@@ -157,8 +157,9 @@ async function awaitExports(url: string, dataset: string, completedAt: number, t
   const t0 = completedAt;
   for (;;) {
     const res = await fetch(`${url}/datasets/${encodeURIComponent(dataset)}`);
-    const view = res.ok ? ((await res.json()) as { exportsStored?: boolean }) : undefined;
-    if (view?.exportsStored === undefined) return; // a Worker without exports in R2
+    const view = res.ok ? ((await res.json()) as { exportsStored?: boolean | null }) : undefined;
+    // A Worker without exports in R2, or without a bucket bound: downloads read D1, nothing to wait for.
+    if (view?.exportsStored === undefined || view.exportsStored === null) return;
     if (view.exportsStored) {
       console.log(
         `exports: the .npy files written to local R2 ${((Date.now() - t0) / 1000).toFixed(1)} s after the run`,

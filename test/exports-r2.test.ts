@@ -184,6 +184,11 @@ describe("after a load", () => {
       DATASET,
     );
     expect(sent).toEqual([]);
+    // The API says so: no bucket, nothing to wait for.
+    const view = await recorded("/datasets/fashion-mnist");
+    expect(JSON.parse(new TextDecoder().decode(view.body))).toMatchObject({ version, exportsStored: null });
+    const bound = await recorded("/datasets/fashion-mnist", {}, "GET", true);
+    expect(JSON.parse(new TextDecoder().decode(bound.body))).toMatchObject({ version, exportsStored: true });
   });
 
   it("an export job that exhausted its retries fails no run", async () => {

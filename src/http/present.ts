@@ -62,14 +62,16 @@ function publishedBytes(entry: DatasetSpec): number | null {
 
 /**
  * A dataset as GET /datasets lists it: `catalog` is its catalog entry (none
- * for a registry dataset never loaded), `lastRun` its newest run, and
- * `classCount` the classes its last swap recorded (0: none recorded).
+ * for a registry dataset never loaded), `lastRun` its newest run,
+ * `classCount` the classes its last swap recorded (0: none recorded), and
+ * `exportsBucket` whether an R2 bucket for exports is bound.
  */
 export function presentDataset(
   name: string,
   catalog: LoadedDataset | undefined,
   lastRun: Run | undefined,
   classCount: number,
+  exportsBucket: boolean,
 ): DatasetSummary {
   const entry = registryEntry(name);
   const loaded = isLoaded(catalog) ? catalog : undefined;
@@ -85,7 +87,7 @@ export function presentDataset(
     sizeBytes: loaded ? datasetBytes(loaded.counts, loaded.shape) : entry ? publishedBytes(entry) : null,
     version: catalog?.version ?? null,
     swappedAt: catalog?.swappedAt ?? null,
-    exportsStored: loaded?.exported ?? false,
+    exportsStored: exportsBucket ? (loaded?.exported ?? false) : null,
     lastRun: lastRun ? presentRun(lastRun) : null,
     // A dataset's active run is always its newest: a run starts only when none is active, and only the newest resumes.
     activeRun: active ? lastRun.id : null,

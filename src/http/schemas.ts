@@ -481,9 +481,9 @@ export const DatasetSummarySchema = z
       .nullable()
       .openapi({ description: "The run whose swap loaded the current rows: the exports' version." }),
     swappedAt: z.string().nullable().openapi({ format: "date-time" }),
-    exportsStored: z.boolean().openapi({
+    exportsStored: z.boolean().nullable().openapi({
       description:
-        "Whether this version's .npy exports are materialised in R2: then downloads stream from R2 and read no image row from D1 (X-Export-Source: r2). False until the job that follows the load has written them, or without an R2 bucket.",
+        "Whether this version's .npy exports are materialised in R2: then downloads stream from R2 and read no image row from D1 (X-Export-Source: r2). False until the job that follows the load has written them; null when no R2 bucket is bound (exports always read D1).",
     }),
     lastRun: RunSchema.nullable().openapi({ description: "The dataset's newest run, whatever its status." }),
     activeRun: z.string().nullable().openapi({ description: "The id of the dataset's active run, if one is." }),

@@ -57,7 +57,7 @@ datasetRoutes.openapi(
     return c.json(
       {
         datasets: names.map((name) =>
-          presentDataset(name, byName.get(name), runOf.get(name), classCounts.get(name) ?? 0),
+          presentDataset(name, byName.get(name), runOf.get(name), classCounts.get(name) ?? 0, !!c.env.EXPORTS),
         ),
       },
       200,
@@ -93,7 +93,7 @@ datasetRoutes.openapi(
     // The names the last swap recorded; before any, the published ones.
     const classList = names.length > 0 ? names : (entry?.classes ?? []).map((n, label) => ({ label, name: n }));
     const body: DatasetView = {
-      ...presentDataset(name, catalog, lastRun[0], names.length),
+      ...presentDataset(name, catalog, lastRun[0], names.length, !!c.env.EXPORTS),
       classes: classList,
     };
     return c.json(body, 200);
