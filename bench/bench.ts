@@ -8,14 +8,18 @@
  *    full ETL on the local Worker (POST /runs force:true → GET /runs/:id shows
  *    complete; `wrangler dev` is started once, before timing, on a frozen bundle
  *    of src/index.ts in a state directory of its own: bench/lib/etl.ts), N times each.
+ *    After each run completes, the bench waits (untimed in the ETL's figure) for
+ *    the job that follows it to write the exports to R2 (pipeline/materialise.ts):
+ *    GET /datasets/{name} shows the version with exportsStored; that wait is the
+ *    materialisation time (materialise_s=).
  * 2. Peak memory: inside workerd, the Worker isolate's heap and buffers during a
  *    whole (untimed) run, read through the inspector (bench/lib/isolate.ts); and
  *    under Node on the same modules (bench/lib/memory.ts), the producer path and
  *    one chunk-consumer invocation apart; plus workerd's RSS. The producer must
  *    complete with V8 held to a 16 MB heap (producer_heap16=ok|fail; a failure
  *    fails the bench, after the report).
- * 2a. The read path: a Python client downloading the four .npy exports and
- *    loading them with numpy, against the seed's users reading the same arrays
+ * 2a. The read path: a Python client downloading the four .npy exports (from
+ *    R2, where they were materialised after the load) and loading them with numpy, against the seed's users reading the same arrays
  *    out of its SQLite file (sqlite3 + np.frombuffer), alternating
  *    (bench/export_read.py): export_ratio=.
  * 2b. The local D1 write floor: local D1 alone (bench/floor/worker.ts) storing
@@ -31,8 +35,9 @@
  *    cross-checked against the local D1 after the runs; and in dollars at
  *    Cloudflare's published prices (bench/lib/cost.ts PRICES) from what the
  *    meters counted (bench/metered/worker.ts, in a second dev server: the timed
- *    one runs the Worker bare) for one forced full load, one unchanged daily
- *    cron run and one full export.
+ *    one runs the Worker bare; R2 calls counted by class) for one forced full load
+ *    (its materialisation to R2 included), one unchanged daily cron run and one
+ *    full export (read from R2: X-Export-Source must say r2).
  * 4. Scaling (bench/lib/scaling.ts): a synthetic set the size of EMNIST ByClass
  *    (F× it; 814,255 images at F = 1), generated into a temp directory, through
  *    the extraction job itself, job after job as JOB_MAX_CHUNKS segments it
@@ -60,13 +65,22 @@ import {
   measureConcurrentIsolate,
   type ConcurrentResult,
 } from "./lib/concurrent";
-import { benchConfig, dollars, PRICES, runCost, storageDollarsPerMonth, usageFromMeter, type Usage } from "./lib/cost";
+import {
+  benchConfig,
+  dollars,
+  PRICES,
+  r2StorageDollarsPerMonth,
+  runCost,
+  storageDollarsPerMonth,
+  usageFromMeter,
+  type Usage,
+} from "./lib/cost";
 import { removeEtlState, startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
 import { benchVariants, etlTransactions, startFloor, type FloorResult, type FloorVariant } from "./lib/floor";
 import { mb, type MemoryReport } from "./lib/memory";
 import { renderMarkdown, type Results } from "./lib/report";
 import { findIsolateInspector, sampleIsolate, totalBytes } from "./lib/isolate";
-import { processCpuSeconds, rssSampler, workerdRssBytes } from "./lib/rss";
+import { cpuSampler, rssSampler, workerdRssBytes } from "./lib/rss";
 import {
   exportPlan,
   JOB_LIMITS,
@@ -134,15 +148,30 @@ async function exportTimes(url: string, seedDb: string, n: number): Promise<Expo
   return JSON.parse(stdout.trim().split("\n").pop() ?? "") as ExportTimes;
 }
 
-/** One full export as a client makes it (the four files, read to the end), for the meters. */
+/**
+ * One full export as a client makes it (the four files, read to the end), for
+ * the meters. Each must come from the files materialised in R2 after the load.
+ */
 async function exportOnce(url: string): Promise<number> {
   let bytes = 0;
   for (const f of ["train", "train-labels", "test", "test-labels"]) {
     const res = await fetch(`${url}/export/${f}.npy`);
     if (!res.ok) throw new Error(`GET /export/${f}.npy: HTTP ${res.status}`);
+    const source = res.headers.get("X-Export-Source");
     bytes += (await res.arrayBuffer()).byteLength;
+    if (source !== "r2")
+      throw new Error(
+        `GET /export/${f}.npy was served from ${source ?? "(no X-Export-Source header)"}, not from R2: the metered export must read the files materialised after the load`,
+      );
   }
   return bytes;
+}
+
+/** The wait for a run's exports to reach R2 (bench/lib/etl.ts): the bench needs the bucket bound. */
+function materialiseSeconds(t: EtlTiming): number {
+  if (t.exportSeconds === null)
+    throw new Error("wrangler.toml binds no EXPORTS bucket: the bench times and meters exports materialised in R2");
+  return t.exportSeconds;
 }
 
 /** A metered piece of work, in the bill's units and dollars. */
@@ -179,10 +208,21 @@ async function main(): Promise<void> {
   const baseline: Awaited<ReturnType<typeof baselineOnce>>[] = [];
   const ours: EtlTiming[] = [];
   const ourCpu: number[] = [];
+  const materialiseCpu: number[] = [];
   let load: Metered<EtlTiming> | undefined;
   let rssPeak = 0;
   let rssIdle = 0;
-  let isolate: { samples: number; restBytes: number; peakBytes: number; consumersOnlyPeakBytes: number } | undefined;
+  let isolate:
+    | {
+        samples: number;
+        restBytes: number;
+        peakBytes: number;
+        consumersOnlyPeakBytes: number;
+        materialisePeakBytes: number;
+        materialiseSeconds: number;
+        materialiseSamples: number;
+      }
+    | undefined;
   let cron: Metered<EtlTiming> | undefined;
   let exportMeter: Metered<number> | undefined;
   let exportRead: ExportTimes | undefined;
@@ -199,15 +239,23 @@ async function main(): Promise<void> {
       const b = await baselineOnce(seedDb);
       baseline.push(b);
       const sampler = rssSampler(server.dev.pid);
-      const cpu0 = await processCpuSeconds(server.dev.pid, "workerd");
+      // Sampled: the run's completion is known only afterwards (its finishedAt), and its CPU is read at that moment.
+      const cpu = cpuSampler(server.dev.pid, "workerd");
       const o = await server.run();
-      ourCpu.push((await processCpuSeconds(server.dev.pid, "workerd")) - cpu0);
+      const cpuRead = await cpu.stop();
+      const cpuComplete = cpuRead.at(o.completeAt);
+      ourCpu.push(cpuComplete - cpuRead.first);
+      materialiseCpu.push(cpuRead.last - cpuComplete);
       rssPeak = Math.max(rssPeak, await sampler.stop());
       ours.push(o);
       log(
-        `rep ${i + 1}/${reps}: baseline ${b.seconds.toFixed(2)} s (${b.rows} rows) | ours ${o.seconds.toFixed(2)} s (${o.rows} rows; extract ${o.extractSeconds.toFixed(2)} s, load ${(o.seconds - o.extractSeconds).toFixed(2)} s; workerd CPU ${ourCpu.at(-1)!.toFixed(2)} s)`,
+        `rep ${i + 1}/${reps}: baseline ${b.seconds.toFixed(2)} s (${b.rows} rows) | ours ${o.seconds.toFixed(2)} s (${o.rows} rows; extract ${o.extractSeconds.toFixed(2)} s, load ${(o.seconds - o.extractSeconds).toFixed(2)} s; workerd CPU ${ourCpu.at(-1)!.toFixed(2)} s) | then the exports to R2: ${materialiseSeconds(o).toFixed(2)} s after complete (not in ours; workerd CPU ${materialiseCpu.at(-1)!.toFixed(2)} s)`,
       );
     }
+    const mat = summarise(ours.map(materialiseSeconds));
+    log(
+      `materialise: the exports written to R2 after each run completed (not in ours): median ${mat.median.toFixed(2)} s (${mat.min.toFixed(2)}–${mat.max.toFixed(2)})`,
+    );
     // 2. The isolate's memory inside workerd, over one more run (sampling slows it: untimed).
     log("memory: the Worker isolate inside workerd, over one more run …");
     const sampler = await sampleIsolate(await findIsolateInspector(server.dev.pid, "idx-etl"));
@@ -215,15 +263,22 @@ async function main(): Promise<void> {
     const sampled = await server.run();
     const samples = await sampler.stop();
     const producerDone = t0 + sampled.producerSeconds * 1000;
+    // run() returns once the exports are in R2: the run's own figures stop at complete, the export job's follow it.
+    const complete = sampled.completeAt;
     const peak = (xs: typeof samples) => Math.max(0, ...xs.map((x) => totalBytes(x.usage)));
+    const inRun = samples.filter((x) => x.at <= complete);
     isolate = {
-      samples: samples.length,
+      samples: inRun.length,
       restBytes: totalBytes(samples[0]!.usage),
-      peakBytes: peak(samples),
-      consumersOnlyPeakBytes: peak(samples.filter((x) => x.at > producerDone)),
+      peakBytes: peak(inRun),
+      consumersOnlyPeakBytes: peak(inRun.filter((x) => x.at > producerDone)),
+      materialisePeakBytes: peak(samples.filter((x) => x.at > complete)),
+      materialiseSamples: samples.filter((x) => x.at > complete).length,
+      materialiseSeconds: materialiseSeconds(sampled),
     };
     // 2a. The read path.
     log(`read path: the four .npy exports with numpy vs the seed's SQLite file, alternating, ${reps} each …`);
+    // The last run waited for its exports to reach R2: the timed reads are the R2 path (export_read.py checks).
     exportRead = await exportTimes(server.dev.url, seedDb, reps);
     log(
       `read path: ours ${exportRead.ours.map((x) => x.toFixed(2)).join(", ")} s | seed ${exportRead.seed.map((x) => x.toFixed(2)).join(", ")} s`,
@@ -234,7 +289,9 @@ async function main(): Promise<void> {
 
   // 3. The bill: the same Worker with meters around it (bench/metered/worker.ts), in a
   // state of its own: a forced load after a first one, an unchanged cron run, an export.
-  log("cost: the metered Worker: one forced load (after a first), one unchanged daily cron run, one full export …");
+  log(
+    "cost: the metered Worker: one forced load (after a first; its exports' materialisation to R2 included), one unchanged daily cron run, one full export (from R2) …",
+  );
   const meteredEtl = await startEtl({ dataDir, vars: overrides, token });
   try {
     await meteredEtl.run();
@@ -242,6 +299,15 @@ async function main(): Promise<void> {
     cron = await meteredEtl.metered(() => meteredEtl.cron());
     if (!cron.result.unchanged) throw new Error(`the cron run ${cron.result.runId} was not recognised as unchanged`);
     exportMeter = await meteredEtl.metered(() => exportOnce(meteredEtl.dev.url));
+    const r2 = (m: Metered<unknown>) =>
+      `R2 class A ${m.meter.r2.classA}, class B ${m.meter.r2.classB}, free ${m.meter.r2.free}, ${m.meter.r2.bytesPut} bytes put; D1 rows read ${m.meter.d1.rowsRead}`;
+    log(
+      `cost: load ${r2(load)} (materialised ${materialiseSeconds(load.result).toFixed(2)} s after complete) | cron ${r2(cron)} | export ${r2(exportMeter)}`,
+    );
+    if (exportMeter.meter.r2.classB !== 4)
+      log(
+        `cost: WARNING: the export made ${exportMeter.meter.r2.classB} R2 class B calls, expected 4 (one get per file)`,
+      );
   } finally {
     await meteredEtl.stop();
     await removeEtlState(meteredEtl);
@@ -454,6 +520,11 @@ async function main(): Promise<void> {
       rowsPerS: Math.round(rows / o.median),
       extractSeconds: summarise(ours.map((x) => x.extractSeconds)),
       loadSeconds: summarise(ours.map((x) => x.seconds - x.extractSeconds)),
+      /** After complete, not in the figures above: until the exports were in R2 (pipeline/materialise.ts). */
+      materialiseSeconds: summarise(ours.map(materialiseSeconds)),
+      materialiseWorkerdCpuSeconds: summarise(materialiseCpu),
+      /** Trigger → the first GET /runs/:id that showed complete: locally only after the export job (bench/lib/etl.ts). */
+      observedSeconds: summarise(ours.map((x) => x.observedSeconds)),
       workerdCpuSeconds: summarise(ourCpu),
     },
     ratio: o.median / b.median,
@@ -489,6 +560,9 @@ async function main(): Promise<void> {
       isolateConsumersOnlyPeakMb: mb(isolate!.consumersOnlyPeakBytes),
       isolateRestMb: mb(isolate!.restBytes),
       isolateSamples: isolate!.samples,
+      isolateMaterialisePeakMb: mb(isolate!.materialisePeakBytes),
+      isolateMaterialiseSeconds: round(isolate!.materialiseSeconds),
+      isolateMaterialiseSamples: isolate!.materialiseSamples,
       isolateConcurrentPeakMb: mb(cg.peakBytes),
       isolateConcurrentJobPeakMb: mb(cg.jobPeakBytes),
       isolateConcurrentRestMb: mb(cg.restBytes),
@@ -519,6 +593,12 @@ async function main(): Promise<void> {
         bytes: load!.meter.d1.sizeAfter,
         dollarsPerMonth: storageDollarsPerMonth(load!.meter.d1.sizeAfter),
       },
+      // One copy of the four files: what a full export reads (a load's put replaces the older version's, then deletes them).
+      r2Storage: {
+        bytes: exportMeter!.result,
+        bytesPut: load!.meter.r2.bytesPut,
+        dollarsPerMonth: r2StorageDollarsPerMonth(exportMeter!.result),
+      },
     },
     crossCheck,
     scaling,
@@ -533,7 +613,7 @@ async function main(): Promise<void> {
   const usd = (x: number) => x.toFixed(4);
   const scaleLimits = !scaling ? "skipped" : Object.values(scaling.checks).every((c) => c === "ok") ? "ok" : "fail";
   log(
-    `ratio=${round(results.ratio)} etl_over_floor=${round(results.etlOverFloor)} export_ratio=${round(results.readPath.ratio)} producer_heap16=${producerHeap16} isolate_peak_mb=${results.memory.isolatePeakMb} usd_per_load=${usd(results.bill.load.dollars.total)} floor_ratio=${round(results.floor.ratio)} floor_s=${round(results.floor.median)} floor_layout=${results.floor.name} etl_layout_floor_ratio=${round(results.floor.etlLayout.ratio)} etl_over_etl_layout_floor=${round(results.etlOverEtlLayoutFloor)} usd_per_cron=${usd(results.bill.cron.dollars.total)} usd_per_export=${usd(results.bill.export.dollars.total)} rows_per_s=${results.ours.rowsPerS} isolate_concurrent_peak_mb=${results.memory.isolateConcurrentPeakMb} isolate_concurrent_live_peak_mb=${results.memory.isolateConcurrentLivePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb} scale_limits=${scaleLimits}${scaling ? ` scale_jobs=${scaling.run.segments.length} scale_max_subrequests=${scaling.maxima.subrequestsAtWallLimit} scale_max_cpu_s=${scaling.maxima.cpuSeconds} scale_max_peak_mb=${scaling.maxima.peakMb} scale_export_pages=${Math.max(...scaling.export.files.map((f) => f.pages))}` : ""}`,
+    `ratio=${round(results.ratio)} etl_over_floor=${round(results.etlOverFloor)} export_ratio=${round(results.readPath.ratio)} producer_heap16=${producerHeap16} isolate_peak_mb=${results.memory.isolatePeakMb} usd_per_load=${usd(results.bill.load.dollars.total)} floor_ratio=${round(results.floor.ratio)} floor_s=${round(results.floor.median)} floor_layout=${results.floor.name} etl_layout_floor_ratio=${round(results.floor.etlLayout.ratio)} etl_over_etl_layout_floor=${round(results.etlOverEtlLayoutFloor)} usd_per_cron=${usd(results.bill.cron.dollars.total)} usd_per_export=${usd(results.bill.export.dollars.total)} rows_per_s=${results.ours.rowsPerS} isolate_concurrent_peak_mb=${results.memory.isolateConcurrentPeakMb} isolate_concurrent_live_peak_mb=${results.memory.isolateConcurrentLivePeakMb} producer_peak_mb=${results.memory.producerPeakMb} consumer_peak_mb=${results.memory.consumerPeakMb} producer_capped_mb=${results.memory.producerCappedPeakMb} consumer_capped_mb=${results.memory.consumerCappedPeakMb} producer_live_mb=${results.memory.producerLivePeakMb} consumer_live_mb=${results.memory.consumerLivePeakMb} scale_limits=${scaleLimits}${scaling ? ` scale_jobs=${scaling.run.segments.length} scale_max_subrequests=${scaling.maxima.subrequestsAtWallLimit} scale_max_cpu_s=${scaling.maxima.cpuSeconds} scale_max_peak_mb=${scaling.maxima.peakMb} scale_export_pages=${Math.max(...scaling.export.files.map((f) => f.pages))}` : ""} materialise_s=${round(results.ours.materialiseSeconds.median)} usd_r2_storage_month=${results.bill.r2Storage.dollarsPerMonth.toFixed(6)}`,
   );
   if (producerHeap16 !== "ok" || scaleLimits === "fail") process.exitCode = 1;
 }

@@ -5,7 +5,9 @@
 
 ours: a client downloads the four .npy exports from the running Worker
 (GET BASE_URL/export/{train,train-labels,test,test-labels}.npy, redirects
-followed) and loads each with np.load.
+followed) and loads each with np.load. The Worker streams them from the files
+materialised in R2 after the load: the untimed first round checks that every
+response says X-Export-Source: r2 (the D1-read path is not what is timed).
 seed: the original script's users read the same arrays out of its SQLite file
 (tables train/test: id INTEGER PRIMARY KEY, image BLOB, label INTEGER) with
 sqlite3 and np.frombuffer.
@@ -22,17 +24,21 @@ import numpy as np
 FILES = ("train", "train-labels", "test", "test-labels")
 
 
-def fetch(base, name):
+def fetch(base, name, check=False):
     with urllib.request.urlopen(f"{base}/export/{name}.npy", timeout=600) as res:
-        return np.load(io.BytesIO(res.read()), allow_pickle=False)
+        body = res.read()
+        source = res.headers.get("X-Export-Source")
+    if check and source != "r2":
+        raise SystemExit(f"{name}.npy: served from {source or '(no X-Export-Source header)'}, not from R2")
+    return np.load(io.BytesIO(body), allow_pickle=False)
 
 
-def ours(base, parallel):
+def ours(base, parallel, check=False):
     if parallel:
         with ThreadPoolExecutor(len(FILES)) as pool:
-            arrays = list(pool.map(lambda n: fetch(base, n), FILES))
+            arrays = list(pool.map(lambda n: fetch(base, n, check), FILES))
     else:
-        arrays = [fetch(base, n) for n in FILES]
+        arrays = [fetch(base, n, check) for n in FILES]
     return dict(zip(FILES, arrays))
 
 
@@ -56,8 +62,8 @@ def timed(f, *args):
 def main():
     base, db, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
     parallel = "--parallel" in sys.argv[4:]
-    # Untimed first round of each, and the check that both read the same arrays.
-    a = ours(base, parallel)
+    # Untimed first round of each, the check that ours is read from R2, and that both read the same arrays.
+    a = ours(base, parallel, check=True)
     b = seed(db)
     for k in FILES:
         if a[k].dtype != b[k].dtype or a[k].shape != b[k].shape or a[k].tobytes() != b[k].tobytes():

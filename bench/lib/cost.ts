@@ -117,7 +117,8 @@ export function runCost(counts: Record<Split, number>, bench: BenchConfig): RunC
  * below from the pages named. Each figure is the rate beyond the plan's monthly
  * inclusions: within them (10M requests, 30M CPU-ms, 1M queue operations, 25B
  * rows read, 50M rows written, 5 GB of D1) the marginal cost is $0, and the plan
- * costs $5 a month whatever is used.
+ * costs $5 a month whatever is used. R2's own free tier (1M class A and 10M
+ * class B operations, 10 GB-month of standard storage) comes with any account.
  */
 export const PRICES = {
   retrieved: "2026-11-27",
@@ -149,9 +150,14 @@ export const PRICES = {
   },
   r2: {
     source: "https://developers.cloudflare.com/r2/pricing/",
+    /** Class A: put, list, createMultipartUpload, uploadPart, completeMultipartUpload (standard storage). */
     perMillionClassA: 4.5,
+    /** Class B: get, head. Deletes (and aborting a multipart upload) are free operations. */
     perMillionClassB: 0.36,
     perGbMonth: 0.015,
+    includedClassA: 1_000_000,
+    includedClassB: 10_000_000,
+    includedGbMonth: 10,
   },
 } as const;
 
@@ -165,9 +171,17 @@ export interface Usage {
   readonly queueOperations: number;
   readonly d1RowsRead: number;
   readonly d1RowsWritten: number;
-  /** R2 is not used by the pipeline (the pixels ride in the queue messages). */
+  /**
+   * R2 operations on the exports bucket: the files written after a load
+   * (pipeline/materialise.ts) and read by the exports. The pipeline itself
+   * does not use R2 (the pixels ride in the queue messages).
+   */
   readonly r2ClassA: number;
   readonly r2ClassB: number;
+  /** Deletes (the older versions' files): free operations, shown but not priced. */
+  readonly r2Free: number;
+  /** Bytes of the objects put (not billed as such: storage is, by GB-month). */
+  readonly r2BytesPut: number;
 }
 
 export interface Dollars {
@@ -199,6 +213,7 @@ export interface MeterReading {
   invocations: { fetch: number; scheduled: number; queue: Record<string, number> };
   delivered: Record<string, { messages: number; units: number }>;
   sent: Record<string, { messages: number; units: number }>;
+  r2: { classA: number; classB: number; free: number; bytesPut: number };
 }
 
 /**
@@ -207,7 +222,8 @@ export interface MeterReading {
  * more per delivery (a retry reads it again). CPU: all of workerd's CPU time
  * over the work — the Worker's JavaScript, but also local D1's SQLite and the
  * local queue broker, which Cloudflare does not bill as Workers CPU — so an
- * upper bound for what the Worker would be billed.
+ * upper bound for what the Worker would be billed. R2: the calls on the exports
+ * bucket, by the class R2 bills them as (bench/metered/worker.ts).
  */
 export function usageFromMeter(m: MeterReading, workerdCpuSeconds: number): Usage {
   const sum = (r: Record<string, { units: number }>) => Object.values(r).reduce((n, x) => n + x.units, 0);
@@ -218,10 +234,15 @@ export function usageFromMeter(m: MeterReading, workerdCpuSeconds: number): Usag
     queueOperations: 2 * sum(m.sent) + sum(m.delivered),
     d1RowsRead: m.d1.rowsRead,
     d1RowsWritten: m.d1.rowsWritten,
-    r2ClassA: 0,
-    r2ClassB: 0,
+    r2ClassA: m.r2.classA,
+    r2ClassB: m.r2.classB,
+    r2Free: m.r2.free,
+    r2BytesPut: m.r2.bytesPut,
   };
 }
 
 /** D1 storage of one copy of the dataset for a month, at the rate beyond the 5 GB included. */
 export const storageDollarsPerMonth = (bytes: number): number => (bytes / 1e9) * PRICES.d1.perGbMonth;
+
+/** R2 storage of one copy of the exports for a month, at the rate beyond R2's 10 GB-month free. */
+export const r2StorageDollarsPerMonth = (bytes: number): number => (bytes / 1e9) * PRICES.r2.perGbMonth;

@@ -65,3 +65,37 @@ export async function processCpuSeconds(processGroup: number, comm: string): Pro
   }
   return ticks / ticksPerSecond;
 }
+
+/**
+ * Samples processCpuSeconds every `everyMs` until stopped; `at(t)` is the CPU
+ * spent by performance.now() = t, interpolated between the samples around it
+ * (for a moment seen only afterwards: a run's completion, from its finishedAt).
+ */
+export function cpuSampler(processGroup: number, comm: string, everyMs = 100) {
+  const samples: { at: number; cpu: number }[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const cpu = await processCpuSeconds(processGroup, comm);
+      samples.push({ at: performance.now(), cpu });
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  const at = (t: number): number => {
+    const after = samples.findIndex((x) => x.at >= t);
+    if (after < 0) return samples.at(-1)!.cpu;
+    if (after === 0) return samples[0]!.cpu;
+    const a = samples[after - 1]!;
+    const b = samples[after]!;
+    return a.cpu + ((b.cpu - a.cpu) * (t - a.at)) / (b.at - a.at);
+  };
+  return {
+    /** Stops sampling after one last sample; then `at` answers for any time in between. */
+    stop: async () => {
+      stopped = true;
+      await loop;
+      samples.push({ at: performance.now(), cpu: await processCpuSeconds(processGroup, comm) });
+      return { at, first: samples[0]!.cpu, last: samples.at(-1)!.cpu };
+    },
+  };
+}

@@ -2,14 +2,17 @@
  * The product Worker (src/index.ts) as `npm run bench` runs it, with meters for
  * the bill: every D1 query's `meta.rows_read` / `rows_written` (what D1 bills,
  * counted by the same SQLite layer locally as on Cloudflare), the Worker's
- * invocations per entry point and queue, and the queue messages it writes with
- * their 64 KB billing units. Nothing the product does changes: the meters only
- * add up numbers the runtime already returns. Not deployed; the bench bundles
- * this file in place of src/index.ts with the main wrangler.toml.
+ * invocations per entry point and queue, the queue messages it writes with
+ * their 64 KB billing units, and every call on the exports bucket (EXPORTS, R2)
+ * by the class R2 bills it as, with the bytes put. Nothing the product does
+ * changes: the meters only add up numbers the runtime already returns. Not
+ * deployed; the bench bundles this file in place of src/index.ts with the main
+ * wrangler.toml.
  *
  *   GET  /__bench/meter         → Meter (since the last reset)
  *   POST /__bench/meter/reset
  *   POST /__bench/scheduled?source=URL   the cron handler, with DEFAULT_SOURCE = URL
+ *   GET  /__bench/export-jobs   → { done }: export jobs (pipeline/materialise.ts) that have returned, never reset
  *
  * A request with `x-bench-unmetered: 1` (the bench polling a run's status) is
  * served as usual but left out of the meters: its D1 calls are told apart by
@@ -33,6 +36,13 @@ export interface Meter {
   delivered: Record<string, { messages: number; units: number }>;
   /** Messages written by send/sendBatch, and their 64 KB units. */
   sent: Record<string, { messages: number; units: number }>;
+  /**
+   * Calls on the EXPORTS bucket as https://developers.cloudflare.com/r2/pricing/
+   * classes them: A (put, list, createMultipartUpload, uploadPart, complete),
+   * B (get, head), free (delete, abort); bytesPut: the size of each object put
+   * (or completed from parts), as R2 reports it.
+   */
+  r2: { classA: number; classB: number; free: number; bytesPut: number };
 }
 
 const fresh = (): Meter => ({
@@ -40,8 +50,11 @@ const fresh = (): Meter => ({
   invocations: { fetch: 0, scheduled: 0, queue: {} },
   delivered: {},
   sent: {},
+  r2: { classA: 0, classB: 0, free: 0, bytesPut: 0 },
 });
 let meter = fresh();
+/** Export jobs whose queue invocation has returned, for the bench to wait on (bench/lib/etl.ts); not a meter. */
+let exportJobsDone = 0;
 
 /** A message body's size as Queues counts it: ~100 bytes of metadata on top of the body. */
 function units(body: unknown): number {
@@ -120,9 +133,66 @@ function meteredQueue(queue: Queue, name: string): Queue {
   } as Queue;
 }
 
+/** R2's billing class of each R2Bucket / R2MultipartUpload method; methods not named make no request. */
+const R2_CLASS: Record<string, "classA" | "classB" | "free"> = {
+  put: "classA",
+  list: "classA",
+  createMultipartUpload: "classA",
+  uploadPart: "classA",
+  complete: "classA",
+  get: "classB",
+  head: "classB",
+  delete: "free",
+  abort: "free",
+};
+
+/** The size of the object a put or a multipart completion stored (null: an onlyIf precondition failed). */
+function putBytes(result: unknown): number {
+  const size = (result as { size?: unknown } | null)?.size;
+  return typeof size === "number" ? size : 0;
+}
+
+/**
+ * `target` (an R2Bucket, or an R2MultipartUpload it made) with every billed call
+ * counted. A Proxy: the binding's methods are called on the binding itself.
+ */
+function meteredR2<T extends object>(target: T): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const value: unknown = Reflect.get(t, prop, t);
+      if (typeof value !== "function") return value;
+      const fn = value as (...a: unknown[]) => unknown;
+      const name = String(prop);
+      const cls = R2_CLASS[name];
+      if (cls === undefined && name !== "resumeMultipartUpload") return fn.bind(t);
+      return (...args: unknown[]) => {
+        const counted = !unmetered.getStore();
+        if (counted && cls) meter.r2[cls]++;
+        const result = fn.apply(t, args);
+        // The multipart upload an R2Bucket hands out is metered too (resuming one makes no request).
+        if (name === "createMultipartUpload") return (result as Promise<object>).then((upload) => meteredR2(upload));
+        if (name === "resumeMultipartUpload") return meteredR2(result as object);
+        if (counted && (name === "put" || name === "complete"))
+          return (result as Promise<unknown>).then((r) => {
+            meter.r2.bytesPut += putBytes(r);
+            return r;
+          });
+        return result;
+      };
+    },
+  });
+}
+
 function metered(env: Env): Env {
   meterD1(env.DB);
-  return { ...env, JOBS: meteredQueue(env.JOBS, "idx-etl-jobs"), CHUNKS: meteredQueue(env.CHUNKS, "idx-etl-chunks") };
+  // The product reads env.EXPORTS as optional (without it, exports read D1).
+  const exports = (env as Partial<Env>).EXPORTS;
+  return {
+    ...env,
+    JOBS: meteredQueue(env.JOBS, "idx-etl-jobs"),
+    CHUNKS: meteredQueue(env.CHUNKS, "idx-etl-chunks"),
+    ...(exports ? { EXPORTS: meteredR2(exports) } : {}),
+  };
 }
 
 export default {
@@ -133,6 +203,7 @@ export default {
   ): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname === "/__bench/meter") return Response.json(meter);
+    if (url.pathname === "/__bench/export-jobs") return Response.json({ done: exportJobsDone });
     if (url.pathname === "/__bench/meter/reset" && request.method === "POST") {
       meter = fresh();
       return Response.json(meter);
@@ -159,6 +230,11 @@ export default {
   async queue(batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext): Promise<void> {
     meter.invocations.queue[batch.queue] = (meter.invocations.queue[batch.queue] ?? 0) + 1;
     for (const m of batch.messages) add(meter.delivered, batch.queue, units(m.body));
-    await worker.queue(batch, metered(env), ctx);
+    const exportJobs = batch.messages.filter((m) => (m.body as { kind?: unknown } | null)?.kind === "export").length;
+    try {
+      await worker.queue(batch, metered(env), ctx);
+    } finally {
+      exportJobsDone += exportJobs;
+    }
   },
 } satisfies ExportedHandler<Env>;
