@@ -88,7 +88,9 @@ async function main(): Promise<number> {
     );
 
     const run = await follow(dev.url, started.run.id, opts.timeoutMs);
-    const completedAt = Date.now();
+    // The server's clock (this machine's): locally, the first poll that sees `complete` may be answered only after
+    // the export job that follows the run, so the client's sighting would hide how long that job took.
+    const completedAt = run.finishedAt ? Date.parse(run.finishedAt) : Date.now();
     if (run.status !== "complete") {
       printFailure(run, opts.named);
       return 1;

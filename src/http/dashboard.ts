@@ -256,6 +256,9 @@ function renderDatasetHeader(d) {
       if (i > 0) exports.append(", ");
       exports.append(h("a", { href: dsPath(d.name, "/export/" + f), textContent: f }));
     });
+    // Where downloads come from (null: no R2 bucket bound, so always D1, nothing to say).
+    if (d.exportsStored === true) exports.append(" · streamed from R2");
+    else if (d.exportsStored === false) exports.append(" · read from D1 until the job after the load has written them to R2");
   }
   const empty = $("#dataset-empty");
   empty.hidden = d.status !== "empty";

@@ -260,6 +260,10 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     expect(row("mnist")[1]).toBe("empty");
     expect(await page.getAttribute("#datasets tr.current a", "aria-current")).toBe("page");
     expect(await page.textContent("#dataset-name")).toBe(DEFAULT_DATASET);
+    // The four downloads, and where they come from (R2 once the job after the load has written them).
+    expect(await page.textContent("#exports")).toMatch(
+      /^exports: train\.npy, train-labels\.npy, test\.npy, test-labels\.npy · (streamed from R2|read from D1 until the job after the load has written them to R2)$/,
+    );
 
     const runs = await page.$$eval("#runs tbody tr", (trs: Element[]) => trs.map((tr) => tr.textContent ?? ""));
     expect(runs).toHaveLength(1);

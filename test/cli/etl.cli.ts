@@ -97,7 +97,7 @@ it("loads a directory of archives, prints the summary and exits 0; a corrupt arc
   expect(ok.code).toBe(0);
   expect(ok.stdout).toContain("600");
   // It waited for the export job, so the next dev server serves the .npy files from local R2.
-  expect(ok.stdout).toMatch(/exports: the \.npy files written to local R2 in \d+\.\d s/);
+  expect(ok.stdout).toMatch(/exports: the \.npy files written to local R2 \d+\.\d s after the run/);
   expect(
     await localD1("SELECT split, COUNT(*) AS n FROM images GROUP BY split ORDER BY split", { persistTo: state }),
   ).toEqual([
