@@ -11,6 +11,7 @@ import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { consumeDeadLetters } from "../src/pipeline/consume";
 import { materialiseExports, requestExports } from "../src/pipeline/materialise";
+import { runExportJob } from "../src/pipeline/job";
 import { recordExports } from "../src/db/exports";
 import { database } from "../src/db/runs";
 import { exportKey } from "../src/read/export-store";
@@ -173,6 +174,33 @@ describe("after a load", () => {
     expect(r2.res.headers.get("X-Export-Source")).toBe("r2");
     expect(r2.body).toEqual(d1.body);
     expect(await materialiseExports(env, DATASET)).toMatchObject({ written: 1 });
+  });
+
+  it("a put that R2 refuses leaves the job to be retried, nothing recorded, and downloads reading D1", async () => {
+    const key = exportKey(DATASET, version, "train", "labels");
+    await env.EXPORTS.delete(key);
+    await env.DB.prepare("DELETE FROM dataset_exports").run();
+    const refusing = new Proxy(env.EXPORTS, {
+      get(target, prop) {
+        if (prop === "put")
+          return async (k: string, body: ReadableStream) => {
+            await body.cancel();
+            throw new Error(`put ${k}: We encountered an internal error. Please try again.`);
+          };
+        const v = Reflect.get(target, prop) as unknown;
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const job = { kind: "export", dataset: DATASET } as const;
+    expect(await runExportJob(job, { ...env, EXPORTS: refusing })).toBe("retry");
+    expect(await env.DB.prepare("SELECT COUNT(*) AS n FROM dataset_exports").first()).toEqual({ n: 0 });
+    const { d1, r2 } = await bothWays("/export/train.npy");
+    expect(r2.res.headers.get("X-Export-Source")).toBe("d1");
+    expect(r2.body).toEqual(d1.body);
+    // The retry, with R2 back, writes the missing file and records the version.
+    expect(await runExportJob(job, env)).toBe("done");
+    expect((await env.EXPORTS.head(key))?.size).toBe(128 + TRAIN);
+    expect((await bothWays("/export/train.npy")).r2.res.headers.get("X-Export-Source")).toBe("r2");
   });
 
   it("without a bucket there is no job and nothing to write", async () => {

@@ -113,9 +113,13 @@ async function putExport(db: D1Database, bucket: R2Bucket, key: string, span: Ex
     }),
     body.pipeTo(writable),
   ]);
-  // The pipe's error is the cause (a page that changed mid-export); the put's only follows from it.
-  if (pipe.status === "rejected") throw new Error(`${key}: ${errorMessage(pipe.reason)}`);
-  if (put.status === "rejected") throw new Error(`${key}: R2 refused the put: ${errorMessage(put.reason)}`);
+  // Either side can be the cause (a page that changed mid-export, R2 refusing the put), and then the other fails
+  // with it: both are said.
+  const failures = [
+    ...(pipe.status === "rejected" ? [`reading D1: ${errorMessage(pipe.reason)}`] : []),
+    ...(put.status === "rejected" ? [`R2 put: ${errorMessage(put.reason)}`] : []),
+  ];
+  if (failures.length > 0) throw new Error(`${key}: ${failures.join("; ")}`);
 }
 
 /** Delete every file of the dataset's versions but `version`: swaps replaced them, and no route serves them. */
