@@ -10,7 +10,17 @@ import { chunkDigest } from "../codec/digest";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { requestExports } from "./materialise";
-import { chunkKey, committedChunks, completeIfDone, database, failRun, getRun, noteRetry, type Db } from "../db/runs";
+import {
+  chunkKey,
+  committedChunks,
+  completeIfDone,
+  database,
+  failRun,
+  getRun,
+  noteRetry,
+  type Completion,
+  type Db,
+} from "../db/runs";
 
 /**
  * Seconds before retry n (1-based): about 2, 4, 8 … capped at a minute, each
@@ -96,7 +106,7 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     return;
   }
   if (state?.status === "loading" && state.total !== null && state.committed >= state.total) {
-    let completion;
+    let completion: Completion;
     try {
       completion = await completeIfDone(db, runId);
     } catch (err) {

@@ -156,7 +156,9 @@ export async function runExportJob(msg: ExportMessage, env: Env): Promise<JobOut
   try {
     const done = await materialiseExports(env, msg.dataset);
     if (done.kind === "exported" && done.written > 0)
-      console.log(`${msg.dataset} ${done.version}: ${done.written} export files written to R2 (${done.bytes} bytes)`);
+      console.log(
+        `${msg.dataset} ${done.version}: ${done.written} export files written to R2 (${done.bytes} bytes stored in all)`,
+      );
     return "done";
   } catch (err) {
     console.warn(`${msg.dataset}: materialising its exports failed (${errorMessage(err)}); will retry`);

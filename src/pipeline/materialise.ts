@@ -35,7 +35,14 @@ export const MAX_PUT_BYTES = 5 * 2 ** 30 - 5 * 2 ** 20;
 export type Materialised =
   | { readonly kind: "unbound" }
   | { readonly kind: "not-loaded" }
-  | { readonly kind: "exported"; readonly version: string; readonly written: number; readonly bytes: number }
+  | {
+      readonly kind: "exported";
+      readonly version: string;
+      /** Files this job put (the others were stored already, or are too large for one put). */
+      readonly written: number;
+      /** Bytes of every file of the version that is stored now. */
+      readonly bytes: number;
+    }
   | { readonly kind: "superseded"; readonly version: string };
 
 /**
@@ -74,12 +81,12 @@ export async function materialiseExports(
       for (const kind of KINDS) {
         const span: ExportSpan = { dataset, shape, split, kind, offset: 0, count, version };
         const size = npyByteLength(span);
-        bytes += size;
         const key = exportKey(dataset, version, split, kind);
         if (size > maxPutBytes) {
           console.warn(`${key}: ${size} bytes is more than one R2 put takes; this file's exports read D1`);
           continue;
         }
+        bytes += size;
         if ((await bucket.head(key))?.size === size) continue;
         await putExport(env.DB, bucket, key, span, size);
         written++;
