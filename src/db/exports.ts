@@ -1,6 +1,7 @@
 /**
  * The record of which dataset version has its .npy files in R2. Written only
- * once every file of that version is stored, and only while that version is
+ * once every file of that version that one R2 put can take is stored (a larger
+ * one is left to D1), and only while that version is
  * still the dataset's: a swap that overtook the export leaves no record, so
  * readers never trust files of a version that is not current.
  */
@@ -8,7 +9,7 @@ import { sql } from "drizzle-orm";
 import type { Db } from "./runs";
 
 /**
- * Record `version` of `dataset` as exported (`bytes` in all its files), if it
+ * Record `version` of `dataset` as exported (`bytes`: its files stored), if it
  * is still the dataset's current version. True if it was recorded.
  */
 export async function recordExports(

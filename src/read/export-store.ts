@@ -6,11 +6,19 @@
  * by the rows' bytes of the whole split's file.
  */
 import type { Split } from "../core/datasets";
-import { rowBytes, spanHeader, type ByteRange, type ExportKind, type ExportSpan, type NpyExport } from "./export";
+import {
+  exportStem,
+  rowBytes,
+  spanHeader,
+  type ByteRange,
+  type ExportKind,
+  type ExportSpan,
+  type NpyExport,
+} from "./export";
 
 /** Where a version's file lives in the bucket: one prefix per dataset, then one per version. */
 export const exportKey = (dataset: string, version: string, split: Split, kind: ExportKind): string =>
-  `${dataset}/${version}/${split}${kind === "labels" ? "-labels" : ""}.npy`;
+  `${dataset}/${version}/${exportStem(split, kind)}.npy`;
 
 /** The prefix of every version's files of a dataset, and of one version's. */
 export const datasetPrefix = (dataset: string): string => `${dataset}/`;

@@ -12,6 +12,9 @@ import { decodeHexInto } from "../codec/hex";
 
 export type ExportKind = "images" | "labels";
 
+/** A split's file name without `.npy`: `train`, `train-labels`, `test`, `test-labels`. */
+export const exportStem = (split: Split, kind: ExportKind): string => `${split}${kind === "labels" ? "-labels" : ""}`;
+
 export interface ExportSpan {
   readonly dataset: string;
   /** The dataset's image shape: each row of an images file. */

@@ -22,7 +22,7 @@ import type { Context } from "hono";
 import type { Split } from "../../core/datasets";
 import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import { readDataset } from "../../read/datasets";
-import { npyByteLength, npyExport, type ByteRange, type ExportKind } from "../../read/export";
+import { exportStem, npyByteLength, npyExport, type ByteRange, type ExportKind } from "../../read/export";
 import { requestExports } from "../../pipeline/materialise";
 import { storedExport } from "../../read/export-store";
 import { readExtent } from "../../read/images";
@@ -288,10 +288,9 @@ interface ExportRequest {
   readonly "If-Match"?: string;
 }
 
-const stem = (split: Split, kind: ExportKind) => `${split}${kind === "labels" ? "-labels" : ""}`;
 const exportBase = (req: ExportRequest) => (req.flavour === "alias" ? "/export" : `/datasets/${req.dataset}/export`);
 const versionedPath = (req: ExportRequest, version: string, query: string) =>
-  `${exportBase(req)}/v/${version}/${stem(req.split, req.kind)}.npy${query}`;
+  `${exportBase(req)}/v/${version}/${exportStem(req.split, req.kind)}.npy${query}`;
 
 /**
  * One export: everything up to the preconditions comes from one statement
@@ -330,7 +329,7 @@ async function serveExport(c: Context<AppEnv>, req: ExportRequest, again = false
   if (rows === 0) return notFound(`split ${split} of ${name} holds no images`);
   if (offset > rows) bad(`offset must be at most ${rows} (the size of ${name}'s ${split}), got ${offset}`);
   const count = Math.min(limit ?? rows, rows - offset);
-  const file = `${stem(split, kind)}${offset || limit ? `-${offset}-${offset + count}` : ""}.npy`;
+  const file = `${exportStem(split, kind)}${offset || limit ? `-${offset}-${offset + count}` : ""}.npy`;
   const size = npyByteLength({ kind, count, shape });
 
   const etag = `"${version}-${file}"`;
