@@ -7,8 +7,8 @@ import { DATASET_VERSION_SQL } from "./images";
 import { pixelsPerImage, type Shape, type Split } from "../core/datasets";
 import { liveTable } from "../db/tables";
 import { npyHeader, type NpyDtype } from "../codec/npy";
-import { BYTES_PER_VALUE } from "../codec/transform";
-import { decodeHexInto } from "../codec/hex";
+import { BYTES_PER_VALUE, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
+import { decodePackedHexInto } from "../codec/hex";
 
 export type ExportKind = "images" | "labels";
 
@@ -121,7 +121,8 @@ export function npyExport(
   const end = span.offset + endRow;
   let next = span.offset + firstRow;
   let headerSent = start >= header.length;
-  const column = span.kind === "images" ? "hex(pixels)" : "label";
+  // Packed: most datasets' pixels are half zeros, whose eight hex digits each become one character.
+  const column = span.kind === "images" ? `replace(hex(pixels), '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')` : "label";
   const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
   const sql = `SELECT ${column} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
   const body = new ReadableStream<Uint8Array>(
@@ -152,7 +153,7 @@ export function npyExport(
         const page = new Uint8Array((to - from) * perRow);
         if (span.kind === "images") {
           let at = 0;
-          for (const [hex] of rows) at = decodeHexInto(hex as string, page, at);
+          for (const [hex] of rows) at = decodePackedHexInto(hex as string, ZERO_PIXEL, page, at);
           if (at !== page.length)
             throw new Error(`${span.split} rows ${from}…${to - 1}: pixel BLOBs of the wrong size`);
         } else {
