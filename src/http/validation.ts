@@ -3,7 +3,7 @@
  * is `400 { "error": "<one sentence naming the field>" }`, the same shape as
  * every other error of the API.
  *
- *  - Path and query parameters: by the route's zod schemas (src/http/schemas.ts),
+ *  - Path and query parameters: by the route's zod schemas (src/http/schemas/),
  *    through @hono/zod-openapi's validators and `validationHook`.
  *  - JSON bodies: by `jsonBody`, with the same schemas and messages. It reads
  *    the body itself, bounded (413 past a size), and takes it as JSON whatever
@@ -12,7 +12,7 @@
 import { OpenAPIHono, z, type Hook } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
-import { ErrorSchema } from "./schemas";
+import { ErrorSchema } from "./schemas/common";
 
 export type AppEnv = { Bindings: Env };
 

@@ -1,6 +1,6 @@
-/** GET /: the dashboard page (src/http/dashboard.ts), with a fresh script nonce for its Content-Security-Policy. */
+/** GET /: the dashboard page (src/http/dashboard/), with a fresh script nonce for its Content-Security-Policy. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { dashboardCsp, dashboardHtml } from "../dashboard";
+import { dashboardCsp, dashboardHtml } from "../dashboard/page";
 import { openApiRoutes } from "../validation";
 
 export const dashboardRoutes = openApiRoutes();

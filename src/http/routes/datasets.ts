@@ -11,7 +11,8 @@ import { database, listRuns, newestRunPerDataset } from "../../db/runs";
 import type { Run } from "../../db/schema";
 import { readClassCounts, readClasses, readDataset, readDatasets } from "../../read/datasets";
 import { isLoaded, presentDataset, type Loaded } from "../present";
-import { DatasetListSchema, DatasetParams, DatasetSchema, type DatasetView } from "../schemas";
+import { DatasetParams } from "../schemas/common";
+import { DatasetListSchema, DatasetSchema, type DatasetView } from "../schemas/datasets";
 import { errorResponses, jsonResponse, notFound, openApiRoutes } from "../validation";
 
 export const datasetRoutes = openApiRoutes();

@@ -27,15 +27,15 @@ import { requestExports } from "../../pipeline/materialise";
 import { storedExport } from "../../read/export-store";
 import { readExtent } from "../../read/images";
 import { isLoaded } from "../present";
+import { ErrorSchema } from "../schemas/common";
 import {
   DatasetExportParams,
   DatasetVersionedExportParams,
-  ErrorSchema,
   ExportHeaders,
   ExportParams,
   ExportQuery,
   VersionedExportParams,
-} from "../schemas";
+} from "../schemas/exports";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
 import { notLoaded, unknownDataset } from "./datasets";
 

@@ -12,9 +12,9 @@ import { encodePng, isPngChannels, upscale } from "../../codec/png";
 import { toBytes } from "../../codec/transform";
 import { hasImage } from "../../read/datasets";
 import { readImage, readImagePage } from "../../read/images";
+import { DatasetParams } from "../schemas/common";
 import {
   DatasetImageParams,
-  DatasetParams,
   DEFAULT_PAGE_IMAGES,
   ImagePageQuery,
   ImagePageSchema,
@@ -22,7 +22,7 @@ import {
   ImageQuery,
   ImageSchema,
   MAX_PNG_SIDE,
-} from "../schemas";
+} from "../schemas/images";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
 import { requireLoaded } from "./datasets";
 

@@ -14,11 +14,10 @@ import { resume, startRun } from "../../pipeline/trigger";
 import { readDataset } from "../../read/datasets";
 import { requireToken } from "../auth";
 import { presentRun } from "../present";
+import { DatasetParams, ErrorSchema } from "../schemas/common";
 import {
   ActiveRunConflictSchema,
-  DatasetParams,
   DatasetRunListQuery,
-  ErrorSchema,
   RunIdParams,
   RunListQuery,
   RunListSchema,
@@ -27,7 +26,7 @@ import {
   StartRunBody,
   type ActiveRunConflict,
   type StartDatasetRun,
-} from "../schemas";
+} from "../schemas/runs";
 import { bad, errorResponses, jsonBody, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
 import { unknownDataset } from "./datasets";
 
