@@ -6,7 +6,9 @@
 import type { CustomRunSpec, Trigger } from "../db/schema";
 import { errorMessage } from "../core/errors";
 import type { ExtractMessage } from "./messages";
-import { createRun, failRun, resumeRun, type Db, type ResumeResult, type StartResult } from "../db/runs";
+import { createRun, resumeRun, type ResumeResult, type StartResult } from "../db/run-start";
+import { failRun } from "../db/runs";
+import { type Db } from "../db/database";
 
 export interface TriggerRequest {
   readonly trigger: Trigger;

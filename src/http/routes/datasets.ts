@@ -7,7 +7,8 @@
  */
 import { createRoute } from "@hono/zod-openapi";
 import { REGISTRY, REGISTRY_NAMES, registryEntry } from "../../core/registry";
-import { database, listRuns, newestRunPerDataset } from "../../db/runs";
+import { database } from "../../db/database";
+import { listRuns, newestRunPerDataset } from "../../db/run-reads";
 import type { Run } from "../../db/schema";
 import { readClassCounts, readClasses, readDataset, readDatasets } from "../../read/datasets";
 import { isLoaded, presentDataset, type Loaded } from "../present";
