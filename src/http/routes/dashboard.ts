@@ -32,8 +32,7 @@ dashboardRoutes.openapi(
     path: "/",
     tags: ["pages"],
     summary: "Dashboard",
-    description:
-      "An HTML page: every dataset with its status, counts, size and last run; for one of them, images per class as a chart, every image page by page (by split and class), and its runs.",
+    description: "An HTML page: every dataset, and for one of them its images per class, its images and its runs.",
     request: { query: DashboardQuery },
     responses: { 200: { description: "The page.", content: { "text/html": { schema: z.string() } } } },
   }),

@@ -42,7 +42,7 @@ datasetRoutes.openapi(
     tags: ["datasets"],
     summary: "Every dataset",
     description:
-      "Every registry dataset, loaded or not, then every custom dataset a run has loaded or been started for: status, shape, images per split, classes, estimated size in D1, version, newest run and active run.",
+      "Every registry dataset, loaded or not, then every custom dataset a run has started, with its status and counts.",
     responses: { 200: jsonResponse("The datasets.", DatasetListSchema) },
   }),
   async (c) => {

@@ -69,7 +69,7 @@ const fileHeaders = (flavour: Flavour, versioned: boolean) => ({
       }),
   "Accept-Ranges": header("`bytes`."),
   "X-Export-Source": header(
-    "`r2`: streamed from the file written to R2 after the load; `d1`: read from D1 page by page (before that file is written, or without an R2 bucket). The same bytes either way.",
+    "`r2` (the file written to R2 after the load) or `d1` (read page by page): the same bytes either way.",
   ),
   "Content-Length": header("Exact: the whole file's size, or the range's."),
   "Content-Disposition": header(
@@ -80,15 +80,18 @@ const fileHeaders = (flavour: Flavour, versioned: boolean) => ({
 function exportResponses(flavour: Flavour, versioned: boolean) {
   const headers = fileHeaders(flavour, versioned);
   return {
-    200: { description: "The .npy file.", headers, content: binary },
+    200: {
+      description: "The .npy file; a new load of the dataset mid-download cuts it off.",
+      headers,
+      content: binary,
+    },
     206: {
-      description: "The bytes one Range asked for: only the rows they cover are read from D1.",
+      description: "The bytes the Range asked for.",
       headers: { ...headers, "Content-Range": header("`bytes <first>-<last>/<size>`") },
       content: binary,
     },
     304: {
-      description:
-        "If-None-Match named the current ETag: no body, and nothing read but the catalog and the swap log (no image row from D1).",
+      description: "If-None-Match named the current ETag: no body.",
       headers: {
         ETag: ETAG,
         "Cache-Control": headers["Cache-Control"],
@@ -97,7 +100,7 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
     },
     ...errorResponses({
       400: `An unknown file, a bad offset or limit${flavour === "dataset" ? ", an invalid dataset name" : ""}${versioned ? ", or a malformed version" : ""}.`,
-      404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? "; or no such version of the dataset was ever swapped in (a failed or still loading run, another dataset's version, or a typo)" : ""}.`,
+      404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? ", or no run of the dataset with that id was ever swapped in" : ""}.`,
       412: "If-Match named no current ETag.",
     }),
     416: {
@@ -108,7 +111,7 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
       ? {
           410: {
             ...jsonResponse(
-              "The version was the dataset once, and a later swap of it has replaced it (its rows are gone for good): fetch the current one, which the Link header names.",
+              "A later load of the dataset has replaced this version for good; the Link header names the current one.",
               ErrorSchema,
             ),
             headers: {
@@ -124,10 +127,9 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
 }
 
 const DESCRIPTION =
-  'idx `offset` … `offset + n - 1` of a split (default: all of it): images as float32, shape (n, rows, cols, channels), or labels as uint8, shape (n,). Streamed with an exact Content-Length; a swap to a new load of the dataset mid-download cuts it off rather than mix the two. Strong ETag `"<version>-<file name>"` (the version is the run whose swap loaded the dataset): If-None-Match → 304, If-Match → 412, one byte Range → 206 (If-Range honoured), all answered without reading an image row they do not need.';
-const UNVERSIONED =
-  "Cache-Control: no-cache (revalidate); Content-Location names the same file's versioned URL, cacheable as immutable.";
-const VERSIONED = `While {version} is the dataset's current version: Cache-Control: ${IMMUTABLE}. Once a later swap has replaced it: 410, never the bytes of another version.`;
+  'idx `offset` … `offset + n - 1` of a split (default: all) as .npy: images float32 (n, rows, cols, channels), labels uint8 (n,). Strong ETag `"<version>-<file name>"`: If-None-Match → 304, If-Match → 412, one Range → 206.';
+const UNVERSIONED = "`no-cache`; Content-Location names the same file's immutable versioned URL.";
+const VERSIONED = `\`${IMMUTABLE}\` while {version} is current; 410 once a later load has replaced it.`;
 
 exportRoutes.openapi(
   createRoute({

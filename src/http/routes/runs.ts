@@ -110,7 +110,7 @@ runRoutes.openapi(
     path: "/runs",
     tags: ["runs"],
     summary: "Start a run",
-    description: `Starts a run loading \`dataset\` (default: ${DEFAULT_DATASET}) from \`source\` (default: the dataset's official mirrors). A custom dataset names its four \`files\` at a \`source\`, and perhaps its \`classes\`. The body is optional; it is read as JSON whatever its Content-Type.`,
+    description: `Starts a run loading \`dataset\` (default: ${DEFAULT_DATASET}) from \`source\` (default: its official mirrors); a custom dataset also names its four \`files\`. The body is optional, read as JSON whatever its Content-Type.`,
     security,
     middleware: [requireToken, jsonBody(StartRunBody, { maxBytes: MAX_BODY_BYTES, malformed: MALFORMED })] as const,
     request: {
@@ -130,8 +130,7 @@ runRoutes.openapi(
     path: "/datasets/{name}/runs",
     tags: ["runs"],
     summary: "Start a run of a dataset",
-    description:
-      "POST /runs for the dataset the path names: the same body without `dataset`. A name outside the registry is a custom dataset, which names its `files` and a `source`.",
+    description: "POST /runs for the dataset the path names: the same body without `dataset`.",
     security,
     middleware: [
       requireToken,
@@ -159,7 +158,7 @@ runRoutes.openapi(
     tags: ["runs"],
     summary: "Resume a failed run",
     description:
-      "Resumes the latest run if it failed after loading began: re-extracts, requires the same checksums, and queues only the chunks not yet recorded.",
+      "Resumes the dataset's latest run if it failed after loading began: only the chunks not yet recorded are loaded, from unchanged archives.",
     security,
     middleware: [requireToken] as const,
     request: { params: RunIdParams },

@@ -22,8 +22,7 @@ export const DatasetSummarySchema = z
     counts: splitCounts.openapi({ description: "Images loaded per split (0 while empty)." }),
     classCount: z.number().int().openapi({ description: "Classes: as loaded, else as published." }),
     sizeBytes: z.number().int().nullable().openapi({
-      description:
-        "About how many bytes its images take in D1 (float32 pixels): of the loaded rows, or for a registry dataset not loaded, what loading the published files would take.",
+      description: "About how many bytes its images take in D1, or for a registry dataset not loaded, would take.",
     }),
     version: z
       .string()
@@ -32,7 +31,7 @@ export const DatasetSummarySchema = z
     swappedAt: z.string().nullable().openapi({ format: "date-time" }),
     exportsStored: z.boolean().nullable().openapi({
       description:
-        "Whether this version's .npy exports are materialised in R2: then downloads stream from R2 and read no image row from D1 (X-Export-Source: r2). False until the job that follows the load has written them; null when no R2 bucket is bound (exports always read D1).",
+        "Whether this version's .npy exports are written to R2 (downloads then stream from R2); null when no R2 bucket is bound.",
     }),
     lastRun: RunSchema.nullable().openapi({ description: "The dataset's newest run, whatever its status." }),
     activeRun: z.string().nullable().openapi({ description: "The id of the dataset's active run, if one is." }),

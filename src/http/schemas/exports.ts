@@ -56,7 +56,7 @@ export const ExportHeaders = z.object({
     .openapi({
       param: { name: "Range", in: "header" },
       description:
-        "One byte range: `bytes=a-b`, `bytes=a-` or `bytes=-n` → 206 with those bytes only (only the rows they cover are read). Several ranges, or one that does not parse, are ignored (200, the whole file); one that starts past the end → 416.",
+        "One byte range (`bytes=a-b`, `bytes=a-` or `bytes=-n`) → 206; several, or a malformed one, are ignored (200), and one starting past the end → 416.",
       example: "bytes=1048576-",
     }),
   "If-Range": z
@@ -65,7 +65,7 @@ export const ExportHeaders = z.object({
     .openapi({
       param: { name: "If-Range", in: "header" },
       description:
-        "The ETag the client holds part of: the Range is served only if it is still the current one (strong comparison), else the whole file (200). A date never matches.",
+        "The ETag the client holds part of: the Range is served only if it is still current (strong comparison), else 200 with the whole file.",
     }),
   "If-None-Match": z
     .string()

@@ -79,7 +79,7 @@ const customFiles = z
   )
   .openapi({
     description:
-      "A custom dataset's four files, each fetched from <source>/<file name>. With files, `dataset` names the custom dataset (not a registry one) and `source` is required.",
+      "A custom dataset's four files, each fetched from <source>/<file name>; `dataset` then names the custom dataset and `source` is required.",
     example: {
       trainImages: "train-images-idx3-ubyte.gz",
       trainLabels: "train-labels-idx1-ubyte.gz",
@@ -121,7 +121,7 @@ const classNamesField = z
     maxItems: MAX_CLASSES,
     uniqueItems: true,
     description:
-      "A custom dataset's class names, label 0's first. Without them a custom dataset's classes are its labels spelled as numbers; a registry dataset's are always the published ones.",
+      "A custom dataset's class names, label 0's first (default: the labels as numbers). A registry dataset's are always the published ones.",
     example: ["cat", "dog"],
   });
 
@@ -141,7 +141,7 @@ const runFields = {
       format: "uri",
       maxLength: MAX_SOURCE_LENGTH,
       description:
-        "Base URL of the dataset's files (http or https, no #fragment); each is fetched from <source>/<file name>. Default, for a registry dataset: its official mirrors (for the default dataset, the Worker's DEFAULT_SOURCE if set). Required for a custom dataset.",
+        "Base URL (http or https, no #fragment) of the dataset's files, each fetched from <source>/<file name>. Default: a registry dataset's official mirrors (DEFAULT_SOURCE, if set, for the default dataset); required for a custom dataset.",
       example: "https://example.org/fashion-mnist",
     }),
   force: z
