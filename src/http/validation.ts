@@ -10,6 +10,7 @@
  *    its Content-Type, as the API always has (`curl -d` sends form-urlencoded).
  */
 import { OpenAPIHono, z, type Hook } from "@hono/zod-openapi";
+import { concatBytes } from "../codec/bytes";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import { ErrorSchema } from "./schemas/common";
@@ -81,13 +82,7 @@ export async function readBoundedText(req: Request, maxBytes: number): Promise<s
     }
     parts.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concatBytes(...parts));
 }
 
 /**

@@ -131,92 +131,36 @@ const DESCRIPTION =
 const UNVERSIONED = "`no-cache`; Content-Location names the same file's immutable versioned URL.";
 const VERSIONED = `\`${IMMUTABLE}\` while {version} is current; 410 once a later load has replaced it.`;
 
-exportRoutes.openapi(
-  createRoute({
+/**
+ * One export route's declaration. The four differ only by their parameters:
+ * whether the URL names the dataset (else it is the default's alias) and a version.
+ */
+function exportRoute<P extends typeof ExportParams.shape, Path extends string>(path: Path, params: z.ZodObject<P>) {
+  const flavour: Flavour = "name" in params.shape ? "dataset" : "alias";
+  const versioned = "version" in params.shape;
+  const of = flavour === "alias" ? DEFAULT_DATASET : "a dataset";
+  return createRoute({
     method: "get",
-    path: "/datasets/{name}/export/{file}",
+    path,
     tags: ["images"],
-    summary: "Export a split of a dataset as .npy",
-    description: `${DESCRIPTION} ${UNVERSIONED}`,
-    request: { params: DatasetExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("dataset", false),
-  }),
-  (c) => {
-    const { name, file } = c.req.valid("param");
-    return serveExport(c, {
-      dataset: name,
-      flavour: "dataset",
-      ...file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-    });
-  },
-);
+    summary: `Export a split of ${of} as .npy${versioned ? ", of one version" : ""}`,
+    description: `${flavour === "alias" ? `GET /datasets/${DEFAULT_DATASET}${path}. ` : ""}${DESCRIPTION} ${versioned ? VERSIONED : UNVERSIONED}`,
+    request: { params, query: ExportQuery, headers: ExportHeaders },
+    responses: exportResponses(flavour, versioned),
+  });
+}
 
-exportRoutes.openapi(
-  createRoute({
-    method: "get",
-    path: "/datasets/{name}/export/v/{version}/{file}",
-    tags: ["images"],
-    summary: "Export a split of a dataset as .npy, of one version",
-    description: `${DESCRIPTION} ${VERSIONED}`,
-    request: { params: DatasetVersionedExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("dataset", true),
-  }),
-  (c) => {
-    const { name, version, file } = c.req.valid("param");
-    return serveExport(c, {
-      dataset: name,
-      flavour: "dataset",
-      ...file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-      version,
-    });
-  },
+exportRoutes.openapi(exportRoute("/datasets/{name}/export/{file}", DatasetExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
-
-exportRoutes.openapi(
-  createRoute({
-    method: "get",
-    path: "/export/{file}",
-    tags: ["images"],
-    summary: `Export a split of ${DEFAULT_DATASET} as .npy`,
-    description: `GET /datasets/${DEFAULT_DATASET}/export/{file}. ${DESCRIPTION} ${UNVERSIONED}`,
-    request: { params: ExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("alias", false),
-  }),
-  (c) =>
-    serveExport(c, {
-      dataset: DEFAULT_DATASET,
-      flavour: "alias",
-      ...c.req.valid("param").file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-    }),
+exportRoutes.openapi(exportRoute("/datasets/{name}/export/v/{version}/{file}", DatasetVersionedExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
-
-exportRoutes.openapi(
-  createRoute({
-    method: "get",
-    path: "/export/v/{version}/{file}",
-    tags: ["images"],
-    summary: `Export a split of ${DEFAULT_DATASET} as .npy, of one version`,
-    description: `GET /datasets/${DEFAULT_DATASET}/export/v/{version}/{file}. ${DESCRIPTION} ${VERSIONED}`,
-    request: { params: VersionedExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("alias", true),
-  }),
-  (c) => {
-    const { version, file } = c.req.valid("param");
-    return serveExport(c, {
-      dataset: DEFAULT_DATASET,
-      flavour: "alias",
-      ...file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-      version,
-    });
-  },
+exportRoutes.openapi(exportRoute("/export/{file}", ExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
+);
+exportRoutes.openapi(exportRoute("/export/v/{version}/{file}", VersionedExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
 
 interface ExportRequest {
@@ -234,6 +178,20 @@ interface ExportRequest {
   readonly "If-None-Match"?: string;
   readonly "If-Match"?: string;
 }
+
+/** A route's validated parts as one request: a URL without a dataset name is the default dataset's alias. */
+const exportRequest = (
+  params: { readonly name?: string; readonly version?: string; readonly file: Pick<ExportRequest, "split" | "kind"> },
+  query: Pick<ExportRequest, "offset" | "limit">,
+  headers: Pick<ExportRequest, "Range" | "If-Range" | "If-None-Match" | "If-Match">,
+): ExportRequest => ({
+  dataset: params.name ?? DEFAULT_DATASET,
+  flavour: params.name === undefined ? "alias" : "dataset",
+  ...params.file,
+  ...(params.version === undefined ? {} : { version: params.version }),
+  ...query,
+  ...headers,
+});
 
 const exportBase = (req: ExportRequest) => (req.flavour === "alias" ? "/export" : `/datasets/${req.dataset}/export`);
 const versionedPath = (req: ExportRequest, version: string, query: string) =>
