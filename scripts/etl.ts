@@ -18,7 +18,9 @@ import { isUrl, parseEtlArgs, USAGE, UsageError, type EtlOptions } from "./lib/e
 import { progressView } from "./lib/progress";
 import { registryTable } from "./lib/registry-list";
 import { localDatabaseFile, localStats, summaryTable } from "./lib/summary";
-import type { ActiveRunConflict, ErrorBody, RunResponse, RunView, Stats } from "../src/http/schemas";
+import type { ErrorBody } from "../src/http/schemas/common";
+import type { ActiveRunConflict, RunResponse, RunView } from "../src/http/schemas/runs";
+import type { Stats } from "../src/http/schemas/datasets";
 
 async function main(): Promise<number> {
   const opts = parseEtlArgs(process.argv.slice(2));

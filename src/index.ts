@@ -9,7 +9,7 @@ import { app } from "./http/app";
 import { consumeChunks, consumeDeadLetters } from "./pipeline/consume";
 import { retryingD1 } from "./db/d1-retry";
 import { consumeJobs } from "./pipeline/job";
-import { database } from "./db/runs";
+import { database } from "./db/database";
 import { startRun } from "./pipeline/trigger";
 import { resolveRequest } from "./pipeline/dataset";
 

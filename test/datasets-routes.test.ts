@@ -14,16 +14,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { REGISTRY, REGISTRY_NAMES } from "../src/core/registry";
 import { app } from "../src/http/app";
 import { IMMUTABLE } from "../src/http/routes/exports";
-import type {
-  DatasetList,
-  DatasetView,
-  ErrorBody,
-  ImagePageView,
-  ImageView,
-  RunList,
-  RunView,
-  Stats,
-} from "../src/http/schemas";
+import type { ErrorBody } from "../src/http/schemas/common";
+import type { DatasetList, DatasetView, Stats } from "../src/http/schemas/datasets";
+import type { ImagePageView, ImageView } from "../src/http/schemas/images";
+import type { RunList, RunView } from "../src/http/schemas/runs";
 import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
 import { datasetBytes } from "../src/pipeline/capacity";
 import { idxBytes, postRun, publish, runToEnd, syntheticArchives, TOKEN, waitForRun, type ArchiveSet } from "./helpers";

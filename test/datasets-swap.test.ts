@@ -8,7 +8,8 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { REGISTRY, registryEntry } from "../src/core/registry";
 import { resume, startRun } from "../src/pipeline/trigger";
-import { activeRun, failRun } from "../src/db/runs";
+import { activeRun } from "../src/db/run-reads";
+import { failRun } from "../src/db/runs";
 import {
   SHAPE_28,
   cfg,

@@ -13,7 +13,7 @@ import { consumeDeadLetters } from "../src/pipeline/consume";
 import { materialiseExports, requestExports } from "../src/pipeline/materialise";
 import { runExportJob } from "../src/pipeline/job";
 import { recordExports } from "../src/db/exports";
-import { database } from "../src/db/runs";
+import { database } from "../src/db/database";
 import { exportKey } from "../src/read/export-store";
 import { publish, runToEnd, syntheticArchives } from "./helpers";
 import { parseNpy } from "./npy";

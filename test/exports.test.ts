@@ -8,7 +8,8 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
-import { IMMUTABLE, parseRange } from "../src/http/routes/exports";
+import { IMMUTABLE } from "../src/http/routes/exports";
+import { parseRange } from "../src/http/preconditions";
 import { npyExport, type ExportSpan } from "../src/read/export";
 import { readExtent } from "../src/read/images";
 import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";

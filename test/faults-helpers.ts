@@ -15,7 +15,10 @@ import { workersMd5 } from "../src/pipeline/job";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
 import { Producer } from "../src/pipeline/produce";
-import { activeRun, createRun, database, failRun, getRun, markExtracting, markLoading } from "../src/db/runs";
+import { activeRun, getRun } from "../src/db/run-reads";
+import { createRun } from "../src/db/run-start";
+import { database } from "../src/db/database";
+import { failRun, markExtracting, markLoading } from "../src/db/runs";
 import { shadowTable } from "../src/db/tables";
 import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
 

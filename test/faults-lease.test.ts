@@ -8,7 +8,7 @@ import { SELF } from "cloudflare:test";
 import { gzipSync } from "fflate";
 import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
-import { DEFAULT_LEASE_MS } from "../src/db/runs";
+import { DEFAULT_LEASE_MS } from "../src/db/run-start";
 import {
   deliver,
   expectSynthetic,

@@ -10,7 +10,8 @@ import { gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
-import { database, failRun, markExtracting, markLoading } from "../src/db/runs";
+import { database } from "../src/db/database";
+import { failRun, markExtracting, markLoading } from "../src/db/runs";
 import { runBatch, swapStatements } from "../src/db/load";
 import {
   counts,

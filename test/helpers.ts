@@ -3,7 +3,7 @@ import { SELF } from "cloudflare:test";
 import { gzipSync } from "fflate";
 import { inject } from "vitest";
 import { FASHION_MNIST } from "../src/core/registry";
-import type { RunResponse, RunView } from "../src/http/schemas";
+import type { RunResponse, RunView } from "../src/http/schemas/runs";
 
 export const TOKEN = "test-token";
 export const archiveServer = (): string => inject("archiveServer");

@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES, readConfig } from "../src/pipeline/config";
 import worker from "../src/index";
 import { consumeChunks } from "../src/pipeline/consume";
-import { database } from "../src/db/runs";
+import { database } from "../src/db/database";
 import { startRun } from "../src/pipeline/trigger";
 import { failActive, rows } from "./faults-helpers";
 import { faultCount, flakyD1 } from "./flaky-d1";

@@ -10,7 +10,8 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { readExtent } from "../src/read/images";
 import { npyExport, type ExportSpan } from "../src/read/export";
 import { FLOAT_OF_BYTE, float32LE } from "../src/codec/transform";
-import type { ImageView, Stats } from "../src/http/schemas";
+import type { ImageView } from "../src/http/schemas/images";
+import type { Stats } from "../src/http/schemas/datasets";
 import { parseNpy } from "./npy";
 import { countingD1, publish, runToEnd, syntheticArchives, syntheticSplit } from "./helpers";
 

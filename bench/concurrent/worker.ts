@@ -33,7 +33,10 @@ import worker from "../../src/index";
 import { DEFAULT_DATASET } from "../../src/core/registry";
 import { QUEUES, readConfig } from "../../src/pipeline/config";
 import type { ExtractMessage } from "../../src/pipeline/messages";
-import { countImages, createRun, database, getRun } from "../../src/db/runs";
+import { countImages } from "../../src/db/run-checks";
+import { createRun } from "../../src/db/run-start";
+import { database } from "../../src/db/database";
+import { getRun } from "../../src/db/run-reads";
 
 type BenchEnv = Omit<Env, "JOBS" | "CHUNKS"> & { readonly BACKLOG: KVNamespace };
 

@@ -21,7 +21,9 @@
 import product from "../../src/index";
 import { QUEUES } from "../../src/pipeline/config";
 import { packBatches } from "../../src/pipeline/plan";
-import { activeRun, database, failRun } from "../../src/db/runs";
+import { activeRun } from "../../src/db/run-reads";
+import { database } from "../../src/db/database";
+import { failRun } from "../../src/db/runs";
 import type { ChunkMessage } from "../../src/pipeline/messages";
 
 type Mode = "real" | "capture" | "ack";

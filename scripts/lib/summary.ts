@@ -6,7 +6,8 @@
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import Table from "cli-table3";
-import type { RunView, Stats } from "../../src/http/schemas";
+import type { RunView } from "../../src/http/schemas/runs";
+import type { Stats } from "../../src/http/schemas/datasets";
 import { localD1 } from "./dev-server";
 
 /** What the summary shows of a run (GET /runs/:id). */

@@ -31,20 +31,11 @@ export interface PngImage {
   readonly pixels: Uint8Array;
 }
 
-export interface GrayImage {
-  readonly width: number;
-  readonly height: number;
-  /** width × height bytes, row-major, 0 = black. */
-  readonly pixels: Uint8Array;
-}
-
 /** Each pixel becomes a scale × scale block. */
-export function upscale(img: PngImage, scale: number): PngImage;
-export function upscale(img: GrayImage, scale: number): GrayImage;
-export function upscale(img: GrayImage | PngImage, scale: number): GrayImage | PngImage {
+export function upscale(img: PngImage, scale: number): PngImage {
   if (!Number.isInteger(scale) || scale < 1) throw new RangeError(`scale must be a positive integer, got ${scale}`);
   if (scale === 1) return img;
-  const channels = "channels" in img ? img.channels : 1;
+  const { channels } = img;
   const width = img.width * scale;
   const height = img.height * scale;
   const srcRow = img.width * channels;
@@ -59,7 +50,7 @@ export function upscale(img: GrayImage | PngImage, scale: number): GrayImage | P
     }
     for (let r = 1; r < scale; r++) pixels.copyWithin(first + r * outRow, first, first + outRow);
   }
-  return "channels" in img ? { width, height, channels, pixels } : { width, height, pixels };
+  return { width, height, channels, pixels };
 }
 
 function chunk(type: string, data: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -98,9 +89,4 @@ export function encodePng(img: PngImage): Uint8Array<ArrayBuffer> {
     chunk("IEND", new Uint8Array(0)),
   ];
   return concatBytes(...parts);
-}
-
-/** A one-channel image as a grayscale PNG (colour type 0). */
-export function encodeGrayPng(img: GrayImage): Uint8Array<ArrayBuffer> {
-  return encodePng({ width: img.width, height: img.height, channels: 1, pixels: img.pixels });
 }

@@ -6,7 +6,7 @@
  * readers never trust files of a version that is not current.
  */
 import { sql } from "drizzle-orm";
-import type { Db } from "./runs";
+import type { Db } from "./database";
 
 /**
  * Record `version` of `dataset` as exported (`bytes`: its files stored), if it

@@ -1,6 +1,6 @@
 /**
  * The HTTP API, assembled: one module per resource under src/http/routes/,
- * each route declared with zod schemas (src/http/schemas.ts) that validate
+ * each route declared with zod schemas (src/http/schemas/) that validate
  * its requests and describe it in GET /openapi.json (and GET /docs). Routes
  * stay thin — validate, call one pipeline function, answer JSON. Errors are
  * always `{ "error": … }` with a fitting status.

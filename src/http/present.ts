@@ -8,7 +8,8 @@ import { ACTIVE_STATUSES, type Run } from "../db/schema";
 import { redactText, redactUrl } from "../codec/source";
 import { datasetBytes } from "../pipeline/capacity";
 import type { LoadedDataset } from "../read/datasets";
-import type { DatasetSummary, RunView } from "./schemas";
+import type { DatasetSummary } from "./schemas/datasets";
+import type { RunView } from "./schemas/runs";
 
 export function presentRun(run: Run): RunView {
   const end = run.finishedAt ?? run.updatedAt;

@@ -3,16 +3,17 @@
  * is `400 { "error": "<one sentence naming the field>" }`, the same shape as
  * every other error of the API.
  *
- *  - Path and query parameters: by the route's zod schemas (src/http/schemas.ts),
+ *  - Path and query parameters: by the route's zod schemas (src/http/schemas/),
  *    through @hono/zod-openapi's validators and `validationHook`.
  *  - JSON bodies: by `jsonBody`, with the same schemas and messages. It reads
  *    the body itself, bounded (413 past a size), and takes it as JSON whatever
  *    its Content-Type, as the API always has (`curl -d` sends form-urlencoded).
  */
 import { OpenAPIHono, z, type Hook } from "@hono/zod-openapi";
+import { concatBytes } from "../codec/bytes";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
-import { ErrorSchema } from "./schemas";
+import { ErrorSchema } from "./schemas/common";
 
 export type AppEnv = { Bindings: Env };
 
@@ -81,13 +82,7 @@ export async function readBoundedText(req: Request, maxBytes: number): Promise<s
     }
     parts.push(value);
   }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    bytes.set(p, at);
-    at += p.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(concatBytes(...parts));
 }
 
 /**

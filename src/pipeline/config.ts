@@ -1,7 +1,7 @@
 /** The run configuration, parsed once from the Worker's vars, and the queue names. */
 import { isDatasetName } from "../core/datasets";
 import { DEFAULT_DATASET, registryEntry } from "../core/registry";
-import { DEFAULT_LEASE_MS } from "../db/runs";
+import { DEFAULT_LEASE_MS } from "../db/run-start";
 import { DEFAULT_RETRY, type RetryPolicy } from "./download";
 import { maxChunkImages } from "./plan";
 
@@ -34,7 +34,7 @@ export interface Config {
   /** Rows per INSERT statement. */
   readonly rowsPerStatement: number;
   readonly retry: RetryPolicy;
-  /** An active run silent this long is presumed dead (runs.ts DEFAULT_LEASE_MS). */
+  /** An active run silent this long is presumed dead (db/run-start.ts DEFAULT_LEASE_MS). */
   readonly leaseMs: number;
 }
 

@@ -10,17 +10,10 @@ import { chunkDigest } from "../codec/digest";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { requestExports } from "./materialise";
-import {
-  chunkKey,
-  committedChunks,
-  completeIfDone,
-  database,
-  failRun,
-  getRun,
-  noteRetry,
-  type Completion,
-  type Db,
-} from "../db/runs";
+import { chunkKey, committedChunks } from "../db/ledger";
+import { completeIfDone, failRun, noteRetry, type Completion } from "../db/runs";
+import { database, type Db } from "../db/database";
+import { getRun } from "../db/run-reads";
 
 /**
  * Seconds before retry n (1-based): about 2, 4, 8 … capped at a minute, each

@@ -39,24 +39,12 @@ import { maxChunkImages, planChunks } from "./plan";
 import { Producer, SegmentFull } from "./produce";
 import { runDataset } from "./dataset";
 import { checkCapacity } from "./capacity";
-import {
-  committedChunks,
-  completeIfDone,
-  completeUnchanged,
-  database,
-  failRun,
-  forgetChunks,
-  getRun,
-  hasCompleteRun,
-  heartbeat,
-  HEARTBEATS_PER_LEASE,
-  markExtracting,
-  markLoading,
-  noteRetry,
-  pinChecksum,
-  unchangedSince,
-  type Db,
-} from "../db/runs";
+import { committedChunks, forgetChunks, pinChecksum } from "../db/ledger";
+import { completeIfDone, completeUnchanged, failRun, markExtracting, markLoading, noteRetry } from "../db/runs";
+import { database, type Db } from "../db/database";
+import { getRun } from "../db/run-reads";
+import { hasCompleteRun, unchangedSince } from "../db/run-checks";
+import { heartbeat, HEARTBEATS_PER_LEASE } from "../db/run-start";
 
 /** MD5 with the runtime's DigestStream, fed chunk by chunk. */
 export const workersMd5 = (): Digest => {

@@ -16,7 +16,7 @@
 import { SPLITS } from "../core/datasets";
 import { errorMessage } from "../core/errors";
 import { recordExports } from "../db/exports";
-import { database } from "../db/runs";
+import { database } from "../db/database";
 import { readDataset } from "../read/datasets";
 import { npyByteLength, npyExport, type ExportKind, type ExportSpan } from "../read/export";
 import { datasetPrefix, exportKey, versionPrefix } from "../read/export-store";

@@ -15,7 +15,7 @@ import { Interrupt, SourceChangedError } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
 import { describeChunk, type ChunkMessage } from "./messages";
-import { chunkKey } from "../db/runs";
+import { chunkKey } from "../db/ledger";
 import { BatchBuilder, chunkMessage, type ChunkPlan, type RunAttempt } from "./plan";
 
 export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;

@@ -3,16 +3,13 @@
  * refuses a second active run), then hand extraction to the jobs queue, where
  * it gets a consumer's time budget and automatic retries.
  */
-import type { CustomRunSpec, Trigger } from "../db/schema";
 import { errorMessage } from "../core/errors";
 import type { ExtractMessage } from "./messages";
-import { createRun, failRun, resumeRun, type Db, type ResumeResult, type StartResult } from "../db/runs";
+import { createRun, resumeRun, type ResumeResult, type StartRequest, type StartResult } from "../db/run-start";
+import { failRun } from "../db/runs";
+import type { Db } from "../db/database";
 
-export interface TriggerRequest {
-  readonly trigger: Trigger;
-  readonly dataset: string;
-  readonly source: string;
-  readonly spec?: CustomRunSpec;
+export interface TriggerRequest extends StartRequest {
   readonly force: boolean;
 }
 

@@ -4,7 +4,7 @@
  * rows there) and the rows per split, all from the catalog and the swap log —
  * never from the image tables.
  */
-import { SPLITS, type Shape, type Split } from "../core/datasets";
+import type { Shape, Split } from "../core/datasets";
 import { registryEntry } from "../core/registry";
 
 export interface LoadedDataset {
@@ -66,8 +66,6 @@ export async function readDatasets(db: D1Database): Promise<LoadedDataset[]> {
 
 /** Whether a split index is within the dataset's rows. */
 export const hasImage = (d: LoadedDataset, split: Split, idx: number): boolean => idx < d.counts[split];
-
-export const totalImages = (d: LoadedDataset): number => SPLITS.reduce((n, s) => n + d.counts[s], 0);
 
 /** How many classes each dataset's last swap recorded. */
 export async function readClassCounts(db: D1Database): Promise<Map<string, number>> {

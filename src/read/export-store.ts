@@ -8,7 +8,7 @@
 import type { Split } from "../core/datasets";
 import {
   exportStem,
-  rowBytes,
+  locateRange,
   spanHeader,
   type ByteRange,
   type ExportKind,
@@ -42,11 +42,7 @@ export async function storedExport(
   span: StoredSpan,
   range?: ByteRange,
 ): Promise<NpyExport | undefined> {
-  const header = spanHeader(span);
-  const perRow = rowBytes(span);
-  const { start, end: stop } = range ?? { start: 0, end: header.length + span.count * perRow };
-  const dataStart = Math.max(start - header.length, 0);
-  const dataStop = Math.max(stop - header.length, 0);
+  const { header, perRow, start, stop, dataStart, dataStop } = locateRange(span, range);
   if (dataStop <= dataStart) return undefined;
 
   const wholeHeader = spanHeader({ ...span, count: span.rows }).length;

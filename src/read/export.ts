@@ -83,6 +83,37 @@ export interface ByteRange {
   readonly end: number;
 }
 
+/**
+ * Where bytes `range` (default: all) of a span's .npy file lie: bytes `start`
+ * … `stop - 1` of the file, of which those below `header.length` are the
+ * header's, and the rest the rows' data bytes `dataStart` … `dataStop - 1`
+ * (counted from the first row's first byte; empty for a range within the header).
+ */
+export interface LocatedRange {
+  readonly header: Uint8Array;
+  /** Bytes per row. */
+  readonly perRow: number;
+  readonly start: number;
+  /** Exclusive. */
+  readonly stop: number;
+  readonly dataStart: number;
+  /** Exclusive. */
+  readonly dataStop: number;
+}
+
+/** Locate `range` in a span's .npy file; a range not within the file is a RangeError. */
+export function locateRange(span: SpanShape, range?: ByteRange): LocatedRange {
+  const header = spanHeader(span);
+  const perRow = rowBytes(span);
+  const fileSize = header.length + span.count * perRow;
+  const { start, end: stop } = range ?? { start: 0, end: fileSize };
+  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(stop) && 0 <= start && start <= stop && stop <= fileSize))
+    throw new RangeError(`bytes ${start}…${stop - 1} are not within the file's ${fileSize}`);
+  const dataStart = Math.max(start - header.length, 0);
+  const dataStop = Math.max(stop - header.length, 0);
+  return { header, perRow, start, stop, dataStart, dataStop };
+}
+
 export interface NpyExport {
   readonly body: ReadableStream<Uint8Array>;
   /** Exact byte length of what `body` yields: the whole file, or the range asked for. */
@@ -107,15 +138,8 @@ export function npyExport(
   rowsPerPage = pageRows(span),
   range?: ByteRange,
 ): NpyExport {
-  const header = spanHeader(span);
-  const perRow = rowBytes(span);
-  const fileSize = header.length + span.count * perRow;
-  const { start, end: stop } = range ?? { start: 0, end: fileSize };
-  if (!(Number.isSafeInteger(start) && Number.isSafeInteger(stop) && 0 <= start && start <= stop && stop <= fileSize))
-    throw new RangeError(`bytes ${start}…${stop - 1} are not within the file's ${fileSize}`);
-  // The range in data bytes (after the header), and the rows (from the span's first) that hold them.
-  const dataStart = Math.max(start - header.length, 0);
-  const dataStop = Math.max(stop - header.length, 0);
+  const { header, perRow, start, stop, dataStart, dataStop } = locateRange(span, range);
+  // The rows (from the span's first) that hold the range's data bytes.
   const firstRow = Math.floor(dataStart / perRow);
   const endRow = dataStop > dataStart ? Math.ceil(dataStop / perRow) : firstRow;
   const end = span.offset + endRow;

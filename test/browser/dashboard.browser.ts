@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 import { DEFAULT_DATASET, registryEntry } from "../../src/core/registry";
-import type { RunResponse } from "../../src/http/schemas";
+import type { RunResponse } from "../../src/http/schemas/runs";
 import { idxBytes, mulberry32 } from "../idx-fixtures";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";

@@ -22,7 +22,8 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { type Split } from "../../src/core/datasets";
 import { FASHION_MNIST } from "../../src/core/registry";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
-import type { ActiveRunConflict, ErrorBody, RunResponse, RunView } from "../../src/http/schemas";
+import type { ErrorBody } from "../../src/http/schemas/common";
+import type { ActiveRunConflict, RunResponse, RunView } from "../../src/http/schemas/runs";
 import { idxBytes, mulberry32 } from "../idx-fixtures";
 
 const PIXELS = 784;

@@ -1,6 +1,6 @@
-/** GET /: the dashboard page (src/http/dashboard.ts), with a fresh script nonce for its Content-Security-Policy. */
+/** GET /: the dashboard page (src/http/dashboard/), with a fresh script nonce for its Content-Security-Policy. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { dashboardCsp, dashboardHtml } from "../dashboard";
+import { dashboardCsp, dashboardHtml } from "../dashboard/page";
 import { openApiRoutes } from "../validation";
 
 export const dashboardRoutes = openApiRoutes();
@@ -32,8 +32,7 @@ dashboardRoutes.openapi(
     path: "/",
     tags: ["pages"],
     summary: "Dashboard",
-    description:
-      "An HTML page: every dataset with its status, counts, size and last run; for one of them, images per class as a chart, every image page by page (by split and class), and its runs.",
+    description: "An HTML page: every dataset, and for one of them its images per class, its images and its runs.",
     request: { query: DashboardQuery },
     responses: { 200: { description: "The page.", content: { "text/html": { schema: z.string() } } } },
   }),

@@ -7,11 +7,13 @@
  */
 import { createRoute } from "@hono/zod-openapi";
 import { REGISTRY, REGISTRY_NAMES, registryEntry } from "../../core/registry";
-import { database, listRuns, newestRunPerDataset } from "../../db/runs";
+import { database } from "../../db/database";
+import { listRuns, newestRunPerDataset } from "../../db/run-reads";
 import type { Run } from "../../db/schema";
 import { readClassCounts, readClasses, readDataset, readDatasets } from "../../read/datasets";
 import { isLoaded, presentDataset, type Loaded } from "../present";
-import { DatasetListSchema, DatasetParams, DatasetSchema, type DatasetView } from "../schemas";
+import { DatasetParams } from "../schemas/common";
+import { DatasetListSchema, DatasetSchema, type DatasetView } from "../schemas/datasets";
 import { errorResponses, jsonResponse, notFound, openApiRoutes } from "../validation";
 
 export const datasetRoutes = openApiRoutes();
@@ -40,7 +42,7 @@ datasetRoutes.openapi(
     tags: ["datasets"],
     summary: "Every dataset",
     description:
-      "Every registry dataset, loaded or not, then every custom dataset a run has loaded or been started for: status, shape, images per split, classes, estimated size in D1, version, newest run and active run.",
+      "Every registry dataset, loaded or not, then every custom dataset a run has started, with its status and counts.",
     responses: { 200: jsonResponse("The datasets.", DatasetListSchema) },
   }),
   async (c) => {

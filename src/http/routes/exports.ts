@@ -26,16 +26,17 @@ import { exportStem, npyByteLength, npyExport, type ByteRange, type ExportKind }
 import { requestExports } from "../../pipeline/materialise";
 import { storedExport } from "../../read/export-store";
 import { readExtent } from "../../read/images";
+import { anyMatch, ifRangeMatches, noneMatch, parseRange } from "../preconditions";
 import { isLoaded } from "../present";
+import { ErrorSchema } from "../schemas/common";
 import {
   DatasetExportParams,
   DatasetVersionedExportParams,
-  ErrorSchema,
   ExportHeaders,
   ExportParams,
   ExportQuery,
   VersionedExportParams,
-} from "../schemas";
+} from "../schemas/exports";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
 import { notLoaded, unknownDataset } from "./datasets";
 
@@ -45,62 +46,6 @@ export const exportRoutes = openApiRoutes();
 export const IMMUTABLE = "public, max-age=31536000, immutable";
 /** The unversioned URL's: caches may keep it but must revalidate (If-None-Match → 304). */
 export const REVALIDATE = "no-cache";
-
-// ------------------------------------------------------------ HTTP validators
-
-/** The entity tags of an If-None-Match / If-Match list: "*" or each tag with its weakness. */
-function entityTags(field: string): "*" | { weak: boolean; opaque: string }[] {
-  if (field.trim() === "*") return "*";
-  return [...field.matchAll(/(W\/)?"([^"]*)"/g)].map((m) => ({ weak: m[1] !== undefined, opaque: m[2]! }));
-}
-
-/** If-None-Match: weak comparison (RFC 9110 §13.1.2); "*" matches any current representation. */
-export function noneMatch(field: string, etag: string | undefined): boolean {
-  const tags = entityTags(field);
-  if (tags === "*") return true;
-  return etag !== undefined && tags.some((t) => `"${t.opaque}"` === etag);
-}
-
-/** If-Match: strong comparison (RFC 9110 §13.1.1); "*" matches any current representation. */
-export function anyMatch(field: string, etag: string | undefined): boolean {
-  const tags = entityTags(field);
-  if (tags === "*") return true;
-  return etag !== undefined && tags.some((t) => !t.weak && `"${t.opaque}"` === etag);
-}
-
-/** If-Range: an entity tag, compared strongly; a date never matches (the whole file is always a safe answer). */
-export const ifRangeMatches = (field: string, etag: string | undefined): boolean =>
-  etag !== undefined && field.trim() === etag;
-
-export type RangeRequest = { readonly kind: "ignore" } | { readonly kind: "unsatisfiable" } | ByteRange;
-
-/**
- * One `Range: bytes=…` against a file of `size` bytes (RFC 9110 §14.1.2): a
- * range to serve (end exclusive), unsatisfiable (→ 416), or one to ignore (→
- * 200, the whole file): another unit, several ranges, or a malformed or
- * invalid one (last < first), all of which a server may ignore.
- */
-export function parseRange(field: string, size: number): RangeRequest {
-  const m = /^\s*bytes\s*=\s*(.*)$/i.exec(field);
-  if (!m) return { kind: "ignore" };
-  const specs = m[1]!.split(",").map((s) => s.trim());
-  if (specs.filter((s) => s !== "").length !== 1) return { kind: "ignore" };
-  const spec = specs.find((s) => s !== "")!;
-  const suffix = /^-(\d+)$/.exec(spec);
-  if (suffix) {
-    const n = Number(suffix[1]);
-    return n === 0 ? { kind: "unsatisfiable" } : { start: Math.max(size - n, 0), end: size };
-  }
-  const span = /^(\d+)-(\d*)$/.exec(spec);
-  if (!span) return { kind: "ignore" };
-  const first = Number(span[1]);
-  const last = span[2] === "" ? Infinity : Number(span[2]);
-  if (last < first) return { kind: "ignore" };
-  if (first >= size) return { kind: "unsatisfiable" };
-  return { start: first, end: Math.min(last + 1, size) };
-}
-
-// ------------------------------------------------------------ the routes
 
 const binary = { "application/octet-stream": { schema: z.string().openapi({ format: "binary" }) } };
 const header = (description: string) => ({ description, schema: { type: "string" as const } });
@@ -124,7 +69,7 @@ const fileHeaders = (flavour: Flavour, versioned: boolean) => ({
       }),
   "Accept-Ranges": header("`bytes`."),
   "X-Export-Source": header(
-    "`r2`: streamed from the file written to R2 after the load; `d1`: read from D1 page by page (before that file is written, or without an R2 bucket). The same bytes either way.",
+    "`r2` (the file written to R2 after the load) or `d1` (read page by page): the same bytes either way.",
   ),
   "Content-Length": header("Exact: the whole file's size, or the range's."),
   "Content-Disposition": header(
@@ -135,15 +80,18 @@ const fileHeaders = (flavour: Flavour, versioned: boolean) => ({
 function exportResponses(flavour: Flavour, versioned: boolean) {
   const headers = fileHeaders(flavour, versioned);
   return {
-    200: { description: "The .npy file.", headers, content: binary },
+    200: {
+      description: "The .npy file; a new load of the dataset mid-download cuts it off.",
+      headers,
+      content: binary,
+    },
     206: {
-      description: "The bytes one Range asked for: only the rows they cover are read from D1.",
+      description: "The bytes the Range asked for.",
       headers: { ...headers, "Content-Range": header("`bytes <first>-<last>/<size>`") },
       content: binary,
     },
     304: {
-      description:
-        "If-None-Match named the current ETag: no body, and nothing read but the catalog and the swap log (no image row from D1).",
+      description: "If-None-Match named the current ETag: no body.",
       headers: {
         ETag: ETAG,
         "Cache-Control": headers["Cache-Control"],
@@ -152,7 +100,7 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
     },
     ...errorResponses({
       400: `An unknown file, a bad offset or limit${flavour === "dataset" ? ", an invalid dataset name" : ""}${versioned ? ", or a malformed version" : ""}.`,
-      404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? "; or no such version of the dataset was ever swapped in (a failed or still loading run, another dataset's version, or a typo)" : ""}.`,
+      404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? ", or no run of the dataset with that id was ever swapped in" : ""}.`,
       412: "If-Match named no current ETag.",
     }),
     416: {
@@ -163,7 +111,7 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
       ? {
           410: {
             ...jsonResponse(
-              "The version was the dataset once, and a later swap of it has replaced it (its rows are gone for good): fetch the current one, which the Link header names.",
+              "A later load of the dataset has replaced this version for good; the Link header names the current one.",
               ErrorSchema,
             ),
             headers: {
@@ -179,97 +127,40 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
 }
 
 const DESCRIPTION =
-  'idx `offset` … `offset + n - 1` of a split (default: all of it): images as float32, shape (n, rows, cols, channels), or labels as uint8, shape (n,). Streamed with an exact Content-Length; a swap to a new load of the dataset mid-download cuts it off rather than mix the two. Strong ETag `"<version>-<file name>"` (the version is the run whose swap loaded the dataset): If-None-Match → 304, If-Match → 412, one byte Range → 206 (If-Range honoured), all answered without reading an image row they do not need.';
-const UNVERSIONED =
-  "Cache-Control: no-cache (revalidate); Content-Location names the same file's versioned URL, cacheable as immutable.";
-const VERSIONED = `While {version} is the dataset's current version: Cache-Control: ${IMMUTABLE}. Once a later swap has replaced it: 410, never the bytes of another version.`;
+  'idx `offset` … `offset + n - 1` of a split (default: all) as .npy: images float32 (n, rows, cols, channels), labels uint8 (n,). Strong ETag `"<version>-<file name>"`: If-None-Match → 304, If-Match → 412, one Range → 206.';
+const UNVERSIONED = "`no-cache`; Content-Location names the same file's immutable versioned URL.";
+const VERSIONED = `\`${IMMUTABLE}\` while {version} is current; 410 once a later load has replaced it.`;
 
-exportRoutes.openapi(
-  createRoute({
+/**
+ * One export route's declaration. The four differ only by their parameters:
+ * whether the URL names the dataset (else it is the default's alias) and a version.
+ */
+function exportRoute<P extends typeof ExportParams.shape, Path extends string>(path: Path, params: z.ZodObject<P>) {
+  const flavour: Flavour = "name" in params.shape ? "dataset" : "alias";
+  const versioned = "version" in params.shape;
+  const of = flavour === "alias" ? DEFAULT_DATASET : "a dataset";
+  return createRoute({
     method: "get",
-    path: "/datasets/{name}/export/{file}",
+    path,
     tags: ["images"],
-    summary: "Export a split of a dataset as .npy",
-    description: `${DESCRIPTION} ${UNVERSIONED}`,
-    request: { params: DatasetExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("dataset", false),
-  }),
-  (c) => {
-    const { name, file } = c.req.valid("param");
-    return serveExport(c, {
-      dataset: name,
-      flavour: "dataset",
-      ...file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-    });
-  },
+    summary: `Export a split of ${of} as .npy${versioned ? ", of one version" : ""}`,
+    description: `${flavour === "alias" ? `GET /datasets/${DEFAULT_DATASET}${path}. ` : ""}${DESCRIPTION} ${versioned ? VERSIONED : UNVERSIONED}`,
+    request: { params, query: ExportQuery, headers: ExportHeaders },
+    responses: exportResponses(flavour, versioned),
+  });
+}
+
+exportRoutes.openapi(exportRoute("/datasets/{name}/export/{file}", DatasetExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
-
-exportRoutes.openapi(
-  createRoute({
-    method: "get",
-    path: "/datasets/{name}/export/v/{version}/{file}",
-    tags: ["images"],
-    summary: "Export a split of a dataset as .npy, of one version",
-    description: `${DESCRIPTION} ${VERSIONED}`,
-    request: { params: DatasetVersionedExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("dataset", true),
-  }),
-  (c) => {
-    const { name, version, file } = c.req.valid("param");
-    return serveExport(c, {
-      dataset: name,
-      flavour: "dataset",
-      ...file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-      version,
-    });
-  },
+exportRoutes.openapi(exportRoute("/datasets/{name}/export/v/{version}/{file}", DatasetVersionedExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
-
-exportRoutes.openapi(
-  createRoute({
-    method: "get",
-    path: "/export/{file}",
-    tags: ["images"],
-    summary: `Export a split of ${DEFAULT_DATASET} as .npy`,
-    description: `GET /datasets/${DEFAULT_DATASET}/export/{file}. ${DESCRIPTION} ${UNVERSIONED}`,
-    request: { params: ExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("alias", false),
-  }),
-  (c) =>
-    serveExport(c, {
-      dataset: DEFAULT_DATASET,
-      flavour: "alias",
-      ...c.req.valid("param").file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-    }),
+exportRoutes.openapi(exportRoute("/export/{file}", ExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
-
-exportRoutes.openapi(
-  createRoute({
-    method: "get",
-    path: "/export/v/{version}/{file}",
-    tags: ["images"],
-    summary: `Export a split of ${DEFAULT_DATASET} as .npy, of one version`,
-    description: `GET /datasets/${DEFAULT_DATASET}/export/v/{version}/{file}. ${DESCRIPTION} ${VERSIONED}`,
-    request: { params: VersionedExportParams, query: ExportQuery, headers: ExportHeaders },
-    responses: exportResponses("alias", true),
-  }),
-  (c) => {
-    const { version, file } = c.req.valid("param");
-    return serveExport(c, {
-      dataset: DEFAULT_DATASET,
-      flavour: "alias",
-      ...file,
-      ...c.req.valid("query"),
-      ...c.req.valid("header"),
-      version,
-    });
-  },
+exportRoutes.openapi(exportRoute("/export/v/{version}/{file}", VersionedExportParams), (c) =>
+  serveExport(c, exportRequest(c.req.valid("param"), c.req.valid("query"), c.req.valid("header"))),
 );
 
 interface ExportRequest {
@@ -287,6 +178,20 @@ interface ExportRequest {
   readonly "If-None-Match"?: string;
   readonly "If-Match"?: string;
 }
+
+/** A route's validated parts as one request: a URL without a dataset name is the default dataset's alias. */
+const exportRequest = (
+  params: { readonly name?: string; readonly version?: string; readonly file: Pick<ExportRequest, "split" | "kind"> },
+  query: Pick<ExportRequest, "offset" | "limit">,
+  headers: Pick<ExportRequest, "Range" | "If-Range" | "If-None-Match" | "If-Match">,
+): ExportRequest => ({
+  dataset: params.name ?? DEFAULT_DATASET,
+  flavour: params.name === undefined ? "alias" : "dataset",
+  ...params.file,
+  ...(params.version === undefined ? {} : { version: params.version }),
+  ...query,
+  ...headers,
+});
 
 const exportBase = (req: ExportRequest) => (req.flavour === "alias" ? "/export" : `/datasets/${req.dataset}/export`);
 const versionedPath = (req: ExportRequest, version: string, query: string) =>

@@ -12,9 +12,9 @@ import { encodePng, isPngChannels, upscale } from "../../codec/png";
 import { toBytes } from "../../codec/transform";
 import { hasImage } from "../../read/datasets";
 import { readImage, readImagePage } from "../../read/images";
+import { DatasetParams } from "../schemas/common";
 import {
   DatasetImageParams,
-  DatasetParams,
   DEFAULT_PAGE_IMAGES,
   ImagePageQuery,
   ImagePageSchema,
@@ -22,7 +22,7 @@ import {
   ImageQuery,
   ImageSchema,
   MAX_PNG_SIDE,
-} from "../schemas";
+} from "../schemas/images";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
 import { requireLoaded } from "./datasets";
 
@@ -43,7 +43,7 @@ const imageResponses = {
   }),
 };
 
-const IMAGE_DESCRIPTION = `\`…/train/17\`: the image's label, class and shape [rows, cols, channels]. \`…/train/17.png?scale=4\`: the image as an 8-bit PNG (gray, gray + alpha, RGB or RGBA by its channels), \`scale\` times its size; pixels are round(x · 255).`;
+const IMAGE_DESCRIPTION = `\`…/train/17\`: the image's label, class and shape [rows, cols, channels]. \`…/train/17.png?scale=4\`: the image as an 8-bit PNG, \`scale\` times its size, pixels round(x · 255).`;
 
 imageRoutes.openapi(
   createRoute({
@@ -119,7 +119,7 @@ imageRoutes.openapi(
     tags: ["images"],
     summary: "A page of a dataset's images",
     description:
-      "Up to `limit` images of a split in idx order, their indices and labels, of one class (`label`) or all; `next` is the `after` of the next page. Keyset paging: each page reads on from where the last one ended.",
+      "Up to `limit` images of a split in idx order (index and label), of one class or all; pass `next` as `after` for the next page.",
     request: { params: DatasetParams, query: ImagePageQuery },
     responses: {
       200: jsonResponse("The page.", ImagePageSchema),

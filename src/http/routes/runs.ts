@@ -9,16 +9,17 @@ import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import type { Run } from "../../db/schema";
 import { readConfig } from "../../pipeline/config";
 import { resolveRequest } from "../../pipeline/dataset";
-import { abandonRun, database, getRun, listRuns } from "../../db/runs";
+import { abandonRun } from "../../db/runs";
+import { database } from "../../db/database";
+import { getRun, listRuns } from "../../db/run-reads";
 import { resume, startRun } from "../../pipeline/trigger";
 import { readDataset } from "../../read/datasets";
 import { requireToken } from "../auth";
 import { presentRun } from "../present";
+import { DatasetParams, ErrorSchema } from "../schemas/common";
 import {
   ActiveRunConflictSchema,
-  DatasetParams,
   DatasetRunListQuery,
-  ErrorSchema,
   RunIdParams,
   RunListQuery,
   RunListSchema,
@@ -27,7 +28,7 @@ import {
   StartRunBody,
   type ActiveRunConflict,
   type StartDatasetRun,
-} from "../schemas";
+} from "../schemas/runs";
 import { bad, errorResponses, jsonBody, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
 import { unknownDataset } from "./datasets";
 
@@ -109,7 +110,7 @@ runRoutes.openapi(
     path: "/runs",
     tags: ["runs"],
     summary: "Start a run",
-    description: `Starts a run loading \`dataset\` (default: ${DEFAULT_DATASET}) from \`source\` (default: the dataset's official mirrors). A custom dataset names its four \`files\` at a \`source\`, and perhaps its \`classes\`. The body is optional; it is read as JSON whatever its Content-Type.`,
+    description: `Starts a run loading \`dataset\` (default: ${DEFAULT_DATASET}) from \`source\` (default: its official mirrors); a custom dataset also names its four \`files\`. The body is optional, read as JSON whatever its Content-Type.`,
     security,
     middleware: [requireToken, jsonBody(StartRunBody, { maxBytes: MAX_BODY_BYTES, malformed: MALFORMED })] as const,
     request: {
@@ -129,8 +130,7 @@ runRoutes.openapi(
     path: "/datasets/{name}/runs",
     tags: ["runs"],
     summary: "Start a run of a dataset",
-    description:
-      "POST /runs for the dataset the path names: the same body without `dataset`. A name outside the registry is a custom dataset, which names its `files` and a `source`.",
+    description: "POST /runs for the dataset the path names: the same body without `dataset`.",
     security,
     middleware: [
       requireToken,
@@ -158,7 +158,7 @@ runRoutes.openapi(
     tags: ["runs"],
     summary: "Resume a failed run",
     description:
-      "Resumes the latest run if it failed after loading began: re-extracts, requires the same checksums, and queues only the chunks not yet recorded.",
+      "Resumes the dataset's latest run if it failed after loading began: only the chunks not yet recorded are loaded, from unchanged archives.",
     security,
     middleware: [requireToken] as const,
     request: { params: RunIdParams },

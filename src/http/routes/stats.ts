@@ -8,7 +8,8 @@ import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import { readDataset } from "../../read/datasets";
 import { readStats } from "../../read/images";
 import { isLoaded } from "../present";
-import { DatasetParams, StatsSchema, type Stats } from "../schemas";
+import { DatasetParams } from "../schemas/common";
+import { StatsSchema, type Stats } from "../schemas/datasets";
 import { errorResponses, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
 import { unknownDataset } from "./datasets";
 

@@ -1,0 +1,78 @@
+/**
+ * The datasets' schemas: one dataset as GET /datasets lists it and as
+ * GET /datasets/{name} shows it, and its statistics (GET /datasets/{name}/stats).
+ */
+import { z } from "@hono/zod-openapi";
+import { SPLITS } from "../../core/datasets";
+import { ShapeSchema } from "./common";
+import { RunSchema } from "./runs";
+
+const splitCounts = z.object({ train: z.number().int(), test: z.number().int() });
+
+/** One dataset as GET /datasets lists it. */
+export const DatasetSummarySchema = z
+  .object({
+    name: z.string(),
+    title: z.string(),
+    registry: z.boolean().openapi({ description: "An official dataset of the registry; false for a custom one." }),
+    status: z.enum(["empty", "loaded"]).openapi({ description: "loaded: a run's swap put its rows in D1." }),
+    shape: ShapeSchema.nullable().openapi({
+      description: "The loaded images' shape; not loaded, a registry dataset's published one.",
+    }),
+    counts: splitCounts.openapi({ description: "Images loaded per split (0 while empty)." }),
+    classCount: z.number().int().openapi({ description: "Classes: as loaded, else as published." }),
+    sizeBytes: z.number().int().nullable().openapi({
+      description: "About how many bytes its images take in D1, or for a registry dataset not loaded, would take.",
+    }),
+    version: z
+      .string()
+      .nullable()
+      .openapi({ description: "The run whose swap loaded the current rows: the exports' version." }),
+    swappedAt: z.string().nullable().openapi({ format: "date-time" }),
+    exportsStored: z.boolean().nullable().openapi({
+      description:
+        "Whether this version's .npy exports are written to R2 (downloads then stream from R2); null when no R2 bucket is bound.",
+    }),
+    lastRun: RunSchema.nullable().openapi({ description: "The dataset's newest run, whatever its status." }),
+    activeRun: z.string().nullable().openapi({ description: "The id of the dataset's active run, if one is." }),
+  })
+  .openapi("DatasetSummary");
+export type DatasetSummary = z.infer<typeof DatasetSummarySchema>;
+
+const classEntry = z.object({ label: z.number().int(), name: z.string() });
+
+/** One dataset as GET /datasets/{name} shows it: the summary and its class names. */
+export const DatasetSchema = DatasetSummarySchema.extend({
+  classes: z.array(classEntry).openapi({ description: "Class names by label." }),
+}).openapi("Dataset");
+export type DatasetView = z.infer<typeof DatasetSchema>;
+
+export const DatasetListSchema = z
+  .object({
+    datasets: z.array(DatasetSummarySchema).openapi({
+      description:
+        "The registry's datasets in registry order, loaded or not, then every custom dataset loaded or started, by name.",
+    }),
+  })
+  .openapi("DatasetList");
+export type DatasetList = z.infer<typeof DatasetListSchema>;
+
+const classCount = z.object({ label: z.number().int(), name: z.string(), count: z.number().int() });
+const splitStats = z.object({ total: z.number().int(), classes: z.array(classCount).readonly() }).openapi("SplitStats");
+
+export const StatsSchema = z
+  .object({
+    dataset: z.string(),
+    splits: z.object({ train: splitStats, test: splitStats }),
+    samples: z
+      .object({
+        split: z.enum(SPLITS),
+        byLabel: z
+          .array(z.object({ label: z.number().int(), name: z.string(), idx: z.array(z.number().int()).readonly() }))
+          .readonly(),
+      })
+      .nullable()
+      .openapi({ description: "The first few images of each class, from the test split if it has any." }),
+  })
+  .openapi("Stats");
+export type Stats = z.infer<typeof StatsSchema>;
