@@ -47,7 +47,7 @@ describe("withD1Retry", () => {
         },
         {
           attempts: 5,
-          baseDelayMs: 100,
+          backoff: { baseMs: 100, capMs: 2_000 },
           random: () => 0.999,
           sleep: async (ms) => void waits.push(ms),
           onRetry: () => {},

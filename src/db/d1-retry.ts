@@ -20,6 +20,7 @@
  * code whose writes are not idempotent (createRun's insert of a fresh id is not:
  * that is why only the queue handler uses this).
  */
+import { backoffMs, type Backoff } from "../core/backoff";
 
 /**
  * The D1_ERROR messages whose documented remedy is to retry, from "Debug D1 →
@@ -70,9 +71,8 @@ export function isTransientD1Error(err: unknown): boolean {
 export interface D1RetryOptions {
   /** Tries per call, the first included. */
   readonly attempts?: number;
-  /** Backoff before retry n is random in [0, min(maxDelayMs, baseDelayMs · 2^(n-1))). */
-  readonly baseDelayMs?: number;
-  readonly maxDelayMs?: number;
+  /** The wait before each retry (core/backoff.ts). */
+  readonly backoff?: Backoff;
   readonly sleep?: (ms: number) => Promise<void>;
   /** In [0, 1), as Math.random. */
   readonly random?: () => number;
@@ -91,23 +91,21 @@ export interface D1RetryOptions {
  * jitter spreads the retries of many concurrent consumers instead of sending
  * them back to an overloaded D1 in step.
  */
-export const D1_RETRY_DEFAULTS = { attempts: 5, baseDelayMs: 100, maxDelayMs: 2_000 } as const;
+export const D1_RETRY_DEFAULTS = { attempts: 5, backoff: { baseMs: 100, capMs: 2_000 } } as const;
 
 const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Run `op`, retrying transient D1 errors; the last error if every try failed. */
 export async function withD1Retry<T>(op: () => Promise<T>, opts: D1RetryOptions = {}): Promise<T> {
   const attempts = Math.max(1, opts.attempts ?? D1_RETRY_DEFAULTS.attempts);
-  const base = opts.baseDelayMs ?? D1_RETRY_DEFAULTS.baseDelayMs;
-  const cap = opts.maxDelayMs ?? D1_RETRY_DEFAULTS.maxDelayMs;
-  const random = opts.random ?? Math.random;
+  const backoff = opts.backoff ?? D1_RETRY_DEFAULTS.backoff;
   const sleep = opts.sleep ?? sleepMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await op();
     } catch (err) {
       if (attempt >= attempts || !isTransientD1Error(err)) throw err;
-      const delayMs = Math.floor(random() * Math.min(cap, base * 2 ** (attempt - 1)));
+      const delayMs = backoffMs(attempt, backoff, opts.random);
       if (opts.onRetry) opts.onRetry(err, attempt, delayMs);
       else
         console.warn(

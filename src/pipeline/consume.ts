@@ -5,6 +5,7 @@
  * fails its run.
  */
 import type { Config } from "./config";
+import { backoffMs, type Backoff } from "../core/backoff";
 import { errorMessage, isRetryable } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
@@ -23,14 +24,15 @@ import {
 } from "../db/runs";
 
 /**
- * Seconds before retry n (1-based): about 2, 4, 8 … capped at a minute, each
- * drawn from the upper half of its step so that consumers turned away together
- * by an overloaded D1 do not all come back in the same second.
+ * The wait before a message's next delivery: steps of 2, 4, 8 … s capped at a
+ * minute, with the one backoff's full jitter (core/backoff.ts) so that consumers
+ * turned away together by an overloaded D1 do not all come back in the same second.
  */
-export const retryDelaySeconds = (attempts: number, random: () => number = Math.random): number => {
-  const step = Math.min(60, 2 ** Math.max(1, attempts));
-  return Math.ceil(step / 2 + (random() * step) / 2);
-};
+export const QUEUE_RETRY_BACKOFF: Backoff = { baseMs: 2_000, capMs: 60_000 };
+
+/** Seconds before the delivery after attempt `attempts` (msg.attempts, 1-based). */
+export const retryDelaySeconds = (attempts: number, random: () => number = Math.random): number =>
+  Math.ceil(backoffMs(attempts, QUEUE_RETRY_BACKOFF, random) / 1000);
 
 interface Delivery {
   readonly msg: Message<unknown>;
