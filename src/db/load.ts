@@ -9,6 +9,7 @@ import { isDatasetName, isSplit, SPLITS, type Split } from "../core/datasets";
 import { EtlError } from "../core/errors";
 import { isChunkDigest } from "../codec/digest";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
+import { classifyD1Error } from "./d1-errors";
 import { createImageTableSql, imagesViewSql, liveTable, shadowTable } from "./tables";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
@@ -188,7 +189,7 @@ export async function loadChunks(
   } catch (err) {
     // The shadow tables go when the run swaps (or a later run of the dataset claims them):
     // a late delivery has nothing to write, which the run's state says.
-    if (!/no such table/i.test(String(err))) throw err;
+    if (classifyD1Error(err) !== "missing-table") throw err;
     results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now).slice(-3));
     if ((results[1]?.results[0] as RunState | undefined)?.status === "loading") throw err;
   }

@@ -8,6 +8,7 @@ import type { Config } from "./config";
 import { backoffMs, type Backoff } from "../core/backoff";
 import { errorMessage, isRetryable } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
+import { classifyD1Error } from "../db/d1-errors";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { requestExports } from "./materialise";
@@ -82,7 +83,7 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     const reason = `${what}: ${errorMessage(err)}`;
     // A CHECK or key refused the rows (pixels of another size than the run's tables hold):
     // the same rows would be refused on every delivery.
-    if (isRetryable(err) && !/constraint failed/i.test(errorMessage(err))) {
+    if (isRetryable(err) && classifyD1Error(err) !== "constraint") {
       const attempts = Math.max(...deliveries.map((d) => d.msg.attempts));
       console.warn(`run ${runId}: ${reason} (attempt ${attempts}, will retry)`);
       await noteRetry(db, runId, reason).catch(() => {});
