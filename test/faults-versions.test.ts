@@ -11,7 +11,8 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { database, failRun, markExtracting, markLoading } from "../src/db/runs";
-import { runBatch, swapStatements } from "../src/db/load";
+import { runBatch } from "../src/db/batch";
+import { swapStatements } from "../src/db/load";
 import {
   counts,
   dataset,

@@ -10,15 +10,9 @@ import * as schema from "./schema";
 import { ACTIVE_STATUSES, runs, type CustomRunSpec, type Run, type Trigger } from "./schema";
 import type { Split } from "../core/datasets";
 import { SourceChangedError } from "../core/errors";
+import { runBatch } from "./batch";
 import { classifyD1Error, isSqlError } from "./d1-errors";
-import {
-  claimShadowStatements,
-  runBatch,
-  startLoadingStatements,
-  swapStatements,
-  type LoadingPlan,
-  type RunRef,
-} from "./load";
+import { claimShadowStatements, startLoadingStatements, swapStatements, type LoadingPlan, type RunRef } from "./load";
 import { liveTable, shadowTable } from "./tables";
 
 export type Db = DrizzleD1Database<typeof schema> & { readonly $client: D1Database };
