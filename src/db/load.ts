@@ -24,6 +24,7 @@ export const D1_LIMITS = {
 /** The most rows one statement can carry: one bound parameter per row (its pixels as hex), plus the run id. */
 export const MAX_ROWS_PER_STATEMENT = D1_LIMITS.boundParameters - 1;
 
+/** A chunk's rows as the consumer writes them: what its message carries, and the digest of its bytes. */
 export interface ChunkRows {
   /** The run's dataset: its shadow table is where the rows go. */
   readonly dataset: string;

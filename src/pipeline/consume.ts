@@ -35,13 +35,14 @@ export const QUEUE_RETRY_BACKOFF: Backoff = { baseMs: 2_000, capMs: 60_000 };
 export const retryDelaySeconds = (attempts: number, random: () => number = Math.random): number =>
   Math.ceil(backoffMs(attempts, QUEUE_RETRY_BACKOFF, random) / 1000);
 
-interface Delivery {
+/** A chunk message as delivered: its handle (to ack or retry) and its parsed body. */
+interface ChunkDelivery {
   readonly msg: Message<unknown>;
   readonly chunk: ChunkMessage;
 }
 
 export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg: Config): Promise<void> {
-  const byRun = new Map<string, Delivery[]>();
+  const byRun = new Map<string, ChunkDelivery[]>();
   for (const msg of batch.messages) {
     const chunk = parseMessage(msg.body);
     if (chunk?.kind !== "chunk") {
@@ -60,7 +61,7 @@ export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg:
  * write nothing and are acked. Messages are acked only after the completion
  * check: if it fails, redelivery repeats the (idempotent) load and the check.
  */
-async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonly Delivery[]): Promise<void> {
+async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonly ChunkDelivery[]): Promise<void> {
   const db = database(env.DB);
   const what = deliveries.map((d) => describeChunk(d.chunk)).join(", ");
   const settle = (verdict: "ack" | "retry") => {
