@@ -7,7 +7,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
-import { runBatch, swapStatements } from "../src/db/load";
+import { runBatch } from "../src/db/batch";
+import { swapStatements } from "../src/db/load";
 import {
   counts,
   dataset,

@@ -12,7 +12,8 @@ import { QUEUES } from "../src/pipeline/config";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { database } from "../src/db/database";
 import { failRun, markExtracting, markLoading } from "../src/db/runs";
-import { runBatch, swapStatements } from "../src/db/load";
+import { runBatch } from "../src/db/batch";
+import { swapStatements } from "../src/db/load";
 import {
   counts,
   dataset,

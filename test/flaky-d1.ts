@@ -1,7 +1,7 @@
 /**
  * A D1 binding that fails like production D1 does, which Miniflare's local D1
  * never does: a Proxy over the real binding that makes a seeded fraction of the
- * calls throw one of D1's documented transient errors (src/db/d1-retry.ts),
+ * calls throw one of D1's documented transient errors (src/db/d1-errors.ts),
  * in three ways:
  *   before   — thrown without executing: nothing was committed;
  *   after    — executed (a batch committed), then thrown: D1 can report a failure

@@ -9,6 +9,7 @@ import {
   MAX_ROWS_PER_STATEMENT,
   type ChunkRows,
 } from "../src/db/load";
+import { runTransaction } from "../src/db/batch";
 import { FLOAT_OF_BYTE, ZERO_PIXEL, ZERO_PIXEL_HEX, float32LE } from "../src/codec/transform";
 import { createImageTableSql, shadowTable } from "../src/db/tables";
 
@@ -160,5 +161,30 @@ describe("statement building within D1's limits", () => {
     ).all();
     expect(after.results).toEqual(before.results);
     expect(after.results).toHaveLength(5);
+  });
+});
+
+describe("a transaction's reads", () => {
+  it("come back by name, whatever the writes before them", async () => {
+    await env.DB.prepare("CREATE TABLE IF NOT EXISTS named_probe (k INTEGER PRIMARY KEY)").run();
+    for (const writes of [0, 1, 5]) {
+      const read = await runTransaction(env.DB, {
+        writes: [
+          { sql: "DELETE FROM named_probe", params: [] },
+          ...Array.from({ length: writes }, (_, k) => ({
+            sql: "INSERT INTO named_probe (k) VALUES (?1)",
+            params: [k],
+          })),
+        ],
+        reads: {
+          count: { sql: "SELECT COUNT(*) AS n FROM named_probe", params: [] },
+          most: { sql: "SELECT MAX(k) AS k FROM named_probe", params: [] },
+        },
+      });
+      expect(Object.keys(read)).toEqual(["count", "most"]);
+      expect(read.count.results).toEqual([{ n: writes }]);
+      expect(read.most.results).toEqual([{ k: writes === 0 ? null : writes - 1 }]);
+    }
+    await env.DB.prepare("DROP TABLE named_probe").run();
   });
 });

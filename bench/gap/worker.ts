@@ -23,7 +23,8 @@
  * runs), so CPU-only spans are closed by a zero-delay timer (`tick`).
  */
 import floor from "../floor/worker";
-import { chunksStatements, type ChunkRows, type Statement } from "../../src/db/load";
+import type { Statement } from "../../src/db/batch";
+import { chunksStatements, type ChunkRows } from "../../src/db/load";
 import { chunkDigest } from "../../src/codec/digest";
 import { float32LE, normalise, pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../../src/codec/transform";
 import { createImageTableSql, shadowTable } from "../../src/db/tables";

@@ -8,7 +8,7 @@ import { parse } from "smol-toml";
 import { pixelsPerImage, type Split } from "../../src/core/datasets";
 import { FASHION_MNIST } from "../../src/core/registry";
 import { QUEUES, readConfig, type Config } from "../../src/pipeline/config";
-import { chunkInvocationCost, type InvocationCost } from "../../src/pipeline/budget";
+import { chunkInvocationCost, type InvocationCost } from "../../test/budget";
 import { chunksStatements } from "../../src/db/load";
 import { chunkMessage, messageBytes, packBatches, planChunks } from "../../src/pipeline/plan";
 import { BYTES_PER_VALUE } from "../../src/codec/transform";

@@ -11,7 +11,7 @@ import { startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 import type { FloorResult, Layout, Mode } from "../floor/worker";
 import { pixelsPerImage } from "../../src/core/datasets";
 import { FASHION_MNIST } from "../../src/core/registry";
-import { insertsPerChunk } from "../../src/pipeline/budget";
+import { insertsPerChunk } from "../../test/budget";
 import { maxChunkImages } from "../../src/pipeline/plan";
 import type { BenchConfig } from "./cost";
 import { frozenConfig } from "./frozen";

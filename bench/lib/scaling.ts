@@ -8,7 +8,7 @@
 import { pixelsPerImage, SPLITS, type Shape, type Split } from "../../src/core/datasets";
 import { npyByteLength, pageRows, type ExportKind } from "../../src/read/export";
 import { BYTES_PER_VALUE } from "../../src/codec/transform";
-import { INVOCATION_LIMITS } from "../../src/pipeline/budget";
+import { INVOCATION_LIMITS } from "../../test/budget";
 
 /** The dataset the section sizes its synthetic set after. */
 export const SCALE_DATASET = "emnist-byclass";

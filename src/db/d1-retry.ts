@@ -19,60 +19,21 @@
  * RETURNING retried after its first attempt committed returns no row. Do not wrap
  * code whose writes are not idempotent (createRun's insert of a fresh id is not:
  * that is why only the queue handler uses this).
+ *
+ * Only `transient` errors (d1-errors.ts) are retried here. A `too-large` one
+ * would most likely reset the database again if repeated at once; it reaches
+ * the consumer, which retries the message later (core/errors.ts counts D1's
+ * errors as retryable). Constraint and SQL errors are rethrown at once.
  */
-
-/**
- * The D1_ERROR messages whose documented remedy is to retry, from "Debug D1 →
- * List of D1_ERRORs" (developers.cloudflare.com/d1/observability/debug-d1/#error-list)
- * and the example in "Retry queries"
- * (developers.cloudflare.com/d1/best-practices/retry-queries/). Matched as
- * fragments of the message, like Cloudflare's own `shouldRetry` example.
- */
-export const TRANSIENT_D1_ERRORS: readonly string[] = [
-  // Recommended action "Retry the operation":
-  "D1 DB reset because its code was updated", // D1 (or its Durable Object) was redeployed
-  // "Internal error while starting up D1 DB storage caused object to be reset." and
-  // "Internal error in D1 DB storage caused object to be reset."
-  "storage caused object to be reset",
-  "Network connection lost",
-  "Cannot resolve D1 DB due to transient issue on remote node",
-  // "App action: Retry the operation, and ensure the connection stays open."
-  "Can't read from request stream because client disconnected",
-  // "D1 DB is overloaded. Requests queued for too long." and "… Too many requests
-  // queued.": the documented remedy is to "send fewer requests by spreading the
-  // load over time", which is what backing off with jitter does. The queue that
-  // overflowed is other requests', not something wrong with this one.
-  "D1 DB is overloaded",
-];
-
-/*
- * Deliberately not retried in-process, although documented next to the above:
- * "D1 DB storage operation exceeded timeout which caused object to be reset",
- * "D1 DB's isolate exceeded its memory limit and was reset" and "D1 DB exceeded
- * its CPU time limit and was reset". The docs blame the query itself (too large,
- * too slow) and recommend changing it; repeating it at once would most likely
- * reset the database again. They still reach the consumer, which retries the
- * message later (src/core/errors.ts counts unclassified errors as retryable). A bare
- * "internal error" is not in D1's list either. Constraint failures, SQL errors,
- * D1_TYPE_ERROR and D1_COLUMN_NOTFOUND are never transient.
- */
-
-export function isTransientD1Error(err: unknown): boolean {
-  const messages: string[] = [];
-  // Before wrangler 3.1.1 the detail was in `cause` (debug-d1); look at both.
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 3; depth++) {
-    messages.push(e instanceof Error ? e.message : String(e));
-    e = e instanceof Error ? e.cause : undefined;
-  }
-  return messages.some((m) => TRANSIENT_D1_ERRORS.some((fragment) => m.includes(fragment)));
-}
+import { backoffMs, type Backoff } from "../core/backoff";
+import { errorMessage } from "../core/errors";
+import { classifyD1Error } from "./d1-errors";
 
 export interface D1RetryOptions {
   /** Tries per call, the first included. */
   readonly attempts?: number;
-  /** Backoff before retry n is random in [0, min(maxDelayMs, baseDelayMs · 2^(n-1))). */
-  readonly baseDelayMs?: number;
-  readonly maxDelayMs?: number;
+  /** The wait before each retry (core/backoff.ts). */
+  readonly backoff?: Backoff;
   readonly sleep?: (ms: number) => Promise<void>;
   /** In [0, 1), as Math.random. */
   readonly random?: () => number;
@@ -91,28 +52,23 @@ export interface D1RetryOptions {
  * jitter spreads the retries of many concurrent consumers instead of sending
  * them back to an overloaded D1 in step.
  */
-export const D1_RETRY_DEFAULTS = { attempts: 5, baseDelayMs: 100, maxDelayMs: 2_000 } as const;
+export const D1_RETRY_DEFAULTS = { attempts: 5, backoff: { baseMs: 100, capMs: 2_000 } } as const;
 
 const sleepMs = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Run `op`, retrying transient D1 errors; the last error if every try failed. */
 export async function withD1Retry<T>(op: () => Promise<T>, opts: D1RetryOptions = {}): Promise<T> {
   const attempts = Math.max(1, opts.attempts ?? D1_RETRY_DEFAULTS.attempts);
-  const base = opts.baseDelayMs ?? D1_RETRY_DEFAULTS.baseDelayMs;
-  const cap = opts.maxDelayMs ?? D1_RETRY_DEFAULTS.maxDelayMs;
-  const random = opts.random ?? Math.random;
+  const backoff = opts.backoff ?? D1_RETRY_DEFAULTS.backoff;
   const sleep = opts.sleep ?? sleepMs;
   for (let attempt = 1; ; attempt++) {
     try {
       return await op();
     } catch (err) {
-      if (attempt >= attempts || !isTransientD1Error(err)) throw err;
-      const delayMs = Math.floor(random() * Math.min(cap, base * 2 ** (attempt - 1)));
+      if (attempt >= attempts || classifyD1Error(err) !== "transient") throw err;
+      const delayMs = backoffMs(attempt, backoff, opts.random);
       if (opts.onRetry) opts.onRetry(err, attempt, delayMs);
-      else
-        console.warn(
-          `D1: ${err instanceof Error ? err.message : String(err)}; try ${attempt + 1} of ${attempts} in ${delayMs} ms`,
-        );
+      else console.warn(`D1: ${errorMessage(err)}; try ${attempt + 1} of ${attempts} in ${delayMs} ms`);
       await sleep(delayMs);
     }
   }

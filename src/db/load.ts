@@ -9,6 +9,8 @@ import { isDatasetName, isSplit, SPLITS, type Split } from "../core/datasets";
 import { EtlError } from "../core/errors";
 import { isChunkDigest } from "../codec/digest";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
+import { runTransaction, transactionStatements, type Statement, type Transaction } from "./batch";
+import { classifyD1Error } from "./d1-errors";
 import { createImageTableSql, imagesViewSql, liveTable, shadowTable } from "./tables";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
@@ -19,14 +21,10 @@ export const D1_LIMITS = {
   valueBytes: 2_000_000,
 } as const;
 
-export interface Statement {
-  readonly sql: string;
-  readonly params: readonly (string | number)[];
-}
-
 /** The most rows one statement can carry: one bound parameter per row (its pixels as hex), plus the run id. */
 export const MAX_ROWS_PER_STATEMENT = D1_LIMITS.boundParameters - 1;
 
+/** A chunk's rows as the consumer writes them: what its message carries, and the digest of its bytes. */
 export interface ChunkRows {
   /** The run's dataset: its shadow table is where the rows go. */
   readonly dataset: string;
@@ -145,27 +143,48 @@ const ledgerStatement = (runId: string, chunks: readonly ChunkRows[]): Statement
   params: [runId],
 });
 
+/** What a chunk load reads back: the run's state and the ledger's entries for the delivered chunks. */
+export type LoadRead = "state" | "ledger";
+
+/** The end of a chunk load: the run's progress, then its state and the chunks' ledger entries. */
+export function runStateTransaction(runId: string, chunks: readonly ChunkRows[], now: string): Transaction<LoadRead> {
+  return {
+    writes: [{ sql: UPDATE_PROGRESS_SQL, params: [runId, now] }],
+    reads: { state: { sql: RUN_STATE_SQL, params: [runId] }, ledger: ledgerStatement(runId, chunks) },
+  };
+}
+
 /**
- * One transaction for several chunks of a run: each chunk's rows and ledger
- * entry, then the run's progress and its state. Fewer, larger transactions:
- * each costs a commit, a fixed cost per transaction.
+ * One transaction for several chunks of a run: each chunk's ledger entry and
+ * rows, then runStateTransaction's. Fewer, larger transactions: each costs a
+ * commit, a fixed cost per transaction.
  */
-export function chunksStatements(
+export function loadTransaction(
   runId: string,
   chunks: readonly ChunkRows[],
   rowsPerStatement: number,
   now: string,
-): Statement[] {
-  return [
-    ...chunks.flatMap((rows) => [
-      { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length, rows.digest] },
-      ...buildInsertStatements(runId, rows, rowsPerStatement),
-    ]),
-    { sql: UPDATE_PROGRESS_SQL, params: [runId, now] },
-    { sql: RUN_STATE_SQL, params: [runId] },
-    ledgerStatement(runId, chunks),
-  ];
+): Transaction<LoadRead> {
+  const end = runStateTransaction(runId, chunks, now);
+  return {
+    writes: [
+      ...chunks.flatMap((rows) => [
+        { sql: RECORD_CHUNK_SQL, params: [runId, rows.split, rows.start, rows.labels.length, rows.digest] },
+        ...buildInsertStatements(runId, rows, rowsPerStatement),
+      ]),
+      ...end.writes,
+    ],
+    reads: end.reads,
+  };
 }
+
+/** loadTransaction's statements, in order. */
+export const chunksStatements = (
+  runId: string,
+  chunks: readonly ChunkRows[],
+  rowsPerStatement: number,
+  now: string,
+): Statement[] => transactionStatements(loadTransaction(runId, chunks, rowsPerStatement, now));
 
 export interface LoadResult {
   /** The run after the transaction, or undefined if there is no such run. */
@@ -173,6 +192,8 @@ export interface LoadResult {
   /** The ledger's entries for the delivered chunks; an entry whose digest differs means no rows were written for it. */
   readonly ledger: readonly LedgerEntry[];
 }
+
+const runState = (read: Record<LoadRead, D1Result>) => read.state.results[0] as RunState | undefined;
 
 /** Load chunks of one run in one batch. */
 export async function loadChunks(
@@ -182,25 +203,17 @@ export async function loadChunks(
   rowsPerStatement: number,
   now: string,
 ): Promise<LoadResult> {
-  let results: D1Result[];
+  let read: Record<LoadRead, D1Result>;
   try {
-    results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now));
+    read = await runTransaction(db, loadTransaction(runId, chunks, rowsPerStatement, now));
   } catch (err) {
     // The shadow tables go when the run swaps (or a later run of the dataset claims them):
     // a late delivery has nothing to write, which the run's state says.
-    if (!/no such table/i.test(String(err))) throw err;
-    results = await runBatch(db, chunksStatements(runId, chunks, rowsPerStatement, now).slice(-3));
-    if ((results[1]?.results[0] as RunState | undefined)?.status === "loading") throw err;
+    if (classifyD1Error(err) !== "missing-table") throw err;
+    read = await runTransaction(db, runStateTransaction(runId, chunks, now));
+    if (runState(read)?.status === "loading") throw err;
   }
-  return {
-    state: results.at(-2)?.results[0] as RunState | undefined,
-    ledger: (results.at(-1)?.results ?? []) as LedgerEntry[],
-  };
-}
-
-/** Run statements as one D1 batch: D1 executes a batch as a single transaction. */
-export async function runBatch(db: D1Database, statements: readonly Statement[]): Promise<D1Result[]> {
-  return db.batch(statements.map((s) => db.prepare(s.sql).bind(...s.params)));
+  return { state: runState(read), ledger: read.ledger.results as LedgerEntry[] };
 }
 
 /** The run a swap or a claim is for: its id and its dataset. */

@@ -9,14 +9,9 @@ import * as schema from "./schema";
 import { ACTIVE_STATUSES, runs, type Run } from "./schema";
 import type { Split } from "../core/datasets";
 import { SourceChangedError } from "../core/errors";
-import {
-  claimShadowStatements,
-  runBatch,
-  startLoadingStatements,
-  swapStatements,
-  type LoadingPlan,
-  type RunRef,
-} from "./load";
+import { runBatch } from "./batch";
+import { classifyD1Error, isSqlError } from "./d1-errors";
+import { claimShadowStatements, startLoadingStatements, swapStatements, type LoadingPlan, type RunRef } from "./load";
 import { now, type Db } from "./database";
 import { countRows } from "./run-checks";
 import { getRun } from "./run-reads";
@@ -190,7 +185,7 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
     if (counts.train === expected.train && counts.test === expected.test) {
       // The guard refused (a dataset joined the catalog meanwhile) or D1 failed on the way: try again.
       // An SQL error, though, would be the same on every try: fail rather than retry for ever.
-      if (!/SQLITE_ERROR/.test(String(err))) throw err;
+      if (!isSqlError(classifyD1Error(err))) throw err;
       reason = `the swap failed: ${String(err)}. The previous dataset was left as it was`;
     } else {
       reason = `all ${run.chunksTotal} chunks were recorded but D1 holds ${counts.train} train and ${counts.test} test rows for this run; expected ${expected.train} and ${expected.test}. The previous dataset was left as it was`;

@@ -5,8 +5,10 @@
  * fails its run.
  */
 import type { Config } from "./config";
+import { backoffMs, type Backoff } from "../core/backoff";
 import { errorMessage, isRetryable } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
+import { classifyD1Error } from "../db/d1-errors";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { requestExports } from "./materialise";
@@ -16,22 +18,24 @@ import { database, type Db } from "../db/database";
 import { getRun } from "../db/run-reads";
 
 /**
- * Seconds before retry n (1-based): about 2, 4, 8 … capped at a minute, each
- * drawn from the upper half of its step so that consumers turned away together
- * by an overloaded D1 do not all come back in the same second.
+ * The wait before a message's next delivery: steps of 2, 4, 8 … s capped at a
+ * minute, with the one backoff's full jitter (core/backoff.ts) so that consumers
+ * turned away together by an overloaded D1 do not all come back in the same second.
  */
-export const retryDelaySeconds = (attempts: number, random: () => number = Math.random): number => {
-  const step = Math.min(60, 2 ** Math.max(1, attempts));
-  return Math.ceil(step / 2 + (random() * step) / 2);
-};
+export const QUEUE_RETRY_BACKOFF: Backoff = { baseMs: 2_000, capMs: 60_000 };
 
-interface Delivery {
+/** Seconds before the delivery after attempt `attempts` (msg.attempts, 1-based). */
+export const retryDelaySeconds = (attempts: number, random: () => number = Math.random): number =>
+  Math.ceil(backoffMs(attempts, QUEUE_RETRY_BACKOFF, random) / 1000);
+
+/** A chunk message as delivered: its handle (to ack or retry) and its parsed body. */
+interface ChunkDelivery {
   readonly msg: Message<unknown>;
   readonly chunk: ChunkMessage;
 }
 
 export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg: Config): Promise<void> {
-  const byRun = new Map<string, Delivery[]>();
+  const byRun = new Map<string, ChunkDelivery[]>();
   for (const msg of batch.messages) {
     const chunk = parseMessage(msg.body);
     if (chunk?.kind !== "chunk") {
@@ -50,7 +54,7 @@ export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg:
  * write nothing and are acked. Messages are acked only after the completion
  * check: if it fails, redelivery repeats the (idempotent) load and the check.
  */
-async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonly Delivery[]): Promise<void> {
+async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonly ChunkDelivery[]): Promise<void> {
   const db = database(env.DB);
   const what = deliveries.map((d) => describeChunk(d.chunk)).join(", ");
   const settle = (verdict: "ack" | "retry") => {
@@ -73,7 +77,7 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     const reason = `${what}: ${errorMessage(err)}`;
     // A CHECK or key refused the rows (pixels of another size than the run's tables hold):
     // the same rows would be refused on every delivery.
-    if (isRetryable(err) && !/constraint failed/i.test(errorMessage(err))) {
+    if (isRetryable(err) && classifyD1Error(err) !== "constraint") {
       const attempts = Math.max(...deliveries.map((d) => d.msg.attempts));
       console.warn(`run ${runId}: ${reason} (attempt ${attempts}, will retry)`);
       await noteRetry(db, runId, reason).catch(() => {});

@@ -21,17 +21,24 @@ export interface ExtractMessage {
   readonly from: number;
 }
 
-/** idx-etl-chunks: transform and load images [start, start + count) of one split. */
-export interface ChunkMessage {
+/**
+ * A chunk: images [start, start + count) of one split, the unit the job plans
+ * (PlannedChunk), inflates (ImageChunk), sends (ChunkMessage) and the ledger records.
+ */
+export interface ChunkRange {
+  readonly split: Split;
+  readonly start: number;
+  readonly count: number;
+}
+
+/** idx-etl-chunks: transform and load one chunk's images. */
+export interface ChunkMessage extends ChunkRange {
   readonly kind: "chunk";
   readonly runId: string;
   /** The run's attempt whose job sent it: as a dead letter it fails only that attempt. */
   readonly attempt: number;
   /** The run's dataset, whose shadow tables the rows go to (the load checks the run agrees). */
   readonly dataset: string;
-  readonly split: Split;
-  readonly start: number;
-  readonly count: number;
   /** The chunk's labels, one byte per image (validated against the classes at extract). */
   readonly labels: Uint8Array;
   /** Bytes of one image (rows × cols × channels): the consumer checks `pixels` against it. */
@@ -93,5 +100,4 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
   return undefined;
 }
 
-export const describeChunk = (c: Pick<ChunkMessage, "split" | "start" | "count">): string =>
-  `${c.split} images ${c.start}–${c.start + c.count - 1}`;
+export const describeChunk = (c: ChunkRange): string => `${c.split} images ${c.start}–${c.start + c.count - 1}`;

@@ -3,7 +3,7 @@
  * messages into sendBatch calls, within Cloudflare Queues' limits. Pure.
  */
 import { MAX_DATASET_NAME, type Split } from "../core/datasets";
-import type { ChunkMessage } from "./messages";
+import type { ChunkMessage, ChunkRange } from "./messages";
 
 /** Queues: a message is at most 128 KB, a sendBatch at most 100 messages and 256 KB (1 KB = 1000 B). */
 export const QUEUE_LIMITS = {
@@ -20,20 +20,17 @@ export interface SplitPlanInput {
   readonly labels: Uint8Array;
 }
 
-/** One planned chunk: which images of which split, and their labels (one byte each). */
-export interface ChunkPlan {
-  readonly split: Split;
-  readonly start: number;
-  readonly count: number;
+/** A chunk as planned, before its pixels are inflated: its range and its labels (one byte each). */
+export interface PlannedChunk extends ChunkRange {
   readonly labels: Uint8Array;
 }
 
 /** The chunks of one split, in order, each of `chunkSize` images but the last. */
-export function planChunks(input: SplitPlanInput, chunkSize: number): ChunkPlan[] {
+export function planChunks(input: SplitPlanInput, chunkSize: number): PlannedChunk[] {
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
     throw new RangeError(`chunk size must be a positive integer, got ${chunkSize}`);
   }
-  const out: ChunkPlan[] = [];
+  const out: PlannedChunk[] = [];
   for (let start = 0; start < input.labels.length; start += chunkSize) {
     // A copy, not a view: a message serializes a view's whole backing buffer (every label of the split).
     const labels = input.labels.slice(start, start + chunkSize);
@@ -49,13 +46,13 @@ export interface RunAttempt {
   readonly dataset: string;
 }
 
-export const chunkMessage = (run: RunAttempt, plan: ChunkPlan, pixels: Uint8Array): ChunkMessage => ({
+export const chunkMessage = (run: RunAttempt, chunk: PlannedChunk, pixels: Uint8Array): ChunkMessage => ({
   kind: "chunk",
   runId: run.runId,
   attempt: run.attempt,
   dataset: run.dataset,
-  ...plan,
-  pixelsPerImage: pixels.length / plan.count,
+  ...chunk,
+  pixelsPerImage: pixels.length / chunk.count,
   pixels,
 });
 

@@ -16,7 +16,7 @@ import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
 import { describeChunk, type ChunkMessage } from "./messages";
 import { chunkKey } from "../db/ledger";
-import { BatchBuilder, chunkMessage, type ChunkPlan, type RunAttempt } from "./plan";
+import { BatchBuilder, chunkMessage, type PlannedChunk, type RunAttempt } from "./plan";
 
 export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;
 
@@ -34,7 +34,7 @@ export class SegmentFull extends Interrupt {
 
 export interface ProducerOptions {
   readonly run: RunAttempt;
-  readonly planned: readonly ChunkPlan[];
+  readonly planned: readonly PlannedChunk[];
   /** What the ledger holds: chunk key → the digest of the rows committed for it. */
   readonly committed?: ReadonlyMap<string, string | null>;
   readonly send: SendBatch;
@@ -50,7 +50,7 @@ export interface ProducerOptions {
 }
 
 export class Producer {
-  private readonly plans = new Map<string, { plan: ChunkPlan; index: number }>();
+  private readonly plans = new Map<string, { plan: PlannedChunk; index: number }>();
   private readonly batch = new BatchBuilder<ChunkMessage>();
   /** Digests of the chunks the run has: committed before this job, or sent by it. */
   private readonly known: Map<string, string | null>;
@@ -62,7 +62,7 @@ export class Producer {
   }
 
   /** Whether the ledger belongs to this plan; if not (CHUNK_SIZE changed before a resume) it cannot say what is loaded. */
-  static ledgerFits(planned: readonly ChunkPlan[], committed: ReadonlyMap<string, unknown>): boolean {
+  static ledgerFits(planned: readonly PlannedChunk[], committed: ReadonlyMap<string, unknown>): boolean {
     const keys = new Set(planned.map(chunkKey));
     return [...committed.keys()].every((k) => keys.has(k));
   }

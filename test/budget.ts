@@ -1,14 +1,15 @@
 /**
- * What one chunk-consumer invocation costs against the per-invocation limits
- * (free plan: 50 D1 queries, 50 subrequests), derived from the code paths in
- * consume.ts / load.ts / runs.ts. Pure, so a test can hold the configured
- * values (wrangler.toml, env defaults) to it and the bench can print it.
+ * A model of what one chunk-consumer invocation costs against the
+ * per-invocation limits (free plan: 50 D1 queries, 50 subrequests), for the
+ * bench to print for configurations it does not run. budget.test.ts holds it
+ * to the calls the real consumer makes, counted.
  *
  * Counted conservatively: every statement inside a D1 batch counts as a query,
  * every binding call (D1, Queues) as a subrequest, and the completion check
  * takes its longest path (counts disagree → fail the run).
  */
-import { MAX_ROWS_PER_STATEMENT, swapStatements } from "../db/load";
+import { transactionStatements } from "../src/db/batch";
+import { MAX_ROWS_PER_STATEMENT, runStateTransaction, swapStatements } from "../src/db/load";
 
 const SWAP_STATEMENTS = swapStatements(
   { id: "run", dataset: "fashion-mnist" },
@@ -29,8 +30,8 @@ export interface ConsumerShape {
 /** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the catalog, the swap batch, getRun, count rows, failRun. */
 const COMPLETION_QUERIES = 1 + 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
 const COMPLETION_CALLS = 7;
-/** load.ts chunksStatements: after the chunks, the progress update, the run-state read and the ledger read. */
-const RUN_STATEMENTS = 3;
+/** load.ts loadTransaction: after the chunks, the progress update and the reads of the run's state and ledger. */
+const RUN_STATEMENTS = transactionStatements(runStateTransaction("run", [], "")).length;
 
 export interface InvocationCost {
   readonly insertsPerChunk: number;
