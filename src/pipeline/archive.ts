@@ -60,6 +60,9 @@ export type ArchiveRead = { readonly md5?: string } & (
  */
 export const READ_BLOCK_BYTES = 256 * 1024;
 
+/** Bytes of a body shown when it is not gzip. */
+const SHOWN_BYTES = 40;
+
 /** One extraction's archives: where they are, how they are fetched, and the zip directories read so far. */
 export class Archives {
   private readonly zips = new Map<string, ZipDirectory>();
@@ -96,11 +99,11 @@ export class Archives {
 
   /** One attempt at one place: open → MD5 tee → gunzip → IDX records. */
   private async *once(where: Location, file: string, want: ArchiveRead, attempt: Attempt): AsyncGenerator<IdxItem> {
-    const bytes = await this.open(where, file, attempt);
+    const { bytes, sent } = await this.open(where, file, attempt);
     const digest = this.deps.md5();
     const gunzip = "hashOnly" in want ? undefined : new VerifyingGunzip(file);
     const records = "hashOnly" in want ? undefined : new IdxRecords(file, want.recordsPerChunk);
-    for await (const block of blocks(bytes)) {
+    for await (const block of gzipOnly(blocks(bytes), file, sent)) {
       await digest.update(block);
       // A raw-archive mirror would tee `block` here, and keep what it wrote where the MD5 is pinned below.
       if (gunzip) yield* records!.push(gunzip.push(block));
@@ -116,11 +119,15 @@ export class Archives {
     if (last) yield last;
   }
 
-  /** The archive's compressed bytes. */
-  private async open(where: Location, file: string, attempt: Attempt): Promise<AsyncIterable<Uint8Array>> {
+  /** The archive's compressed bytes, and what sent them (for a body that is not gzip). */
+  private async open(where: Location, file: string, attempt: Attempt): Promise<Opened> {
     if (where.zip === undefined) {
       const res = await get(this.deps.fetch, where.url, file, attempt);
-      return readBody(res.body!, file, where.url, attempt);
+      const type = res.headers.get("Content-Type");
+      return {
+        bytes: readBody(res.body!, file, where.url, attempt),
+        sent: `the server sent ${type ?? "no Content-Type"}`,
+      };
     }
     let dir = this.zips.get(where.zip);
     if (!dir) {
@@ -132,7 +139,10 @@ export class Archives {
       }
       this.zips.set(where.zip, dir);
     }
-    return zipMember(this.deps.fetch, dir, file, attempt);
+    return {
+      bytes: zipMember(this.deps.fetch, dir, file, attempt),
+      sent: `its member in ${dir.file} holds other data`,
+    };
   }
 
   /** A file at a mirror: loose at its URL, or a member of the dataset's zip there. */
@@ -146,6 +156,7 @@ export class Archives {
 }
 
 type Location = { readonly url: string; readonly zip?: string };
+type Opened = { readonly bytes: AsyncIterable<Uint8Array>; readonly sent: string };
 
 /** Pieces gathered into blocks of READ_BLOCK_BYTES; the first goes on at once (a header read needs only it). */
 async function* blocks(pieces: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
@@ -163,4 +174,20 @@ async function* blocks(pieces: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
     }
   }
   if (bytes > 0) yield concatBytes(...pending);
+}
+
+/** The bytes as they come, once their first two are gzip's (1f 8b): an HTML page says so, not "corrupt". */
+async function* gzipOnly(bytes: AsyncIterable<Uint8Array>, file: string, sent: string): AsyncGenerator<Uint8Array> {
+  let head: Uint8Array | undefined = new Uint8Array(0);
+  for await (const block of bytes) {
+    if (head !== undefined) {
+      head = concatBytes(head, block.subarray(0, SHOWN_BYTES));
+      if (head.length >= 2 && (head[0] !== 0x1f || head[1] !== 0x8b)) {
+        const shown = new TextDecoder().decode(head.subarray(0, SHOWN_BYTES)) + (head.length >= SHOWN_BYTES ? "…" : "");
+        throw new EtlError(`${file}: ${sent}, not a gzip archive (body starts ${JSON.stringify(shown)})`);
+      }
+      if (head.length >= 2) head = undefined;
+    }
+    yield block;
+  }
 }
