@@ -10,6 +10,7 @@ import { REGISTRY, registryEntry } from "../src/core/registry";
 import { resume, startRun } from "../src/pipeline/trigger";
 import { activeRun } from "../src/db/run-reads";
 import { failRun } from "../src/db/runs";
+import type { RunRequest } from "../src/pipeline/dataset";
 import {
   SHAPE_28,
   cfg,
@@ -219,25 +220,21 @@ describe("more datasets side by side", () => {
 
   it("every registry dataset and a custom one at once: each listed, each with exactly its own rows", async () => {
     const loaded: Record<string, ReturnType<typeof data>> = {};
+    const requests: RunRequest[] = [];
     for (const [i, spec] of REGISTRY.entries()) {
       const d = data(100 + i, 12 + i, 4);
       if (spec.name === "emnist-letters") {
         for (const s of [d.train, d.test]) s.labels.forEach((l, j) => (s.labels[j] = 1 + l));
       }
       const archives = specArchives(spec, d);
-      const source = await publishFiles(spec.zip ? { "gzip.zip": emnistZip(archives) } : archives);
-      const run = await load({ dataset: spec.name, source });
-      expect([spec.name, run.status, run.error]).toEqual([spec.name, "complete", null]);
+      requests.push({
+        dataset: spec.name,
+        source: await publishFiles(spec.zip ? { "gzip.zip": emnistZip(archives) } : archives),
+      });
       loaded[spec.name] = d;
     }
     const mine = data(200, 9, 3);
-    const files = {
-      trainImages: "a.gz",
-      trainLabels: "b.gz",
-      testImages: "c.gz",
-      testLabels: "d.gz",
-    };
-    const custom = await load({
+    requests.push({
       dataset: "my-digits",
       source: await publishFiles({
         "a.gz": imagesGz(mine.train),
@@ -245,10 +242,22 @@ describe("more datasets side by side", () => {
         "c.gz": imagesGz(mine.test),
         "d.gz": labelsGz(mine.test),
       }),
-      files,
+      files: { trainImages: "a.gz", trainLabels: "b.gz", testImages: "c.gz", testLabels: "d.gz" },
     });
-    expect(custom.status).toBe("complete");
     loaded["my-digits"] = mine;
+    // Every run is started before any is waited for: all of them are active together, and their
+    // swaps race to change the catalog and the view.
+    const started = [];
+    for (const req of requests) started.push(await trigger(req));
+    const done = await Promise.all(started.map((r) => waitForRun(r.id)));
+    expect(done.map((r) => [r.dataset, r.status, r.error])).toEqual(requests.map((r) => [r.dataset, "complete", null]));
+    // At once: the last run was started before the first one finished.
+    const lastStarted = done
+      .map((r) => r.createdAt)
+      .sort()
+      .at(-1)!;
+    const firstFinished = done.map((r) => r.finishedAt!).sort()[0]!;
+    expect(lastStarted < firstFinished, `last started ${lastStarted}, first finished ${firstFinished}`).toBe(true);
 
     const names = Object.keys(loaded).sort();
     expect(await inView()).toEqual(names);

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
 import { runBatch } from "../src/db/batch";
 import { swapStatements } from "../src/db/load";
+import { liveTable, shadowTable } from "../src/db/tables";
 import {
   counts,
   dataset,
@@ -274,7 +275,14 @@ describe("the swap that publishes a run's rows", () => {
     await deliver(QUEUES.chunks, chunks);
     expect((await getRun(runId)).status).toBe("complete");
     const before = await dataset();
-    await expect(
+    // Shadow tables again, holding as many rows as the run expects but with other labels: only
+    // the swap's guard row stands between them and the dataset.
+    for (const split of ["train", "test"] as const) {
+      await env.DB.prepare(
+        `CREATE TABLE ${shadowTable("fashion-mnist", split)} AS SELECT idx, (label + 1) % 10 AS label, pixels FROM ${liveTable("fashion-mnist", split)}`,
+      ).run();
+    }
+    const again = () =>
       runBatch(
         env.DB,
         swapStatements(
@@ -282,8 +290,14 @@ describe("the swap that publishes a run's rows", () => {
           { expected: { train: TRAIN, test: TEST }, others: ["fashion-mnist"], classNames: [] },
           new Date().toISOString(),
         ),
-      ),
-    ).rejects.toThrow(/constraint failed|no such table/i);
+      );
+    // The run is complete: the guard's CHECK refuses it.
+    await expect(again()).rejects.toThrow(/CHECK constraint failed/);
+    expect(await dataset()).toEqual(before);
+    // Were it loading again, the run's row in dataset_swaps would still refuse a second swap.
+    await env.DB.prepare("UPDATE runs SET status = 'loading' WHERE id = ?").bind(runId).run();
+    await expect(again()).rejects.toThrow(/UNIQUE constraint failed: dataset_swaps\.run_id/);
+    await env.DB.prepare("UPDATE runs SET status = 'complete' WHERE id = ?").bind(runId).run();
     expect(await dataset()).toEqual(before);
     expect(await counts()).toEqual({ train: TRAIN, test: TEST });
   });

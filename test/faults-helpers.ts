@@ -1,28 +1,26 @@
 /**
  * Shared by the fault-injection suites: put a run in a known state through the
- * pipeline's own functions, deliver queue messages by hand to the real consumer
- * (real D1), and read what D1 holds.
+ * Worker's own entry points (a trigger, then its extraction job through the
+ * queue handler), deliver queue messages by hand to the real consumer (real
+ * D1), and read what D1 holds.
  */
 import { createExecutionContext, createMessageBatch, getQueueResult, SELF, type QueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect } from "vitest";
-import { type Split } from "../src/core/datasets";
 import { FASHION_MNIST } from "../src/core/registry";
-import { readConfig } from "../src/pipeline/config";
+import { QUEUES, readConfig } from "../src/pipeline/config";
 import worker from "../src/index";
-import { Archives, type ChecksumSink } from "../src/pipeline/archive";
-import { workersMd5 } from "../src/codec/digest";
+import type { ChecksumSink } from "../src/pipeline/archive";
 import { EtlError } from "../src/core/errors";
-import { sourceMirrors } from "../src/pipeline/dataset";
-import { extractImages, extractLabels, peekImages } from "../src/pipeline/extract";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
-import { planChunks } from "../src/pipeline/plan";
-import { Producer } from "../src/pipeline/produce";
+import { startRun } from "../src/pipeline/trigger";
 import { activeRun, getRun } from "../src/db/run-reads";
 import { createRun } from "../src/db/run-start";
 import { database } from "../src/db/database";
-import { failRun, markExtracting, markLoading } from "../src/db/runs";
+import { failRun } from "../src/db/runs";
 import { shadowTable } from "../src/db/tables";
+import { QueueSim, type QueueHandler } from "./queue-sim";
+import { SHAPE_28, expectDataset, type SplitData } from "./dataset-fixtures";
 import { publish, syntheticSplit, TOKEN, type ArchiveSet } from "./helpers";
 
 export const db = () => database(env.DB);
@@ -61,41 +59,33 @@ export async function counts(which: "images" | "shadow" = "images", name = FASHI
 
 /**
  * A run that has extracted `archives` and is loading, with the chunk messages
- * its job would send — not sent: the test delivers them. The same steps in the
- * same order as the job (job.ts), with the production Producer; only `send` differs.
+ * its extraction job sent, held back: the test delivers them. The run starts
+ * as a trigger starts one (startRun, forced: nothing to compare against), and
+ * its job message goes to the Worker's own queue handler, so the job runs
+ * whole (MD5 pinning, the capacity check, its lease) into a paused chunks queue.
  */
 export async function loadingRun(
   archives: ArchiveSet,
-  chunkSize = readConfig(env).chunkSize,
 ): Promise<{ runId: string; source: string; chunks: ChunkMessage[] }> {
   const source = await publish(archives);
-  const started = await createRun(db(), { trigger: "http", dataset: FASHION_MNIST.name, source });
+  const sim = new QueueSim({ handler: worker.queue as QueueHandler, env });
+  sim.pause(QUEUES.chunks);
+  const started = await startRun(
+    db(),
+    sim.env.JOBS,
+    { trigger: "http", dataset: FASHION_MNIST.name, source, force: true },
+    readConfig(env).leaseMs,
+  );
   if (!started.started) throw new Error(`run ${started.active.id} is still active`);
-  const run = started.run;
-  expect(await markExtracting(db(), run)).toBe(true);
-  const cfg = readConfig(env);
-  const opts = {
-    dataset: FASHION_MNIST,
-    mirrors: sourceMirrors(FASHION_MNIST, source),
-    official: false,
-    retry: cfg.retry,
-  };
-  const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
-  const extraction = new Archives(opts, deps, collectChecksums().sink);
-  const labels = await extractLabels(extraction);
-  const layout = await peekImages(extraction, labels);
-  const planned = labels.flatMap((l) => planChunks(l, chunkSize));
-  const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
-  const plan = { expected, chunksTotal: planned.length, shape: layout.shape, classNames: [...FASHION_MNIST.classes!] };
-  expect(await markLoading(db(), run, plan)).toBe(true);
-  const chunks: ChunkMessage[] = [];
-  const producer = new Producer({
-    run: { runId: run.id, attempt: run.attempt, dataset: run.dataset },
-    planned,
-    send: async (messages) => void chunks.push(...messages),
+  await sim.settled();
+  expect(sim.summary()).toMatchObject({ retried: 0, thrown: 0, deadLettered: [], brokerErrors: [] });
+  const chunks = sim.take(QUEUES.chunks) as ChunkMessage[];
+  const run = await runStatus(started.run.id);
+  expect({ status: run.status, error: run.error, chunks: chunks.length }).toEqual({
+    status: "loading",
+    error: null,
+    chunks: run.chunksTotal,
   });
-  for await (const c of extractImages(extraction, labels, layout, chunkSize)) await producer.add(c);
-  await producer.flush();
   return { runId: run.id, source, chunks };
 }
 
@@ -138,27 +128,17 @@ export async function deliver(
 
 export const runStatus = async (id: string) => (await getRun(db(), id))!;
 
-/** `images` holds exactly syntheticArchives(train, test, seed): counts, and labels and pixels of sampled rows. */
+/**
+ * `images` holds exactly syntheticArchives(train, test, seed): every row of
+ * both splits, its label, and every byte of its pixels as float32.
+ */
 export async function expectSynthetic(train: number, test: number, seed: number): Promise<void> {
   expect(await counts()).toEqual({ train, test });
-  for (const [split, n, s] of [
-    ["train", train, seed],
-    ["test", test, seed + 1],
-  ] as const) {
-    const want = syntheticSplit(n, s);
-    for (const i of [0, Math.floor(n / 2), n - 1]) {
-      const [row] = await rows<{ label: number; pixels: number[] }>(
-        "SELECT label, pixels FROM images WHERE split = ? AND idx = ?",
-        split,
-        i,
-      );
-      expect(row!.label).toBe(want.labels[i]);
-      const px = new Float32Array(Uint8Array.from(row!.pixels).buffer);
-      expect(Array.from(px, (v) => Math.round(v * 255))).toEqual(
-        Array.from(want.pixels.subarray(i * 784, (i + 1) * 784)),
-      );
-    }
-  }
+  const split = (count: number, s: number): SplitData => {
+    const { pixels, labels } = syntheticSplit(count, s);
+    return { count, shape: SHAPE_28, pixels, labels };
+  };
+  await expectDataset(FASHION_MNIST.name, { train: split(train, seed), test: split(test, seed + 1) });
 }
 
 /** Fail whatever run a test left active, so the next test can start one. */

@@ -32,6 +32,8 @@ export interface FlakyD1 {
   readonly faults: Record<FaultKind, number>;
   /** Eligible calls so far (failed or not). */
   readonly calls: () => number;
+  /** How the eligible calls that reached D1 and drew no fault ended: D1's own verdicts. */
+  readonly settled: { ok: number; readonly errors: string[] };
   /** Stop (or resume) injecting faults; the binding keeps working. */
   enabled: boolean;
 }
@@ -60,6 +62,7 @@ export function flakyD1(real: D1Database, opts: FlakyOptions): FlakyD1 {
   const faults: Record<FaultKind, number> = { before: 0, after: 0, overload: 0 };
   let calls = 0;
   let faultCount = 0;
+  const settled = { ok: 0, errors: [] as string[] };
   const sqlOf = new WeakMap<object, string>();
   const unwrap = new WeakMap<object, D1PreparedStatement>();
   const state = { enabled: true };
@@ -68,7 +71,17 @@ export function flakyD1(real: D1Database, opts: FlakyOptions): FlakyD1 {
   const call = async <T>(op: FlakyOp, sql: readonly string[], exec: () => Promise<T>): Promise<T> => {
     if (!state.enabled || !(opts.match?.(sql, op) ?? true)) return exec();
     calls++;
-    if (random() >= opts.rate) return exec();
+    if (random() >= opts.rate)
+      return exec().then(
+        (result) => {
+          settled.ok++;
+          return result;
+        },
+        (err: unknown) => {
+          settled.errors.push(String(err));
+          throw err;
+        },
+      );
     // The kinds take turns, so that a handful of faults already covers all of them.
     const kind = kinds[faultCount++ % kinds.length]!;
     const choices = MESSAGES[kind];
@@ -114,6 +127,7 @@ export function flakyD1(real: D1Database, opts: FlakyOptions): FlakyD1 {
     db,
     faults,
     calls: () => calls,
+    settled,
     get enabled() {
       return state.enabled;
     },

@@ -124,6 +124,10 @@ export default async function setup(project: TestProject) {
     }
     res.writeHead(status, kind === "type" ? { ...headers, "Content-Type": a } : headers).end(served);
   });
+  // Node closes a keep-alive connection after 5 s idle by default, and workerd may reuse it at
+  // that very moment: the next request (a fixture upload) then fails with "Network connection
+  // lost". Idle connections stay open instead; teardown closes them all.
+  server.keepAliveTimeout = 0;
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
   const { port } = server.address() as AddressInfo;
   project.provide("archiveServer", `http://127.0.0.1:${port}`);

@@ -29,3 +29,20 @@ export function parseNpy(bytes: Uint8Array): Npy {
     data: bytes.subarray(dataOffset),
   };
 }
+
+/**
+ * The header numpy writes for an array (numpy.lib.format, version 1.0): the
+ * dict as numpy spells it, padded with spaces and a newline so that the data
+ * starts on a multiple of 64 bytes (numpy adds 64 spaces rather than none).
+ */
+export function numpyHeader(descr: string, shape: readonly number[]): Uint8Array {
+  const tuple = shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`;
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${tuple}, }`;
+  const pad = 64 - ((6 + 2 + 2 + dict.length + 1) % 64);
+  const text = `${dict}${" ".repeat(pad)}\n`;
+  const out = new Uint8Array(10 + text.length);
+  out.set([0x93, ...Array.from("NUMPY", (c) => c.charCodeAt(0)), 1, 0]);
+  new DataView(out.buffer).setUint16(8, text.length, true);
+  for (let i = 0; i < text.length; i++) out[10 + i] = text.charCodeAt(i);
+  return out;
+}

@@ -115,8 +115,12 @@ const TEST = 200;
 
 describe("many chunk consumers at once", () => {
   it("16 concurrent invocations, duplicates, shuffled: one swap, every row exact", async () => {
-    // Counts the swap's transactions (the batch that writes dataset_swaps); injects nothing.
-    const swaps = flakyD1(env.DB, { rate: 0, seed: 0, match: (sql) => sql.some((s) => s.includes("dataset_swaps")) });
+    // Watches the swap's own transactions (the batches whose first statement is its guard row); injects nothing.
+    const swaps = flakyD1(env.DB, {
+      rate: 0,
+      seed: 0,
+      match: (sql, op) => op === "batch" && sql[0]!.startsWith("INSERT INTO dataset_swaps"),
+    });
     // 25 images a message: 56 chunks, ~84 deliveries with duplicates, enough for 16 batches of 4 at once.
     const { runId, sim, ms } = await fullRun({
       train: TRAIN,
@@ -129,15 +133,23 @@ describe("many chunk consumers at once", () => {
       seed: 7,
       pauseChunks: true,
     });
-    console.log(`concurrency run: ${ms} ms, ${swaps.calls()} swap attempts`, JSON.stringify(sim.summary()));
+    console.log(
+      `concurrency run: ${ms} ms, ${swaps.calls()} swap attempts (refused: ${JSON.stringify(swaps.settled.errors)})`,
+      JSON.stringify(sim.summary()),
+    );
 
     expect(await runRow(runId)).toEqual({ status: "complete", error: null });
     expect(sim.stats.maxInFlight[QUEUES.chunks]).toBe(16);
     expect(sim.stats.duplicates).toBeGreaterThan(10);
     expect(sim.stats.deadLettered.map(describeDeadLetter)).toEqual([]);
     expect(await swapRows(runId)).toHaveLength(1);
-    // The last deliveries raced to complete the run: more than one tried the swap, one won.
+    // The last deliveries raced to complete the run: more than one tried the swap, one won, and D1
+    // refused every other attempt (the run was complete, or its shadow tables were already swapped in).
     expect(swaps.calls()).toBeGreaterThanOrEqual(2);
+    expect(swaps.settled.ok).toBe(1);
+    expect(swaps.settled.errors).toHaveLength(swaps.calls() - 1);
+    for (const e of swaps.settled.errors)
+      expect(e).toMatch(/CHECK constraint failed|UNIQUE constraint failed|no such table/);
     await expectEveryRow(TRAIN, TEST, 301);
   });
 });

@@ -187,6 +187,16 @@ export class QueueSim {
     this.schedule(queue);
   }
 
+  /**
+   * Take the bodies of the messages waiting on `queue` (a paused one, typically)
+   * off it, in the order they were sent: the test delivers them itself.
+   */
+  take(queue: string): unknown[] {
+    const list = this.ready.get(queue) ?? [];
+    this.ready.set(queue, []);
+    return list.map((d) => d.body);
+  }
+
   /** Messages of `queue` waiting for delivery (delayed ones excluded). */
   backlog(queue: string): number {
     return this.ready.get(queue)?.length ?? 0;

@@ -1,6 +1,6 @@
 /**
  * `npm run etl` itself, as a user runs it: a child process that starts
- * wrangler dev, loads a directory of archives and exits 0 with a summary — or
+ * wrangler dev, loads a directory of archives (or a URL's) and exits 0 with a summary — or
  * exits 1 with the run's error, leaving the loaded dataset as it was. Local
  * state goes to a fresh --persist-to directory, never the developer's own.
  * Each load costs a migration and a wrangler start, so the custom dataset is
@@ -8,14 +8,17 @@
  * caught before anything starts, and cost only the process.
  */
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FASHION_MNIST, REGISTRY_NAMES } from "../../src/core/registry";
 import { idxBytes } from "../idx-fixtures";
+import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { localD1 } from "../../scripts/lib/dev-server";
 
 const run = promisify(execFile);
@@ -39,11 +42,11 @@ const CUSTOM = {
   count: { train: 90, test: 30 },
   files: { train: ["train-x.gz", "train-y.gz"], test: ["test-x.gz", "test-y.gz"] },
 } as const;
-const customFlags = (dir: string): string[] => [
+const customFlags = (source: string): string[] => [
   "--dataset",
   CUSTOM.name,
   "--source",
-  dir,
+  source,
   "--train-images",
   CUSTOM.files.train[0],
   "--train-labels",
@@ -84,11 +87,14 @@ beforeAll(async () => {
   state = join(work, "state");
 });
 
+const servers: ArchiveServer[] = [];
+
 afterAll(async () => {
+  for (const server of servers) await server.close();
   await rm(work, { recursive: true, force: true });
 });
 
-it("loads a directory of archives, prints the summary and exits 0; a corrupt archive exits 1 with the run's error", async () => {
+it("loads a directory of archives and exits 0, its summary's MD5s and D1 file right; a corrupt archive exits 1 with the run's error; a URL loads too", async () => {
   const good = join(work, "good");
   await mkdir(good);
   await writeDataset(good, { train: 600, test: 100 });
@@ -104,6 +110,34 @@ it("loads a directory of archives, prints the summary and exits 0; a corrupt arc
     { split: "test", n: 100 },
     { split: "train", n: 600 },
   ]);
+  // The summary's MD5s are the files' own, and the D1 file it names is the one that holds the rows.
+  const md5s = Object.fromEntries(
+    [...ok.stdout.matchAll(/│\s*(\S+\.gz)\s*│\s*md5 ([0-9a-f]{32})\s*│/g)].map((m) => [m[1], m[2]]),
+  );
+  const files = FASHION_MNIST.splits.flatMap((s) => [s.images.file, s.labels.file]);
+  expect(md5s).toEqual(
+    Object.fromEntries(
+      await Promise.all(
+        files.map(async (f) => [
+          f,
+          createHash("md5")
+            .update(await readFile(join(good, f)))
+            .digest("hex"),
+        ]),
+      ),
+    ),
+  );
+  const dbFile = /│\s*database file\s*│\s*(\S+)\s*│/.exec(ok.stdout)?.[1];
+  expect(dbFile).toBeDefined();
+  const printed = new DatabaseSync(resolve(dbFile!), { readOnly: true });
+  try {
+    expect(printed.prepare("SELECT split, COUNT(*) AS n FROM images GROUP BY split ORDER BY split").all()).toEqual([
+      { split: "test", n: 100 },
+      { split: "train", n: 600 },
+    ]);
+  } finally {
+    printed.close();
+  }
 
   // The same files but a t10k labels archive whose gzip CRC-32 is wrong.
   const bad = join(work, "bad");
@@ -120,14 +154,18 @@ it("loads a directory of archives, prints the summary and exits 0; a corrupt arc
 
   // An earlier `npm run etl` killed mid-load left a run of the custom dataset active: the next run
   // of that dataset says what became of it, and loads (one active run per dataset would refuse it otherwise).
+  // It comes from a URL this time (--source URL): a server of the test's own, not one the CLI starts.
   const custom = join(work, "custom");
   await mkdir(custom);
   await writeCustom(custom);
+  const server = await serveArchives(custom, [...CUSTOM.files.train, ...CUSTOM.files.test]);
+  servers.push(server);
   await localD1(
     `INSERT INTO runs (id, dataset, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES ('killed-run', '${CUSTOM.name}', 'cli', 'http://127.0.0.1:9', 'loading', 320, 0, 5, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'))`,
     { persistTo: state },
   );
-  const after = await etl([...customFlags(custom), "--persist-to", state]);
+  const after = await etl([...customFlags(server.url), "--persist-to", state]);
+  expect(after.stdout).toContain(`: ${CUSTOM.name} from ${server.url}\n`);
   expect(after.stdout).toContain(
     "run killed-run was still loading (320 train, 0 test images loaded) when an earlier dev server stopped",
   );
