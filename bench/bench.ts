@@ -15,7 +15,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { format, resolveConfig } from "prettier";
-import { busyProbe, type BusyProbe } from "./lib/busy";
+import { busyProbe, busyReport, type BusyProbe } from "./lib/busy";
 import { benchConfig, dollars, usageFromMeter } from "./lib/cost";
 import { startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
 import { BENCH_VARIANTS, startFloor, type FillResult } from "./lib/floor";
@@ -23,7 +23,7 @@ import { findInspector, profileCpu, sampleIsolate, totalBytes } from "./lib/isol
 import { project } from "./lib/projection";
 import { renderMarkdown, type Results } from "./lib/report";
 import { seedOnce, type SeedRun } from "./lib/seed";
-import { loadAverage, percentile, summarise } from "./lib/stats";
+import { loadAverage, summarise } from "./lib/stats";
 import { wholeCommandOnce } from "./lib/whole";
 
 const { values } = parseArgs({
@@ -100,34 +100,14 @@ async function etlSection(seedDb: string, token: string) {
     const busyRun = await etl.run({
       watch: ({ id, dataset }) => (probe = busyProbe(etl.dev.url, [`/runs/${id}`, `/datasets/${dataset}`])),
     });
-    const busy = Object.entries(probe!.latencies).map(([path, xs]) => {
-      const during = (phase: "load" | "export") =>
-        xs.filter((x) => x.at <= busyRun.completeAt === (phase === "load")).map((x) => x.ms);
-      const pct = (ms: number[], p: number) => (ms.length ? percentile(ms, p) : NaN);
-      return {
-        path: path.replace(/\/runs\/[^/]+$/, "/runs/{id}").replace(/\/datasets\/[^/]+$/, "/datasets/{name}"),
-        count: xs.length,
-        p50: pct(
-          xs.map((x) => x.ms),
-          50,
-        ),
-        p99: pct(
-          xs.map((x) => x.ms),
-          99,
-        ),
-        max: Math.max(...xs.map((x) => x.ms)),
-        loadP99: pct(during("load"), 99),
-        exportP99: pct(during("export"), 99),
-      };
-    });
-    const all = Object.values(probe!.latencies).flatMap((xs) => xs.map((x) => x.ms));
+    const busy = busyReport(probe!, busyRun.completeAt);
 
     log(`read path: the four .npy exports with numpy vs the seed's SQLite file, ${reps} each, alternating …`);
     const { stdout } = await run("python3", ["bench/export_read.py", etl.dev.url, seedDb, String(reps)], {
       maxBuffer: 1 << 24,
     });
     const read = JSON.parse(stdout.trim().split("\n").pop()!) as { ours: number[]; seed: number[]; bytes: number };
-    return { seed, ours, memory, busy, busyP99: percentile(all, 99), busyRun, read };
+    return { seed, ours, memory, busy, busyRun, read };
   } finally {
     await etl.stop();
     await etl.remove();
@@ -272,7 +252,7 @@ async function main(): Promise<void> {
       etlOverFloor: ours.median / blobFloor.median,
       read: { ...etl.read, ratio: summarise(etl.read.ours).median / summarise(etl.read.seed).median },
       whole: { whole: wholeS, seedWall, ratio: wholeS.median / seedWall.median },
-      busy: { p99: etl.busyP99, paths: etl.busy, exportSeconds: etl.busyRun.exportSeconds },
+      busy: { ...etl.busy, exportSeconds: etl.busyRun.exportSeconds },
       memory: etl.memory,
       bill,
       projections,

@@ -5,6 +5,8 @@
  * Worker that stops answering for 10 s then shows as ~100 slow answers per
  * path, not as one.
  */
+import { percentile } from "./stats";
+
 export interface BusyProbe {
   /** Stop sending; wait for the answers still out. */
   stop(): Promise<void>;
@@ -37,5 +39,43 @@ export function busyProbe(base: string, paths: readonly string[], everyMs = 250)
       await Promise.all(out);
       if (errors.length > 0) throw new Error(`busy probe: ${errors.length} requests failed, first: ${errors[0]}`);
     },
+  };
+}
+
+export interface BusyPath {
+  /** The path with its run id or dataset name as a placeholder. */
+  readonly path: string;
+  readonly count: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  /** Of the requests sent before `completeAt`, and after it (while the export job ran). */
+  readonly loadP99: number;
+  readonly exportP99: number;
+}
+
+/** Percentiles per path, and the p99 of every answer of every path. */
+export function busyReport(probe: BusyProbe, completeAt: number): { p99: number; paths: BusyPath[] } {
+  const p99 = (xs: number[]) => (xs.length > 0 ? percentile(xs, 99) : NaN);
+  const paths = Object.entries(probe.latencies).map(([path, xs]) => {
+    const ms = xs.map((x) => x.ms);
+    return {
+      path: path.replace(/\/runs\/[^/]+$/, "/runs/{id}").replace(/\/datasets\/[^/]+$/, "/datasets/{name}"),
+      count: xs.length,
+      p50: percentile(ms, 50),
+      p99: p99(ms),
+      max: Math.max(...ms),
+      loadP99: p99(xs.filter((x) => x.at <= completeAt).map((x) => x.ms)),
+      exportP99: p99(xs.filter((x) => x.at > completeAt).map((x) => x.ms)),
+    };
+  });
+  return {
+    p99: percentile(
+      Object.values(probe.latencies)
+        .flat()
+        .map((x) => x.ms),
+      99,
+    ),
+    paths,
   };
 }

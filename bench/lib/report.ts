@@ -1,12 +1,14 @@
 /** bench/results.md (one page, generated) and the summary line, from one run's figures. */
+import type { BusyPath } from "./busy";
 import type { BenchConfig, Dollars, Usage } from "./cost";
 import { PRICES } from "./cost";
 import type { Metered } from "./etl";
 import type { FloorVariant } from "./floor";
+import type { CpuShare } from "./isolate";
 import type { Projection } from "./projection";
 import { round, type Summary } from "./stats";
 
-type Billed<T> = Metered<T> & { cpuSeconds: number; usage: Usage; dollars: Dollars };
+type Billed<T> = Metered<T> & { cpu: CpuShare; cpuSeconds: number; usage: Usage; dollars: Dollars };
 type FloorRow = FloorVariant & Summary & { buildSeconds: number; transactions: number; textBytes: number };
 
 export interface Results {
@@ -24,11 +26,7 @@ export interface Results {
   etlOverFloor: number;
   read: { ours: number[]; seed: number[]; bytes: number; ratio: number };
   whole: { whole: Summary; seedWall: Summary; ratio: number };
-  busy: {
-    p99: number;
-    exportSeconds: number;
-    paths: { path: string; count: number; p50: number; p99: number; max: number; loadP99: number; exportP99: number }[];
-  };
+  busy: { p99: number; exportSeconds: number; paths: BusyPath[] };
   memory: { restMb: number; loadPeakMb: number; exportPeakMb: number; samples: number };
   bill: { load: Billed<unknown>; cron: Billed<unknown>; exportAll: Billed<number> };
   projections: Projection[];
@@ -43,6 +41,16 @@ const table = (head: string[], rows: (string | number)[][]) =>
   [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join(
     "\n",
   );
+
+/** The isolates that used the most of workerd's thread, by their share of the profile samples. */
+function threadShares(cpu: CpuShare): string {
+  const total = Object.values(cpu.samples).reduce((a, b) => a + b, 0);
+  return Object.entries(cpu.samples)
+    .filter(([, n]) => n / total >= 0.01)
+    .sort((a, b) => b[1] - a[1])
+    .map(([id, n]) => `${id} ${((100 * n) / total).toFixed(0)}%`)
+    .join(", ");
+}
 
 export function summaryLine(r: Results): string {
   return [
@@ -139,7 +147,8 @@ The Worker isolate (Runtime.getHeapUsage through workerd's inspector, ${r.memory
 ${r.memory.restMb} MB before the run, **${r.memory.loadPeakMb} MB** peak until complete, ${r.memory.exportPeakMb} MB during the export job.
 Worker CPU: every isolate of workerd (the Worker, local D1, Queues, R2 run on one thread) profiled at once, and the
 Worker's share of the samples applied to the CPU the workerd process used (bench/lib/isolate.ts; workerd reports no
-CPU time in local tail events); workerd's CPU is shown for context.
+CPU time in local tail events); workerd's CPU is shown for context. Of workerd's thread during the load and its
+export job: ${threadShares(load.cpu)}.
 
 ${table(
   ["billed unit", "a forced load + its export job", "an unchanged cron run", "a full export (4 files from R2)"],
