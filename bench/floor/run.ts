@@ -1,72 +1,37 @@
 /**
- * The local D1 write floor alone, for exploring layouts and transaction sizes
- * without the rest of the bench:
+ * The floors alone, to look for a faster transaction shape than the bench's:
  *
- *   npx tsx bench/floor/run.ts [--reps N] [VARIANT ...]
+ *   npx tsx bench/floor/run.ts [--data DIR] [--reps N] [VARIANT ...]
  *
- * A VARIANT is layout:mode:perTransaction[:perStatement], e.g. rowid:cte:70000
- * or wor:values:640:80; none runs the bench's own set (bench/lib/floor.ts).
- * Variants run round-robin, one warm-up round first; prints each one's median.
+ * A VARIANT is kind-perTransaction[-perStatement][-xInflight] (bench/lib/floor.ts),
+ * e.g. rows-2560-100 or rows-640-50-x2; none runs the bench's set. Round robin
+ * after one warm-up round; prints each one's median.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { benchConfig } from "../lib/cost";
-import {
-  benchVariants,
-  etlTransactions,
-  startFloor,
-  type FloorResult,
-  type FloorVariant,
-  type Layout,
-  type Mode,
-} from "../lib/floor";
-import { summarise } from "../lib/stats";
+import { BENCH_VARIANTS, parseVariant, startFloor, type FillResult } from "../lib/floor";
+import { loadAverage, summarise } from "../lib/stats";
 
 const { values, positionals } = parseArgs({
-  options: { reps: { type: "string", default: "3" }, "read-full": { type: "boolean", default: false } },
+  options: { data: { type: "string", default: "../shared/fashion-mnist" }, reps: { type: "string", default: "3" } },
   allowPositionals: true,
 });
-const reps = Number(values.reps);
-
-const variants: FloorVariant[] =
-  positionals.length === 0
-    ? (({ perTransaction, perStatement }) => benchVariants(perTransaction, perStatement))(
-        etlTransactions(await benchConfig({})),
-      )
-    : positionals.map((p) => {
-        const [layout, mode, perTransaction, perStatement] = p.split(":");
-        return {
-          name: p,
-          layout: layout as Layout,
-          mode: mode as Mode,
-          perTransaction: Number(perTransaction),
-          perStatement: perStatement ? Number(perStatement) : undefined,
-          label: p,
-        };
-      });
-
-const floor = await startFloor({ readFull: values["read-full"] });
+const variants = positionals.length > 0 ? positionals.map(parseVariant) : BENCH_VARIANTS;
+const floor = await startFloor(resolve(values.data));
 try {
-  const seen = new Map<string, FloorResult[]>();
-  for (let rep = 0; rep <= reps; rep++) {
+  const seen = new Map<string, FillResult[]>();
+  for (let rep = 0; rep <= Number(values.reps); rep++) {
     for (const v of variants) {
       const r = await floor.once(v);
       console.log(
-        `${rep === 0 ? "warm-up" : `rep ${rep}`} ${v.name}: ${r.seconds.toFixed(2)} s, ${r.transactions} tx, ${r.statements} stmts, rows_written ${r.rowsWritten}, db ${(r.bytes / 1e6).toFixed(1)} MB`,
+        `${rep === 0 ? "warm-up" : `rep ${rep}`} ${v.name}: ${r.seconds.toFixed(2)} s, ${r.transactions} tx, load ${loadAverage()}`,
       );
       if (rep > 0) seen.set(v.name, [...(seen.get(v.name) ?? []), r]);
     }
   }
-  console.log("");
   for (const v of variants) {
-    const rs = seen.get(v.name) ?? [];
-    if (rs.length === 0) continue;
-    const s = summarise(rs.map((r) => r.seconds));
-    const reads = Object.entries(rs[0]!.reads)
-      .map(([k, r]) => `${k} ${r.rowsRead} read/${r.rows} rows ${r.ms} ms`)
-      .join("; ");
-    console.log(
-      `${v.name.padEnd(24)} median ${s.median.toFixed(2)} s (${s.min.toFixed(2)}–${s.max.toFixed(2)}), ${rs[0]!.transactions} tx, rows_written ${rs[0]!.rowsWritten}, ${(rs[0]!.bytes / 1e6).toFixed(1)} MB; reads: ${reads}`,
-    );
+    const s = summarise(seen.get(v.name)!.map((r) => r.seconds));
+    console.log(`${v.name.padEnd(20)} median ${s.median.toFixed(2)} s (${s.min.toFixed(2)}–${s.max.toFixed(2)})`);
   }
 } finally {
   await floor.stop();

@@ -2,24 +2,16 @@
  * The product Worker under `wrangler dev`, as `npm run bench` drives it: bundled
  * once (frozen.ts: edits to src/ during the bench do not reload it), bare
  * (`metered: false`, as it is timed) or with the bill's meters around it
- * (bench/metered/worker.ts, the default), in a local state directory of its own
- * (fresh migrations; the project's .wrangler/state is left alone). Runs are
- * started and polled over HTTP as a client would.
+ * (bench/metered/worker.ts), in a state directory of its own (fresh
+ * migrations). Runs are started and polled over HTTP as a client would.
  *
- * When the config binds the EXPORTS bucket, a run is over only once the job
- * that follows it (pipeline/materialise.ts) has written its exports to R2: the
- * jobs queue runs one job at a time, so a next run's extraction would otherwise
- * wait behind it, and whatever is timed next would overlap it. That wait is
- * `exportSeconds`, apart from `seconds` (trigger → complete).
- *
- * The run completes when its swap commits (the run's finishedAt). Locally, a
- * request sent around then is answered only once the export job queued at
- * completion has finished (even /openapi.json, which reads neither D1 nor R2;
- * on an idle dev server the same job leaves requests answered within
- * milliseconds), so the first GET /runs/:id that shows `complete` comes only
- * after the materialisation. `seconds` ends at finishedAt instead (the server's clock is
- * this machine's): the trigger's wall time plus the server's finishedAt, or the
- * client's sighting when that is earlier (no finishedAt, or a coarse clock).
+ * A run is over only once the job that follows it has written its exports to
+ * R2: the jobs queue runs one job at a time, so whatever is timed next would
+ * otherwise overlap it. That wait is `exportSeconds`, apart from `seconds`
+ * (trigger → the run's finishedAt, its swap committed: the server's clock is
+ * this machine's). Locally a request sent while the export job runs may be
+ * answered only after it, so the first GET /runs/:id showing `complete` can
+ * come late; `seconds` does not wait for it.
  */
 import { copyFile, mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -27,10 +19,9 @@ import { join } from "node:path";
 import { parse } from "smol-toml";
 import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
-import { FASHION_MNIST } from "../../src/core/registry";
 import type { Meter } from "../metered/worker";
-import { processCpuSeconds } from "./rss";
 import { frozenConfig } from "./frozen";
+import { processCpuSeconds } from "./isolate";
 
 export type { Meter };
 
@@ -42,164 +33,121 @@ interface RunJson {
   error: string | null;
   unchanged?: boolean;
   checksums: Record<string, string> | null;
-  chunksTotal: number | null;
-  splits: Record<"train" | "test", { expected: number | null; loaded: number }>;
+  splits: Record<"train" | "test", { loaded: number }>;
 }
 
 export interface EtlTiming {
-  /** Trigger → complete: until the run's finishedAt (see above), or the first sighting of complete if earlier. */
+  /** Trigger → the run's finishedAt (or the first sighting of complete, if earlier). */
   seconds: number;
-  /** Trigger → the first GET /runs/:id that showed complete (locally, after the export job when there is one). */
-  observedSeconds: number;
-  /** performance.now() when the run completed (trigger + seconds). */
+  /** performance.now() when the run completed. */
   completeAt: number;
+  /** Trigger → loading. */
   extractSeconds: number;
-  /** Until the job recorded all four archives' checksums: the producer's work is done. */
-  producerSeconds: number;
   rows: number;
   runId: string;
-  chunksTotal: number;
   unchanged: boolean;
-  /**
-   * After complete, until GET /datasets/{name} shows the run's version with
-   * `exportsStored` (and, metered, the export job has returned): the
-   * materialisation to R2. Not part of `seconds`. null: no EXPORTS bucket bound.
-   */
-  exportSeconds: number | null;
+  /** After complete, until GET /datasets/{name} shows the run's version with exportsStored. */
+  exportSeconds: number;
 }
 
-/** What one piece of work cost: the meters, and the CPU all of workerd spent meanwhile. */
+/** Something that runs beside a run, from its start until its exports are stored. */
+export type Watch = (run: { id: string; dataset: string }) => { stop(): Promise<void> };
+
 export interface Metered<T> {
   readonly result: T;
   readonly meter: Meter;
-  /** CPU seconds of every workerd process of the dev server (Worker + local D1 + Queues): an upper bound for the Worker's. */
+  /** CPU of every workerd process of the dev server (Worker, local D1, Queues, R2): context, not the bill. */
   readonly workerdCpuSeconds: number;
   readonly wallSeconds: number;
 }
 
 export interface EtlServer {
   readonly dev: DevServer;
-  readonly archives: ArchiveServer;
-  readonly persistTo: string;
-  /** One full run: POST /runs (force; the default dataset unless named) → GET /runs/:id shows complete. */
-  run(opts?: { force?: boolean; dataset?: string; timeoutSeconds?: number }): Promise<EtlTiming>;
-  /** The cron handler with the local archives as its default source, then its run to the end. */
+  /** One forced run of the default dataset from the local archives, to the end of its export job. */
+  run(opts?: { watch?: Watch }): Promise<EtlTiming>;
+  /** The cron handler with the local archives as its source (metered Worker only), then its run. */
   cron(): Promise<EtlTiming>;
-  meter(): Promise<Meter>;
-  resetMeter(): Promise<void>;
-  /** Reset the meters, do `work`, read them back. */
+  /** Reset the meters, do `work`, read them back (metered Worker only). */
   metered<T>(work: () => Promise<T>): Promise<Metered<T>>;
-  /** SQL on the dev server's local D1 (stop the server first for writes). */
+  /** SQL on the local D1 (after stop(): no writer). */
   d1<T = Record<string, unknown>>(sql: string): Promise<T[]>;
   stop(): Promise<void>;
+  /** Remove the state directory (after any last d1() reads). */
+  remove(): Promise<void>;
 }
 
-const LOG_DIR = join("bench", "out");
-/** The dev server's log, copied here when it fails to start or when it stops. */
-const LOG = join(LOG_DIR, "etl-dev.log");
-
+const LOG = join("bench", "out", "etl-dev.log");
 const UNMETERED = { "x-bench-unmetered": "1" };
-
-/** The binding pipeline/materialise.ts writes the exports to. */
-const EXPORTS_BINDING = "EXPORTS";
-/** How long a run's exports may take to reach R2 after it completes (at least). */
 const EXPORT_TIMEOUT_SECONDS = 300;
+const RUN_TIMEOUT_SECONDS = 600;
+const ARCHIVES = 4;
 
-/** Whether a wrangler config binds the exports bucket (an older tree, for bench/ab-etl.ts, may not). */
-async function bindsExports(config: string): Promise<boolean> {
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function requireExportsBucket(config: string): Promise<void> {
   const toml = parse(await readFile(config, "utf8")) as { r2_buckets?: { binding?: string }[] };
-  return (toml.r2_buckets ?? []).some((b) => b.binding === EXPORTS_BINDING);
+  if (!(toml.r2_buckets ?? []).some((b) => b.binding === "EXPORTS"))
+    throw new Error(`${config} binds no EXPORTS bucket: the bench times exports materialised in R2`);
 }
 
 export async function startEtl(opts: {
   dataDir: string;
   vars: Record<string, string>;
   token: string;
-  /** false: src/index.ts as it is, without the meters (whose calls then fail). */
-  metered?: boolean;
-  /** The files of dataDir to serve (default: the default dataset's). */
-  files?: readonly string[];
+  metered: boolean;
 }): Promise<EtlServer> {
-  const meters = opts.metered ?? true;
-  const exportsBound = await bindsExports("wrangler.toml");
+  await requireExportsBucket("wrangler.toml");
   const persistTo = await mkdtemp(join(tmpdir(), "idx-etl-bench-state-"));
-  const archives = await serveArchives(opts.dataDir, opts.files);
+  const archives: ArchiveServer = await serveArchives(opts.dataDir);
   let dev: DevServer;
   try {
     const config = await frozenConfig({
-      entry: meters ? "bench/metered/worker.ts" : "src/index.ts",
+      entry: opts.metered ? "bench/metered/worker.ts" : "src/index.ts",
       config: "wrangler.toml",
       dir: persistTo,
       // AsyncLocalStorage, for the meters to leave the bench's own polling out.
-      extra: meters ? { compatibility_flags: ["nodejs_als"] } : {},
+      extra: opts.metered ? { compatibility_flags: ["nodejs_als"] } : {},
     });
     await applyLocalMigrations({ config, database: "images", persistTo });
     dev = await startDevServer({ config, persistTo, vars: { ...opts.vars, ETL_TOKEN: opts.token } });
   } catch (err) {
     await archives.close();
-    await mkdir(LOG_DIR, { recursive: true });
+    await mkdir(join("bench", "out"), { recursive: true });
     await copyFile(join(persistTo, "dev.log"), LOG).catch(() => {});
     await rm(persistTo, { recursive: true, force: true });
     throw new Error(`${err instanceof Error ? err.message : String(err)} (log kept in ${LOG})`, { cause: err });
   }
 
-  /** Export jobs the metered Worker has seen return (never reset): -1 for the bare Worker, which cannot tell. */
-  const exportJobs = async (): Promise<number> => {
-    if (!meters) return -1;
-    const res = await fetch(`${dev.url}/__bench/export-jobs`);
-    if (!res.ok) throw new Error(`export jobs: HTTP ${res.status}`);
-    return ((await res.json()) as { done: number }).done;
+  const get = async <T>(path: string): Promise<T> => {
+    const res = await fetch(`${dev.url}${path}`, { headers: UNMETERED });
+    if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}`);
+    return (await res.json()) as T;
   };
+  /** Export jobs the metered Worker has seen return; -1 for the bare Worker, which cannot tell. */
+  const exportJobs = async (): Promise<number> =>
+    opts.metered ? (await get<{ done: number }>("/__bench/export-jobs")).done : -1;
 
-  /**
-   * From the run's completion until its version's exports are in R2: the
-   * dataset shows `exportsStored` for the run's version (an unchanged run's is
-   * the earlier run's, stored already), and, metered, the job queued after it
-   * has returned (its pruning follows the record, and an unchanged run's job
-   * changes nothing the catalog shows). Seconds after complete, or null
-   * without a bucket.
-   */
-  const awaitExports = async (
-    done: EtlTiming,
-    dataset: string,
-    jobs0: number,
-    timeoutSeconds = EXPORT_TIMEOUT_SECONDS,
-  ): Promise<number | null> => {
-    if (!exportsBound) return null;
-    const { completeAt } = done;
+  /** Seconds from complete until the version's exports are in R2 (and, metered, its job has returned). */
+  const awaitExports = async (done: EtlTiming, dataset: string, jobs0: number): Promise<number> => {
     for (;;) {
-      const res = await fetch(`${dev.url}/datasets/${encodeURIComponent(dataset)}`, { headers: UNMETERED });
-      if (!res.ok) throw new Error(`GET /datasets/${dataset}: HTTP ${res.status}`);
-      const d = (await res.json()) as { version: string | null; exportsStored?: boolean };
+      const d = await get<{ version: string | null; exportsStored?: boolean }>(`/datasets/${dataset}`);
       const stored = d.exportsStored === true && (done.unchanged || d.version === done.runId);
-      if (stored && (jobs0 < 0 || (await exportJobs()) > jobs0)) return (performance.now() - completeAt) / 1000;
-      const waited = (performance.now() - completeAt) / 1000;
-      if (waited > timeoutSeconds)
-        throw new Error(
-          `run ${done.runId}: its exports are not in R2 ${timeoutSeconds} s after it completed (${dataset}: version ${d.version}, exportsStored ${d.exportsStored}${jobs0 < 0 ? "" : `, export jobs returned ${(await exportJobs()) - jobs0}`})`,
-        );
-      await new Promise((r) => setTimeout(r, 50));
+      const waited = (performance.now() - done.completeAt) / 1000;
+      if (stored && (jobs0 < 0 || (await exportJobs()) > jobs0)) return waited;
+      if (waited > EXPORT_TIMEOUT_SECONDS)
+        throw new Error(`run ${done.runId}: exports not in R2 ${EXPORT_TIMEOUT_SECONDS} s after it completed`);
+      await sleep(50);
     }
   };
 
-  /** `t0`: performance.now() at the trigger; `wall0`: Date.now() then. */
-  const poll = async (
-    id: string,
-    t0: number,
-    wall0: number,
-    timeoutSeconds = 600,
-  ): Promise<EtlTiming & { dataset: string }> => {
+  /** Poll the run every 50 ms; `t0`/`wall0`: performance.now() and Date.now() at the trigger. */
+  const poll = async (id: string, t0: number, wall0: number): Promise<EtlTiming & { dataset: string }> => {
     let extractSeconds = NaN;
-    let producerSeconds = NaN;
-    const archiveCount = FASHION_MNIST.splits.length * 2;
     for (;;) {
-      const res = await fetch(`${dev.url}/runs/${id}`, { headers: UNMETERED });
-      const { run } = (await res.json()) as { run: RunJson };
+      const { run } = await get<{ run: RunJson }>(`/runs/${id}`);
       const elapsed = (performance.now() - t0) / 1000;
       if (Number.isNaN(extractSeconds) && (run.status === "loading" || run.status === "complete"))
         extractSeconds = elapsed;
-      if (Number.isNaN(producerSeconds) && Object.keys(run.checksums ?? {}).length === archiveCount)
-        producerSeconds = elapsed;
       if (run.status === "failed") throw new Error(`run ${run.id} failed: ${run.error}`);
       if (run.status === "complete") {
         const finished = run.finishedAt ? (Date.parse(run.finishedAt) - wall0) / 1000 : NaN;
@@ -207,86 +155,79 @@ export async function startEtl(opts: {
         return {
           dataset: run.dataset,
           seconds,
-          observedSeconds: elapsed,
           completeAt: t0 + seconds * 1000,
-          // First seen with complete itself (an unchanged run): not after it.
           extractSeconds: Math.min(extractSeconds, seconds),
-          producerSeconds: Math.min(producerSeconds, seconds),
           rows: run.splits.train.loaded + run.splits.test.loaded,
           runId: run.id,
-          chunksTotal: run.chunksTotal ?? 0,
           unchanged: run.unchanged ?? false,
-          exportSeconds: null,
+          exportSeconds: NaN,
         };
       }
-      if (elapsed > timeoutSeconds) throw new Error(`run ${run.id} still ${run.status} after ${timeoutSeconds} s`);
-      await new Promise((r) => setTimeout(r, 50));
+      if (elapsed > RUN_TIMEOUT_SECONDS)
+        throw new Error(`run ${run.id} still ${run.status} after ${RUN_TIMEOUT_SECONDS} s`);
+      await sleep(50);
     }
   };
 
-  const meter = async (): Promise<Meter> => (await (await fetch(`${dev.url}/__bench/meter`)).json()) as Meter;
-  const resetMeter = async (): Promise<void> => {
-    const res = await fetch(`${dev.url}/__bench/meter/reset`, { method: "POST" });
-    if (!res.ok) throw new Error(`meter reset: HTTP ${res.status}`);
+  /** `start` triggers the run; then it is followed to the end of its export job. */
+  const follow = async (start: () => Promise<RunJson>, watch?: Watch): Promise<EtlTiming> => {
+    const jobs0 = await exportJobs();
+    const t0 = performance.now();
+    const wall0 = Date.now();
+    const run = await start();
+    const watching = watch?.({ id: run.id, dataset: run.dataset });
+    try {
+      const { dataset, ...done } = await poll(run.id, t0, wall0);
+      return { ...done, exportSeconds: await awaitExports(done, dataset, jobs0) };
+    } finally {
+      await watching?.stop();
+    }
+  };
+
+  const bench = async (path: string, method = "GET"): Promise<Response> => {
+    if (!opts.metered) throw new Error(`${path}: the bare Worker has no bench routes`);
+    const res = await fetch(`${dev.url}${path}`, { method });
+    if (!res.ok) throw new Error(`${method} ${path}: HTTP ${res.status}: ${await res.text()}`);
+    return res;
   };
 
   return {
     dev,
-    archives,
-    persistTo,
-    async run({ force = true, dataset, timeoutSeconds } = {}) {
-      const jobs0 = await exportJobs();
-      const t0 = performance.now();
-      const wall0 = Date.now();
-      const res = await fetch(`${dev.url}/runs`, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${opts.token}`, "Content-Type": "application/json" },
-        // No `dataset` for the default one: the body the routes have always taken.
-        body: JSON.stringify({ ...(dataset ? { dataset } : {}), trigger: "cli", source: archives.url, force }),
-      });
-      const started = (await res.json()) as { run?: RunJson; error?: string };
-      if (res.status !== 202 || !started.run) throw new Error(`POST /runs: HTTP ${res.status}: ${started.error}`);
-      const { dataset: name, ...done } = await poll(started.run.id, t0, wall0, timeoutSeconds);
-      // A larger dataset's run (bench/scale-load.ts) is given longer: its export takes longer too.
-      const exportTimeout = Math.max(EXPORT_TIMEOUT_SECONDS, timeoutSeconds ?? 0);
-      return { ...done, exportSeconds: await awaitExports(done, name, jobs0, exportTimeout) };
-    },
-    async cron() {
-      const jobs0 = await exportJobs();
-      const t0 = performance.now();
-      const wall0 = Date.now();
-      const res = await fetch(`${dev.url}/__bench/scheduled?source=${encodeURIComponent(archives.url)}`, {
-        method: "POST",
-      });
-      if (!res.ok) throw new Error(`scheduled: HTTP ${res.status}: ${await res.text()}`);
-      const { runs } = (await (await fetch(`${dev.url}/runs?limit=1`, { headers: UNMETERED })).json()) as {
-        runs: RunJson[];
-      };
-      if (!runs[0]) throw new Error("the cron handler started no run");
-      const { dataset: name, ...done } = await poll(runs[0].id, t0, wall0);
-      return { ...done, exportSeconds: await awaitExports(done, name, jobs0) };
-    },
-    meter,
-    resetMeter,
+    run: ({ watch } = {}) =>
+      follow(async () => {
+        const res = await fetch(`${dev.url}/runs`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${opts.token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ trigger: "cli", source: archives.url, force: true }),
+        });
+        const started = (await res.json()) as { run?: RunJson; error?: string };
+        if (res.status !== 202 || !started.run) throw new Error(`POST /runs: HTTP ${res.status}: ${started.error}`);
+        return started.run;
+      }, watch),
+    cron: () =>
+      follow(async () => {
+        await bench(`/__bench/scheduled?source=${encodeURIComponent(archives.url)}`, "POST");
+        const { runs } = await get<{ runs: RunJson[] }>("/runs?limit=1");
+        if (!runs[0]) throw new Error("the cron handler started no run");
+        return runs[0];
+      }),
     async metered(work) {
-      await resetMeter();
+      await bench("/__bench/meter/reset", "POST");
       const cpu0 = await processCpuSeconds(dev.pid, "workerd");
       const t0 = performance.now();
       const result = await work();
       const wallSeconds = (performance.now() - t0) / 1000;
       const workerdCpuSeconds = (await processCpuSeconds(dev.pid, "workerd")) - cpu0;
-      return { result, meter: await meter(), workerdCpuSeconds, wallSeconds };
+      const meter = (await (await bench("/__bench/meter")).json()) as Meter;
+      return { result, meter, workerdCpuSeconds, wallSeconds };
     },
     d1: (sql) => localD1(sql, { persistTo }),
     async stop() {
       await dev.stop();
       await archives.close();
-      await mkdir(LOG_DIR, { recursive: true });
+      await mkdir(join("bench", "out"), { recursive: true });
       await copyFile(dev.logFile, LOG).catch(() => {});
     },
+    remove: () => rm(persistTo, { recursive: true, force: true }),
   };
 }
-
-/** Remove the state directory (after any last d1() reads). */
-export const removeEtlState = (server: EtlServer): Promise<void> =>
-  rm(server.persistTo, { recursive: true, force: true });

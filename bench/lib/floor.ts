@@ -1,140 +1,108 @@
 /**
- * The local D1 write floor (bench/floor/worker.ts), driven from Node: a frozen
- * bundle of the floor Worker in its own state directory, and one fill per call
- * in any layout, transaction size and statement shape. Used by `npm run bench`
- * and by bench/floor/run.ts.
+ * The floor Worker (bench/floor/worker.ts) driven from Node: a frozen bundle in
+ * a state directory of its own, the real archives' rows sent to it once, and
+ * one fill per call.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { startDevServer, type DevServer } from "../../scripts/lib/dev-server";
-import type { FloorResult, Layout, Mode } from "../floor/worker";
-import { pixelsPerImage } from "../../src/core/datasets";
-import { FASHION_MNIST } from "../../src/core/registry";
-import { insertsPerChunk } from "../../test/budget";
-import { maxChunkImages } from "../../src/pipeline/plan";
-import type { BenchConfig } from "./cost";
+import type { FillResult } from "../floor/worker";
 import { frozenConfig } from "./frozen";
 
-export type { FloorResult, Layout, Mode };
+export type { FillResult };
 
 export interface FloorVariant {
-  /** Short name, as printed. */
   readonly name: string;
-  readonly layout: Layout;
-  readonly mode: Mode;
-  /** Rows per transaction (one D1 batch); the whole 70,000 for one transaction. */
+  readonly kind: "rows" | "blob";
   readonly perTransaction: number;
-  /** Rows per INSERT (mode=values). */
   readonly perStatement?: number;
-  /** What it stands for. */
-  readonly label: string;
-}
-
-export const ROWS = 70_000;
-
-/**
- * The variants the bench runs. `etl` is the ETL's own layout and transactions
- * (the rowid table per split of src/db/tables.ts, one transaction per delivery
- * of max_batch_size chunks, its rows per INSERT); the rest are the fastest
- * shapes found for each layout (bench/floor/run.ts explores more), so that the
- * fastest of them is the floor, and `wor-…` the layout the ETL used before.
- */
-export function benchVariants(perTransaction: number, perStatement: number): FloorVariant[] {
-  return [
-    {
-      name: "etl",
-      layout: "rowid",
-      mode: "values",
-      perTransaction,
-      perStatement,
-      label: `the ETL's layout (rowid table per split, idx INTEGER PRIMARY KEY, + view), its ${perTransaction}-row transactions, ${perStatement} rows per INSERT`,
-    },
-    {
-      name: "rowid-1tx",
-      layout: "rowid",
-      mode: "cte",
-      perTransaction: ROWS,
-      label: "the ETL's layout, one transaction, one INSERT per split",
-    },
-    {
-      name: "rowid-1tx-5000",
-      layout: "rowid",
-      mode: "values",
-      perTransaction: ROWS,
-      perStatement: 5_000,
-      label: "the ETL's layout, one transaction, 5,000 rows per INSERT",
-    },
-    {
-      name: "wor-640",
-      layout: "wor",
-      mode: "values",
-      perTransaction,
-      perStatement,
-      label: `the ETL's layout before (WITHOUT ROWID, key (split, idx)), its ${perTransaction}-row transactions and ${perStatement}-row INSERTs`,
-    },
-    {
-      name: "wor-1tx",
-      layout: "wor",
-      mode: "cte",
-      perTransaction: ROWS,
-      label: "WITHOUT ROWID, one transaction, one INSERT per split",
-    },
-  ];
+  readonly inflight?: number;
 }
 
 /**
- * How the ETL writes the default dataset: a transaction per delivery of
- * max_batch_size chunks, each chunk's rows spread evenly over its INSERTs
- * (load.ts buildInsertStatements).
+ * What `npm run bench` runs. `rows-*`: the Worker floor's candidates, the
+ * fastest shapes bench/floor/run.ts found (the fastest of them is the floor);
+ * `blob-1tx`: randomblob() in one transaction, the fastest shape for it.
  */
-export function etlTransactions(bench: BenchConfig): { perTransaction: number; perStatement: number } {
-  const chunk = Math.min(bench.config.chunkSize, maxChunkImages(pixelsPerImage(FASHION_MNIST.shape!)));
+export const BENCH_VARIANTS: readonly FloorVariant[] = [
+  { name: "rows-640", kind: "rows", perTransaction: 640, perStatement: 100 },
+  { name: "rows-1280", kind: "rows", perTransaction: 1280, perStatement: 100 },
+  { name: "rows-640-x2", kind: "rows", perTransaction: 640, perStatement: 100, inflight: 2 },
+  { name: "blob-1tx", kind: "blob", perTransaction: 70_000 },
+];
+
+/** `name` is kind-perTransaction[-perStatement][-xInflight], e.g. rows-640-100-x2 or blob-70000. */
+export function parseVariant(name: string): FloorVariant {
+  const m = /^(rows|blob)-(\d+)(?:-(\d+))?(?:-x(\d+))?$/.exec(name);
+  if (!m) throw new Error(`a floor variant is kind-perTransaction[-perStatement][-xInflight], got ${name}`);
   return {
-    perTransaction: chunk * bench.consumer.maxBatchSize,
-    perStatement: Math.ceil(chunk / insertsPerChunk(chunk, bench.config.rowsPerStatement)),
+    name,
+    kind: m[1] as "rows" | "blob",
+    perTransaction: Number(m[2]),
+    ...(m[3] ? { perStatement: Number(m[3]) } : {}),
+    ...(m[4] ? { inflight: Number(m[4]) } : {}),
   };
 }
 
+/** An IDX archive's payload: the bytes after its header (8 bytes for labels, 16 for images). */
+async function idxPayload(file: string, header: number): Promise<Uint8Array> {
+  return gunzipSync(await readFile(file)).subarray(header);
+}
+
 export interface FloorServer {
-  once(v: FloorVariant): Promise<FloorResult>;
+  once(v: FloorVariant): Promise<FillResult>;
   stop(): Promise<void>;
 }
 
-/** readFull: also time reading the whole train split back after each fill (bench/floor/worker.ts). */
-export async function startFloor(opts: { readFull?: boolean } = {}): Promise<FloorServer> {
+/** Fashion-MNIST's four archives from dataDir (their standard names, as the seed script reads them). */
+export async function startFloor(dataDir: string): Promise<FloorServer> {
   const state = await mkdtemp(join(tmpdir(), "idx-etl-floor-"));
-  let server: DevServer | undefined;
+  let dev: DevServer;
   try {
     const config = await frozenConfig({
       entry: "bench/floor/worker.ts",
       config: "bench/floor/wrangler.toml",
       dir: state,
     });
-    server = await startDevServer({ config, persistTo: state, readyPath: "/ready" });
+    dev = await startDevServer({ config, persistTo: state, readyPath: "/ready" });
   } catch (err) {
     await rm(state, { recursive: true, force: true });
     throw err;
   }
-  const dev = server;
+  const stop = async () => {
+    await dev.stop();
+    await rm(state, { recursive: true, force: true });
+  };
+  try {
+    for (const [split, prefix] of [
+      ["train", "train"],
+      ["test", "t10k"],
+    ] as const) {
+      const labels = await idxPayload(join(dataDir, `${prefix}-labels-idx1-ubyte.gz`), 8);
+      const images = await idxPayload(join(dataDir, `${prefix}-images-idx3-ubyte.gz`), 16);
+      const body = new Uint8Array(labels.length + images.length);
+      body.set(labels, 0);
+      body.set(images, labels.length);
+      const res = await fetch(`${dev.url}/data?split=${split}&count=${labels.length}`, { method: "POST", body });
+      if (!res.ok) throw new Error(`floor: POST /data ${split}: HTTP ${res.status}: ${await res.text()}`);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   return {
     async once(v) {
-      const q = new URLSearchParams({
-        layout: v.layout,
-        mode: v.mode,
-        perTransaction: String(v.perTransaction),
-        ...(v.perStatement ? { perStatement: String(v.perStatement) } : {}),
-        ...(opts.readFull ? { readFull: "1" } : {}),
-      });
-      const res = await fetch(`${dev.url}/floor?${q}`, { method: "POST" });
-      const body = (await res.json()) as FloorResult & { error?: string };
+      const q = new URLSearchParams({ kind: v.kind, perTransaction: String(v.perTransaction) });
+      if (v.perStatement) q.set("perStatement", String(v.perStatement));
+      if (v.inflight) q.set("inflight", String(v.inflight));
+      const res = await fetch(`${dev.url}/fill?${q}`, { method: "POST" });
+      const body = (await res.json()) as FillResult & { error?: string };
       if (!res.ok) throw new Error(`floor ${v.name}: HTTP ${res.status}: ${body.error}`);
-      if (!body.verified) throw new Error(`floor ${v.name}: the contract's SELECT did not return the rows written`);
+      if (!body.verified) throw new Error(`floor ${v.name}: the rows read back are not the rows written`);
       return body;
     },
-    async stop() {
-      await dev.stop();
-      await rm(state, { recursive: true, force: true });
-    },
+    stop,
   };
 }

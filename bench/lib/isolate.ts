@@ -1,22 +1,18 @@
 /**
- * The Worker's own memory, measured inside workerd while it runs: the V8
- * inspector's Runtime.getHeapUsage on the Worker's isolate gives the JS heap in
- * use, the ArrayBuffer backing stores and workerd's C++ objects on the heap —
- * what the 128 MB isolate limit counts — under workerd's own GC settings, not
- * Node's. Locally one isolate runs the producer and the consumers together.
+ * The Worker's isolate inside workerd, through the V8 inspector workerd opens
+ * for `wrangler dev`: its memory (Runtime.getHeapUsage: JS heap, ArrayBuffer
+ * backing stores and workerd's objects on the heap, what the 128 MB limit
+ * counts) and its CPU (a V8 CPU profile). Local D1, Queues and R2 are other
+ * isolates: neither figure includes them.
  *
- * workerd listens for the inspector on a port it picks (wrangler starts it with
- * --inspector-addr=127.0.0.1:0), so the port is found from /proc: the listening
- * TCP sockets of the workerd processes in the dev server's process group, the
- * one whose /json/list names the Worker's isolate. Linux only, like the rest of
- * the bench's /proc readings.
+ * workerd listens for the inspector on a port it picks, so the port is found
+ * from /proc: the listening sockets of the dev server's workerd processes, the
+ * one whose /json/list names the Worker's isolate. Linux only.
  */
 import { readdir, readFile, readlink } from "node:fs/promises";
 
-/** Workers-internal name of the user Worker's isolate in wrangler dev. */
-const isolateId = (worker: string) => `core:user:${worker}`;
-
-async function processesOfGroup(processGroup: number, comm: string): Promise<number[]> {
+/** Processes of a process group whose name starts with `comm`. */
+export async function processesOfGroup(processGroup: number, comm: string): Promise<number[]> {
   const out: number[] = [];
   for (const name of await readdir("/proc").catch(() => [] as string[])) {
     if (!/^\d+$/.test(name)) continue;
@@ -36,64 +32,60 @@ async function processesOfGroup(processGroup: number, comm: string): Promise<num
 async function listeningPorts(pid: number): Promise<number[]> {
   const inodes = new Set<string>();
   for (const fd of await readdir(`/proc/${pid}/fd`).catch(() => [] as string[])) {
-    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
-    const m = /^socket:\[(\d+)\]$/.exec(target);
+    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ""));
     if (m) inodes.add(m[1]!);
   }
   const ports: number[] = [];
-  const table = await readFile(`/proc/${pid}/net/tcp`, "utf8").catch(() => "");
-  for (const line of table.split("\n").slice(1)) {
+  for (const line of (await readFile(`/proc/${pid}/net/tcp`, "utf8").catch(() => "")).split("\n").slice(1)) {
     const f = line.trim().split(/\s+/);
     // local_address rem_address st … inode; st 0A is LISTEN, 0100007F is 127.0.0.1.
-    if (f.length > 9 && f[3] === "0A" && f[1]!.startsWith("0100007F:") && inodes.has(f[9]!)) {
+    if (f.length > 9 && f[3] === "0A" && f[1]!.startsWith("0100007F:") && inodes.has(f[9]!))
       ports.push(parseInt(f[1]!.split(":")[1]!, 16));
-    }
   }
   return ports;
 }
 
-/** The inspector WebSocket URL of the Worker's isolate in the dev server started as `processGroup`. */
-export async function findIsolateInspector(processGroup: number, worker: string): Promise<string> {
+export interface Inspector {
+  /** The workerd process that hosts the isolates. */
+  readonly pid: number;
+  /** Every isolate of that process by id (`core:user:<worker>`, `d1:db`, `r2:bucket`, …): its WebSocket URL. */
+  readonly targets: ReadonlyMap<string, string>;
+  /** The Worker's own. */
+  readonly worker: string;
+}
+
+/** The inspector of the dev server started as `processGroup`: the workerd process whose /json/list names Worker `worker`. */
+export async function findInspector(processGroup: number, worker: string): Promise<Inspector> {
+  const id = `core:user:${worker}`;
   for (const pid of await processesOfGroup(processGroup, "workerd")) {
     for (const port of await listeningPorts(pid)) {
       try {
         const res = await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(1000) });
-        if (!res.ok) continue;
-        const targets = (await res.json()) as { id: string; webSocketDebuggerUrl: string }[];
-        const target = targets.find((t) => t.id === isolateId(worker));
-        if (target) return target.webSocketDebuggerUrl;
+        const list = (await res.json()) as { id: string; webSocketDebuggerUrl: string }[];
+        const targets = new Map(list.map((t) => [t.id, t.webSocketDebuggerUrl]));
+        if (targets.has(id)) return { pid, targets, worker: targets.get(id)! };
       } catch {
         // Not an inspector.
       }
     }
   }
-  throw new Error(`no workerd inspector lists ${isolateId(worker)} in process group ${processGroup}`);
+  throw new Error(`no workerd inspector lists ${id} in process group ${processGroup}`);
 }
 
-export interface HeapUsage {
-  /** JS heap in use. */
-  readonly usedSize: number;
-  /** ArrayBuffer backing stores (typed arrays, request bodies). */
-  readonly backingStorageSize: number;
-  /** workerd's C++ objects allocated on the V8 heap. */
-  readonly embedderHeapUsedSize: number;
+interface Session {
+  /** undefined when no answer came within timeoutMs. */
+  call<T>(method: string, params?: object, timeoutMs?: number): Promise<T | undefined>;
+  /** Times the socket closed under us (workerd closes the first session after a start). */
+  readonly drops: () => number;
+  close(): void;
 }
 
-export const totalBytes = (h: HeapUsage): number => h.usedSize + h.backingStorageSize + h.embedderHeapUsedSize;
-
-/**
- * Samples the isolate's memory every `everyMs` until stopped; keeps every
- * sample with its time. Garbage V8 has not collected yet is included: workerd's
- * inspector does not answer HeapProfiler.collectGarbage, so a live-only figure
- * comes from the Node probes, or from `beforeEach` collecting the garbage some
- * other way before each sample (bench/concurrent/worker.ts has a /gc route).
- */
-export async function sampleIsolate(url: string, everyMs = 10, beforeEach?: () => Promise<void>) {
+/** A session that answers: workerd closes the first one opened after the dev server starts, so reconnect as needed. */
+async function openSession(url: string): Promise<Session> {
   let id = 0;
+  let drops = 0;
   const pending = new Map<number, (result: unknown) => void>();
   let ws: WebSocket | undefined;
-  // workerd closes the first inspector session opened after the dev server starts
-  // ("client closed connection"): reconnect whenever the socket is gone.
   const connect = () =>
     new Promise<WebSocket>((ok, fail) => {
       const socket = new WebSocket(url);
@@ -105,38 +97,58 @@ export async function sampleIsolate(url: string, everyMs = 10, beforeEach?: () =
       });
       socket.addEventListener("open", () => ok(socket));
       socket.addEventListener("close", () => {
-        if (ws === socket) ws = undefined;
+        if (ws !== socket) return;
+        ws = undefined;
+        drops++;
       });
       socket.addEventListener("error", () => fail(new Error(`cannot connect to the inspector at ${url}`)));
     });
-  // An answer that never comes must not stall the sampler: that sample is skipped.
-  const call = async <T>(method: string): Promise<T | undefined> => {
-    ws ??= await connect();
-    const socket = ws;
-    return new Promise<T | undefined>((ok) => {
-      const mine = ++id;
-      const timer = setTimeout(() => {
-        pending.delete(mine);
-        ok(undefined);
-      }, 1000);
-      pending.set(mine, (result) => {
-        clearTimeout(timer);
-        ok(result as T);
+  const session: Session = {
+    async call<T>(method: string, params: object = {}, timeoutMs = 1000) {
+      ws ??= await connect();
+      const socket = ws;
+      return new Promise<T | undefined>((ok) => {
+        const mine = ++id;
+        const timer = setTimeout(() => {
+          pending.delete(mine);
+          ok(undefined);
+        }, timeoutMs);
+        pending.set(mine, (result) => {
+          clearTimeout(timer);
+          ok(result as T);
+        });
+        socket.send(JSON.stringify({ id: mine, method, params }));
       });
-      socket.send(JSON.stringify({ id: mine, method }));
-    });
+    },
+    drops: () => drops,
+    close: () => ws?.close(),
   };
-  const usage = () => call<HeapUsage>("Runtime.getHeapUsage");
-  // Wait for a session that answers before the work starts.
-  for (let attempt = 1; (await usage())?.usedSize === undefined; attempt++) {
+  for (let attempt = 1; (await session.call<HeapUsage>("Runtime.getHeapUsage"))?.usedSize === undefined; attempt++) {
     if (attempt === 5) throw new Error(`the inspector at ${url} does not answer`);
   }
+  return session;
+}
+
+export interface HeapUsage {
+  readonly usedSize: number;
+  readonly backingStorageSize: number;
+  readonly embedderHeapUsedSize: number;
+}
+
+export const totalBytes = (h: HeapUsage): number => h.usedSize + h.backingStorageSize + h.embedderHeapUsedSize;
+
+/**
+ * The isolate's memory every `everyMs` until stopped, with the time of each
+ * sample. Garbage not yet collected is included: workerd's inspector does not
+ * answer HeapProfiler.collectGarbage.
+ */
+export async function sampleIsolate(url: string, everyMs = 10) {
+  const session = await openSession(url);
   const samples: { at: number; usage: HeapUsage }[] = [];
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      await beforeEach?.();
-      const u = await usage();
+      const u = await session.call<HeapUsage>("Runtime.getHeapUsage");
       if (u?.usedSize !== undefined) samples.push({ at: performance.now(), usage: u });
       await new Promise((r) => setTimeout(r, everyMs));
     }
@@ -145,8 +157,94 @@ export async function sampleIsolate(url: string, everyMs = 10, beforeEach?: () =
     stop: async () => {
       stopped = true;
       await loop;
-      ws?.close();
+      session.close();
       return samples;
     },
   };
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string } }[];
+  samples: number[];
+}
+
+/** Samples taken while the isolate ran ("(idle)" is an entered isolate waiting). */
+const busySamples = (p: CpuProfile): number => {
+  const idle = new Set(p.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id));
+  return p.samples.filter((s) => !idle.has(s)).length;
+};
+
+/** CPU seconds of one process (all its threads) so far. */
+async function pidCpuSeconds(pid: number): Promise<number> {
+  const f = (await readFile(`/proc/${pid}/stat`, "utf8")).split(") ")[1]!.split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, Linux USER_HZ
+}
+
+export interface CpuShare {
+  /** The Worker isolate's estimated CPU seconds: the process's CPU × its share of the samples. */
+  readonly seconds: number;
+  /** The workerd process's CPU seconds over the span (every isolate, local D1, Queues, R2 included). */
+  readonly processSeconds: number;
+  readonly share: number;
+  /** Busy samples per isolate. */
+  readonly samples: Readonly<Record<string, number>>;
+}
+
+/**
+ * The Worker's CPU, from now until stopped. Locally every isolate (the
+ * Worker, local D1, Queues, R2) runs on workerd's one thread, and a sampling
+ * profiler counts wall time, which a busy machine inflates; so every isolate
+ * is profiled at once, V8 sampling each only while it runs, and the Worker's
+ * share of all the samples is applied to the CPU the process really used
+ * (/proc). The process's work outside any isolate (its event loop, sockets)
+ * is shared out in the same proportion.
+ */
+export async function profileCpu(inspector: Inspector, periodUs = 10_000) {
+  const sessions = new Map<string, Session>();
+  for (const [id, url] of inspector.targets) sessions.set(id, await openSession(url));
+  const drops = new Map([...sessions].map(([id, s]) => [id, s.drops()]));
+  for (const s of sessions.values()) {
+    await s.call("Profiler.enable");
+    await s.call("Profiler.setSamplingInterval", { interval: periodUs });
+  }
+  const cpu0 = await pidCpuSeconds(inspector.pid);
+  await Promise.all([...sessions.values()].map((s) => s.call("Profiler.start")));
+  return {
+    stop: async (): Promise<CpuShare> => {
+      const profiles = await Promise.all(
+        [...sessions].map(
+          async ([id, s]) =>
+            [id, (await s.call<{ profile: CpuProfile }>("Profiler.stop", {}, 60_000))?.profile] as const,
+        ),
+      );
+      const processSeconds = (await pidCpuSeconds(inspector.pid)) - cpu0;
+      for (const s of sessions.values()) s.close();
+      const samples: Record<string, number> = {};
+      for (const [id, p] of profiles) {
+        if (!p || sessions.get(id)!.drops() !== drops.get(id))
+          throw new Error(`the inspector session of ${id} closed during the CPU profile: no figure`);
+        samples[id] = busySamples(p);
+      }
+      const total = Object.values(samples).reduce((a, b) => a + b, 0);
+      const workerId = [...inspector.targets].find(([, url]) => url === inspector.worker)![0];
+      const share = total > 0 ? samples[workerId]! / total : 0;
+      return { seconds: processSeconds * share, processSeconds, share, samples };
+    },
+  };
+}
+
+/** CPU seconds (user + system) spent so far by the processes of a process group whose name starts with `comm`. */
+export async function processCpuSeconds(processGroup: number, comm: string): Promise<number> {
+  let ticks = 0;
+  for (const pid of await processesOfGroup(processGroup, comm)) {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+      // After ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime …
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return ticks / 100; // Linux USER_HZ
 }

@@ -1,5 +1,6 @@
 /** Small statistics for repeated timings. */
 import { loadavg } from "node:os";
+
 export interface Summary {
   readonly median: number;
   readonly min: number;
@@ -15,9 +16,16 @@ export function summarise(samples: readonly number[]): Summary {
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, samples };
 }
 
+/** The p-th percentile (0–100), nearest rank. */
+export function percentile(samples: readonly number[], p: number): number {
+  if (samples.length === 0) throw new Error("no samples");
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
 export const round = (x: number, digits = 2): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
-/** The machine's load averages (1, 5, 15 min) as printed beside timings: a shared machine's figures need them. */
+/** The machine's load averages (1, 5, 15 min): a shared machine's figures need them beside. */
 export const loadAverage = (): string =>
   loadavg()
     .map((x) => x.toFixed(2))

@@ -20,8 +20,6 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import product from "../../src/index";
-import { messageBytes } from "../../src/pipeline/plan";
-import type { ChunkMessage } from "../../src/pipeline/messages";
 
 /** The product's handlers, called with the runtime's arguments (src/index.ts declares fewer). */
 const worker = product as unknown as Required<Pick<ExportedHandler<Env>, "fetch" | "scheduled" | "queue">>;
@@ -56,12 +54,19 @@ let meter = fresh();
 /** Export jobs whose queue invocation has returned, for the bench to wait on (bench/lib/etl.ts); not a meter. */
 let exportJobsDone = 0;
 
-/** A message body's size as Queues counts it: ~100 bytes of metadata on top of the body. */
+/**
+ * A message's 64 KB units as Queues counts them: its body (JSON, each byte
+ * array by its length, as the v8 content type carries it) and ~100 bytes of
+ * metadata.
+ */
 function units(body: unknown): number {
-  const bytes =
-    body && typeof body === "object" && "pixels" in body
-      ? messageBytes(body as ChunkMessage)
-      : new TextEncoder().encode(JSON.stringify(body)).length + 100;
+  let binary = 0;
+  const json = JSON.stringify(body, (_key, value: unknown) => {
+    if (!ArrayBuffer.isView(value)) return value;
+    binary += value.byteLength;
+    return undefined;
+  });
+  const bytes = new TextEncoder().encode(json ?? "").length + binary + 100;
   return Math.max(1, Math.ceil(bytes / QUEUE_OP_BYTES));
 }
 
