@@ -1,9 +1,12 @@
 /**
  * 8-bit PNG encoding of any image shape, pure: gray (colour type 0), gray +
  * alpha (4), RGB (2) or RGBA (6) by channel count, no interlace; one IHDR, one
- * IDAT compressed with fflate's zlib, one IEND. Every scanline uses filter
- * type 0 (None): the images are small, and unfiltered rows keep the encoder
- * obviously correct. Also nearest-neighbour upscaling for the HTTP route.
+ * IDAT, one IEND. Every scanline uses filter type 0 (None): the images are
+ * small, and unfiltered rows keep the encoder obviously correct. The IDAT is
+ * compressed with fflate's zlib (the image route), or *stored* (deflate's
+ * uncompressed blocks: the Parquet export), which makes a PNG's length a
+ * function of its shape alone (storedPngLength). Also nearest-neighbour
+ * upscaling for the HTTP route.
  */
 import { buf as crc32 } from "crc-32";
 import { zlibSync } from "fflate";
@@ -64,7 +67,8 @@ function chunk(type: string, data: Uint8Array): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-export function encodePng(img: PngImage): Uint8Array<ArrayBuffer> {
+/** The IHDR data and the unfiltered scanlines (a filter byte, then the row) of a checked image. */
+function scanlines(img: PngImage): { ihdr: Uint8Array; raw: Uint8Array } {
   const { width, height, channels, pixels } = img;
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
     throw new RangeError(`PNG size must be positive integers, got ${width}×${height}`);
@@ -82,11 +86,67 @@ export function encodePng(img: PngImage): Uint8Array<ArrayBuffer> {
   // compression 0, filter method 0, interlace 0: already zero.
   const raw = new Uint8Array(height * (stride + 1));
   for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
-  const parts = [
-    SIGNATURE,
-    chunk("IHDR", ihdr),
-    chunk("IDAT", zlibSync(raw, { level: 9 })),
-    chunk("IEND", new Uint8Array(0)),
-  ];
-  return concatBytes(...parts);
+  return { ihdr, raw };
+}
+
+const png = (ihdr: Uint8Array, idat: Uint8Array): Uint8Array<ArrayBuffer> =>
+  concatBytes(SIGNATURE, chunk("IHDR", ihdr), chunk("IDAT", idat), chunk("IEND", new Uint8Array(0)));
+
+export function encodePng(img: PngImage): Uint8Array<ArrayBuffer> {
+  const { ihdr, raw } = scanlines(img);
+  return png(ihdr, zlibSync(raw, { level: 9 }));
+}
+
+/** Deflate's largest stored block (RFC 1951 §3.2.4: LEN is 16 bits). */
+const STORED_BLOCK = 0xffff;
+
+/** Bytes of a zlib stream of `n` bytes in stored blocks: header, 5 per block, the data, Adler-32. */
+const storedZlibLength = (n: number): number => 2 + 5 * Math.max(1, Math.ceil(n / STORED_BLOCK)) + n + 4;
+
+/** zlib (RFC 1950) of `data` in stored deflate blocks: no compression, so its length depends on n alone. */
+function storedZlib(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(storedZlibLength(data.length));
+  out[0] = 0x78; // deflate, 32 KB window
+  out[1] = 0x01; // no preset dictionary, fastest; (0x78 << 8 | 0x01) % 31 === 0
+  let at = 2;
+  let from = 0;
+  do {
+    const n = Math.min(STORED_BLOCK, data.length - from);
+    out[at] = from + n >= data.length ? 1 : 0; // BFINAL, BTYPE 00
+    out[at + 1] = n & 0xff;
+    out[at + 2] = n >>> 8;
+    out[at + 3] = ~n & 0xff;
+    out[at + 4] = (~n >>> 8) & 0xff;
+    out.set(data.subarray(from, from + n), at + 5);
+    at += 5 + n;
+    from += n;
+  } while (from < data.length);
+  new DataView(out.buffer).setUint32(at, adler32(data));
+  return out;
+}
+
+/** Adler-32 (RFC 1950 §8.2), summing in runs short enough that the sums stay exact before the modulo. */
+function adler32(data: Uint8Array): number {
+  let a = 1;
+  let b = 0;
+  for (let i = 0; i < data.length;) {
+    const end = Math.min(data.length, i + 3800);
+    for (; i < end; i++) {
+      a += data[i]!;
+      b += a;
+    }
+    a %= 65521;
+    b %= 65521;
+  }
+  return ((b << 16) | a) >>> 0;
+}
+
+/** The exact length of encodePngStored's PNG of an image of this size: 57 bytes of chunks around the zlib stream. */
+export const storedPngLength = (width: number, height: number, channels: number): number =>
+  SIGNATURE.length + (12 + 13) + 12 + storedZlibLength(height * (width * channels + 1)) + 12;
+
+/** A PNG whose IDAT is stored, not compressed: as valid as encodePng's, and exactly storedPngLength bytes. */
+export function encodePngStored(img: PngImage): Uint8Array<ArrayBuffer> {
+  const { ihdr, raw } = scanlines(img);
+  return png(ihdr, storedZlib(raw));
 }
