@@ -36,10 +36,14 @@ export type ExportFile =
 
 export const NPY_KINDS: readonly ExportKind[] = ["images", "uint8", "labels"];
 
-/** A loaded dataset's export facts: its catalog entry and its class names (one more statement). */
-export async function readFacts(db: D1Database, d: LoadedDataset): Promise<VersionFacts | undefined> {
+/** A loaded dataset's export facts: its catalog entry and its class names (one more statement, unless given). */
+export async function readFacts(
+  db: D1Database,
+  d: LoadedDataset,
+  known?: readonly { label: number; name: string }[],
+): Promise<VersionFacts | undefined> {
   if (d.version === null || d.shape === null) return undefined;
-  const classes = await readClasses(db, d.name);
+  const classes = known ?? (await readClasses(db, d.name));
   const classNames = Array.from({ length: classes.length }, (_, label) => String(label));
   for (const c of classes) classNames[c.label] = c.name;
   return { dataset: d.name, version: d.version, shape: d.shape, counts: d.counts, classNames };
