@@ -21,7 +21,7 @@ import type { FileMetaData, PageHeader, RowGroup, SchemaElement } from "hyparque
 import { ByteWriter } from "hyparquet-writer";
 import { writePageHeader } from "hyparquet-writer/src/datapage.js";
 import { writeMetadata } from "hyparquet-writer/src/metadata.js";
-import { encodePngStored, isPngChannels, storedPngLength } from "./png";
+import { encodePngStoredInto, isPngChannels, storedPngLength } from "./png";
 import type { Shape } from "../core/datasets";
 
 const MAGIC = Uint8Array.of(0x50, 0x41, 0x52, 0x31); // PAR1
@@ -252,18 +252,41 @@ export class ParquetWriter {
 
   /** Row `idx` (the next one), its label and its upright pixels (rows × cols × channels). */
   push(idx: number, label: number, pixels: Uint8Array): Uint8Array[] {
-    const g = this.#layout.groups[this.#group];
-    if (!g || idx !== this.#next) throw new RangeError(`parquet row ${idx} out of order: expected ${this.#next}`);
+    return this.pushRows(idx, Uint8Array.of(label), pixels);
+  }
+
+  /**
+   * Rows `first` … (the next ones), their labels and their pixels end to end:
+   * the PNGs of the rows of one group go into one buffer, so a page of rows
+   * costs a few allocations, not a few per row.
+   */
+  pushRows(first: number, labels: Uint8Array, pixels: Uint8Array): Uint8Array[] {
     const { rows: height, cols: width, channels } = this.#layout.spec.shape;
+    const perImage = height * width * channels;
+    const perRow = 4 + this.#layout.pngBytes;
     const out: Uint8Array[] = [];
-    if (idx === g.first) out.push(g.columns[0].header, definitionLevels(g.rows, MAX_DEFINITION[0]));
-    const png = encodePngStored({ width, height, channels: channels as 1 | 2 | 3 | 4, pixels });
-    out.push(lengthPrefix(png.length), png);
-    this.#labels.push(label);
-    this.#next++;
-    if (this.#next === g.first + g.rows) {
-      out.push(...this.#closeGroup(g));
-      this.#group++;
+    for (let i = 0; i < labels.length;) {
+      const g = this.#layout.groups[this.#group];
+      if (!g || first + i !== this.#next)
+        throw new RangeError(`parquet row ${first + i} out of order: expected ${this.#next}`);
+      if (this.#next === g.first) out.push(g.columns[0].header, definitionLevels(g.rows, MAX_DEFINITION[0]));
+      const n = Math.min(labels.length - i, g.first + g.rows - this.#next);
+      const values = new Uint8Array(n * perRow);
+      const view = new DataView(values.buffer);
+      for (let k = 0; k < n; k++) {
+        const at = k * perRow;
+        view.setUint32(at, this.#layout.pngBytes, true);
+        const image = pixels.subarray((i + k) * perImage, (i + k + 1) * perImage);
+        encodePngStoredInto({ width, height, channels: channels as 1 | 2 | 3 | 4, pixels: image }, values, at + 4);
+        this.#labels.push(labels[i + k]!);
+      }
+      out.push(values);
+      this.#next += n;
+      i += n;
+      if (this.#next === g.first + g.rows) {
+        out.push(...this.#closeGroup(g));
+        this.#group++;
+      }
     }
     return out;
   }
@@ -300,9 +323,3 @@ export class ParquetWriter {
     ];
   }
 }
-
-const lengthPrefix = (n: number): Uint8Array => {
-  const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, n, true);
-  return out;
-};

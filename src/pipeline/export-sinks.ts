@@ -39,15 +39,15 @@ const hex = (digest: ArrayBuffer): string =>
 abstract class PartSink implements FileSink {
   readonly #digest = new crypto.DigestStream("SHA-256");
   readonly #hash = this.#digest.getWriter();
-  #part: Uint8Array;
+  /** Allocated at the first write and dropped at close: a sink holds a part only while its file is written. */
+  #part: Uint8Array | undefined;
   #fill = 0;
   #bytes = 0;
 
-  constructor(protected readonly size: number) {
-    this.#part = new Uint8Array(Math.min(size, PART_BYTES));
-  }
+  constructor(protected readonly size: number) {}
 
   async write(pieces: readonly Uint8Array[]): Promise<void> {
+    this.#part ??= new Uint8Array(Math.min(this.size, PART_BYTES));
     for (const piece of pieces) {
       for (let at = 0; at < piece.length;) {
         const n = Math.min(piece.length - at, this.#part.length - this.#fill);
@@ -61,7 +61,7 @@ abstract class PartSink implements FileSink {
   }
 
   async #emit(last: boolean): Promise<void> {
-    const part = this.#part.subarray(0, this.#fill);
+    const part = (this.#part ?? new Uint8Array(0)).subarray(0, this.#fill);
     await this.#hash.write(part);
     await this.flush(part, last);
     this.#bytes += this.#fill;
@@ -72,6 +72,7 @@ abstract class PartSink implements FileSink {
     if (this.#bytes + this.#fill !== this.size)
       throw new RangeError(`${this.#bytes + this.#fill} bytes were written of a file of ${this.size}`);
     await this.#emit(true);
+    this.#part = undefined;
     await this.#hash.close();
     return { bytes: this.#bytes, sha256: hex(await this.#digest.digest) };
   }

@@ -146,27 +146,41 @@ async function recordedFiles(env: Env, facts: VersionFacts): Promise<Map<string,
 }
 
 /**
- * The pass: each split's rows read once, if any pending file needs them,
- * every page handed to each pending file's encoder and on to its sink; then
- * the sinks closed and the files' digests recorded.
+ * The pass: each split's rows read once, if any file needs them, every page
+ * handed to each file's encoder and on to its sink; then the sinks closed.
+ * The files' sizes and digests, in the order given.
  */
+export async function writeFiles(
+  db: D1Database,
+  facts: VersionFacts,
+  files: readonly { readonly file: ExportFile; readonly name: string; readonly sink: FileSink }[],
+): Promise<FileRecord[]> {
+  const work = files.map((p) => ({ ...p, encoder: encoderOf(facts, p.file) }));
+  const records = new Map<string, FileRecord>();
+  for (const split of SPLITS) {
+    const readers = work.filter((w) => w.encoder.splits.includes(split));
+    if (readers.length === 0) continue;
+    for (const w of readers) await w.sink.write(w.encoder.begin(split));
+    const span = { dataset: facts.dataset, shape: facts.shape, split, version: facts.version };
+    for await (const page of readRowPages(db, { ...span, from: 0, to: facts.counts[split] }))
+      for (const w of readers) await w.sink.write(w.encoder.page(page));
+    for (const w of readers) {
+      await w.sink.write(w.encoder.finish(split));
+      // A file whose last split this was is closed now: its part buffer is not held through the next split.
+      if (w.encoder.splits.at(-1) === split) records.set(w.name, { file: w.name, ...(await w.sink.close()) });
+    }
+  }
+  return work.map((w) => records.get(w.name)!);
+}
+
+/** writeFiles, then the digests recorded; a failure aborts every upload, and a swap meanwhile is no failure. */
 async function writeAll(env: Env, facts: VersionFacts, pending: readonly Pending[]): Promise<"done" | "superseded"> {
   if (pending.length === 0) return "done";
-  const work = pending.map((p) => ({ ...p, encoder: encoderOf(facts, p.file) }));
-  const records: FileRecord[] = [];
+  let records: FileRecord[];
   try {
-    for (const split of SPLITS) {
-      const readers = work.filter((w) => w.encoder.splits.includes(split));
-      if (readers.length === 0) continue;
-      for (const w of readers) await w.sink.write(w.encoder.begin(split));
-      const span = { dataset: facts.dataset, shape: facts.shape, split, version: facts.version };
-      for await (const page of readRowPages(env.DB, { ...span, from: 0, to: facts.counts[split] }))
-        for (const w of readers) await w.sink.write(w.encoder.page(page));
-      for (const w of readers) await w.sink.write(w.encoder.finish(split));
-    }
-    for (const w of work) records.push({ file: w.name, ...(await w.sink.close()) });
+    records = await writeFiles(env.DB, facts, pending);
   } catch (err) {
-    await Promise.all(work.map((w) => w.sink.abort()));
+    await Promise.all(pending.map((p) => p.sink.abort()));
     // An export that a swap overtook errors on its first page of the new rows: not a failure.
     const now = await readDataset(env.DB, facts.dataset);
     if (now?.version !== facts.version) return "superseded";

@@ -51,15 +51,10 @@ export const parquetOf = (facts: VersionFacts, split: Split): ParquetLayout =>
 /** A split's Parquet file from row group `firstGroup` on (0: the whole file). */
 export function parquetEncoder(layout: ParquetLayout, split: Split, firstGroup = 0): RowEncoder {
   const writer = new ParquetWriter(layout, firstGroup);
-  const { rows, cols, channels } = layout.spec.shape;
-  const perImage = rows * cols * channels;
   return {
     splits: [split],
     begin: () => writer.start(),
-    page: (p) =>
-      Array.from(p.labels, (label, i) =>
-        writer.push(p.from + i, label, p.pixels.subarray(i * perImage, (i + 1) * perImage)),
-      ).flat(),
+    page: (p) => writer.pushRows(p.from, p.labels, p.pixels),
     finish: () => writer.end(),
   };
 }
