@@ -166,7 +166,7 @@ async function awaitExports(url: string, dataset: string, completedAt: number, t
     if (view?.exportsStored === undefined || view.exportsStored === null) return;
     if (view.exportsStored) {
       console.log(
-        `exports: the .npy files written to local R2 ${((Date.now() - t0) / 1000).toFixed(1)} s after the run`,
+        `exports: the export files written to local R2 ${((Date.now() - t0) / 1000).toFixed(1)} s after the run`,
       );
       return;
     }

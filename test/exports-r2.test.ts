@@ -69,16 +69,13 @@ beforeAll(async () => {
 });
 
 describe("after a load", () => {
-  it("the job wrote the version's four .npy files to R2 at their exact sizes, and recorded them", async () => {
+  it("the job wrote the version's nine files to R2 at their exact sizes, and recorded them", async () => {
     const stored = await keys(`${DATASET}/`);
+    const files = ["test", "train"].flatMap((s) => [`${s}.npy`, `${s}-uint8.npy`, `${s}-labels.npy`, `${s}.parquet`]);
     expect([...stored.keys()].sort()).toEqual(
-      [
-        exportKey(DATASET, version, "test", "images"),
-        exportKey(DATASET, version, "test", "labels"),
-        exportKey(DATASET, version, "train", "images"),
-        exportKey(DATASET, version, "train", "labels"),
-      ].sort(),
+      [...files, `${DATASET}.npz`].map((f) => `${DATASET}/${version}/${f}`).sort(),
     );
+    expect(exportKey(DATASET, version, "test", "images")).toBe(`${DATASET}/${version}/test.npy`);
     expect(stored.get(exportKey(DATASET, version, "train", "images"))).toBe(128 + TRAIN * 3136);
     expect(stored.get(exportKey(DATASET, version, "test", "labels"))).toBe(128 + TEST);
     const row = await env.DB.prepare("SELECT version, bytes FROM dataset_exports").first();
@@ -183,8 +180,8 @@ describe("after a load", () => {
     const refusing = new Proxy(env.EXPORTS, {
       get(target, prop) {
         if (prop === "put")
-          return async (k: string, body: ReadableStream) => {
-            await body.cancel();
+          return async (k: string, body: ReadableStream | Uint8Array) => {
+            if (body instanceof ReadableStream) await body.cancel();
             throw new Error(`put ${k}: We encountered an internal error. Please try again.`);
           };
         const v = Reflect.get(target, prop) as unknown;
@@ -252,7 +249,7 @@ describe("a new load", () => {
     await exportedVersion(next);
     const stored = await keys(`${DATASET}/`);
     expect([...stored.keys()].every((k) => k.startsWith(`${DATASET}/${next}/`))).toBe(true);
-    expect(stored.size).toBe(4);
+    expect(stored.size).toBe(9);
     const again = await bothWays("/export/train.npy");
     expect(again.r2.res.headers.get("X-Export-Source")).toBe("r2");
     expect(again.r2.body).toEqual(d1.body);

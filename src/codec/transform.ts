@@ -80,6 +80,29 @@ export function toBytes(values: Float32Array): Uint8Array {
 }
 
 /**
+ * The original bytes of stored pixels (float32 little-endian, as the `pixels`
+ * BLOB holds them): b = round(v · 255), which recovers every b exactly because
+ * v = fround(b / 255) lies within 2^-24 · v of b / 255, so v · 255 lies within
+ * 2^-16 of b. A value that is not one of the 256 is refused, not rounded: the
+ * exports must be the IDX bytes or nothing.
+ */
+export function bytesOfStored(floats: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (floats.length % BYTES_PER_VALUE !== 0) throw new RangeError(`${floats.length} bytes are not float32 values`);
+  const values =
+    floats.byteOffset % BYTES_PER_VALUE === 0
+      ? new Float32Array(floats.buffer, floats.byteOffset, floats.length / BYTES_PER_VALUE) // little-endian hosts
+      : new Float32Array(floats.slice().buffer);
+  const out = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const b = Math.round(v * 255);
+    if (FLOAT_OF_BYTE[b] !== v) throw new RangeError(`pixel value ${v} at ${i} is not a byte / 255`);
+    out[i] = b;
+  }
+  return out;
+}
+
+/**
  * HEX_OF_BYTE[b]: the 8 ASCII hex digits of FLOAT_OF_BYTE[b] as little-endian
  * bytes. Loading hex text decoded by SQL `unhex()` crosses the D1 boundary far
  * faster than binding a Uint8Array (see bench/alternatives.md), and with this table a

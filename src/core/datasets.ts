@@ -57,6 +57,24 @@ export interface Mirror {
   readonly packaging: "files" | "zip";
 }
 
+/** Who made a dataset, under which license, and how to cite it: what its croissant.json says. */
+export interface DatasetAbout {
+  readonly description: string;
+  /** Its home page. */
+  readonly url: string;
+  /** The license as published: a name and the URL of its text (SPDX's, where SPDX lists it). */
+  readonly license: { readonly name: string; readonly url: string };
+  readonly creators: readonly {
+    readonly kind: "Organization" | "Person";
+    readonly name: string;
+    readonly url?: string;
+  }[];
+  /** BibTeX, as the publishers ask. */
+  readonly citation: string;
+  /** ISO 8601, as precise as the publication says: a year, or a date. */
+  readonly published: string;
+}
+
 export interface DatasetSpec {
   readonly name: string;
   /** Human-readable name, with where it comes from. */
@@ -75,6 +93,8 @@ export interface DatasetSpec {
   readonly zip?: ZipSpec;
   /** Images are stored transposed (column-major, as EMNIST's): they are loaded upright. */
   readonly transposed: boolean;
+  /** A registry dataset's provenance; undefined for a custom one. */
+  readonly about?: DatasetAbout;
 }
 
 export const pixelsPerImage = (s: Shape): number => s.rows * s.cols * s.channels;

@@ -8,6 +8,7 @@
  * re-checked when a mirror moves.
  */
 import type { DatasetSpec, Mirror, Shape, SplitSpec } from "./datasets";
+import { emnistAbout, FASHION_MNIST_ABOUT, KMNIST_ABOUT, MNIST_ABOUT } from "./provenance";
 
 export const DEFAULT_DATASET = "fashion-mnist" satisfies RegistryName;
 
@@ -107,6 +108,7 @@ function emnist<V extends string>(
     mirrors: EMNIST_MIRRORS,
     zip: EMNIST_ZIP,
     transposed: true,
+    about: emnistAbout(label),
   };
 }
 
@@ -134,6 +136,7 @@ const ENTRIES: { readonly [N in RegistryName]: DatasetSpec & { readonly name: N 
       files("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"),
     ],
     transposed: false,
+    about: FASHION_MNIST_ABOUT,
   },
 
   // MD5s, mirrors and classes: torchvision's MNIST.resources, .mirrors and
@@ -166,6 +169,7 @@ const ENTRIES: { readonly [N in RegistryName]: DatasetSpec & { readonly name: N 
     ),
     mirrors: [files("https://ossci-datasets.s3.amazonaws.com/mnist"), files("http://yann.lecun.com/exdb/mnist")],
     transposed: false,
+    about: MNIST_ABOUT,
   },
 
   // MD5s and classes: torchvision's KMNIST.resources and .classes (pytorch/vision,
@@ -191,6 +195,7 @@ const ENTRIES: { readonly [N in RegistryName]: DatasetSpec & { readonly name: N 
       files("http://codh.rois.ac.jp/kmnist/dataset/kmnist"),
     ],
     transposed: false,
+    about: KMNIST_ABOUT,
   },
 
   // The EMNIST entries' sources: the comment above EMNIST_ZIP.

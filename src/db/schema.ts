@@ -65,6 +65,19 @@ export const datasetExports = sqliteTable("dataset_exports", {
   exportedAt: text("exported_at").notNull(),
 });
 
+/** The size and SHA-256 of each export file of a dataset version (migrations/0008_export_files.sql). */
+export const exportFiles = sqliteTable(
+  "export_files",
+  {
+    dataset: text("dataset").notNull(),
+    file: text("file").notNull(),
+    version: text("version").notNull(),
+    bytes: integer("bytes").notNull(),
+    sha256: text("sha256").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.dataset, t.file] })],
+);
+
 export const classes = sqliteTable(
   "classes",
   {

@@ -10,6 +10,7 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import packageJson from "../../package.json";
 import { DEFAULT_DATASET } from "../core/registry";
 import type { OpenAPIDocument } from "./docs";
+import { croissantRoutes } from "./routes/croissant";
 import { dashboardRoutes } from "./routes/dashboard";
 import { datasetRoutes } from "./routes/datasets";
 import { docsRoutes } from "./routes/docs";
@@ -66,6 +67,7 @@ app.route("/", runRoutes);
 app.route("/", imageRoutes);
 app.route("/", statsRoutes);
 app.route("/", exportRoutes);
+app.route("/", croissantRoutes);
 app.route("/", dashboardRoutes);
 app.route("/", docsRoutes(openApiDocument));
 

@@ -8,7 +8,10 @@ import { ACTIVE_STATUSES, type Run } from "../db/schema";
 import { redactText, redactUrl } from "../codec/source";
 import { datasetBytes } from "../pipeline/capacity";
 import type { LoadedDataset } from "../read/datasets";
-import type { DatasetSummary } from "./schemas/datasets";
+import type { FileRecord } from "../db/exports";
+import type { VersionFacts } from "../read/encoders";
+import { fileName, fileSize, versionFiles, type ExportFile } from "../read/export-files";
+import type { DatasetSummary, ExportEntry } from "./schemas/datasets";
 import type { RunView } from "./schemas/runs";
 
 export function presentRun(run: Run): RunView {
@@ -93,4 +96,40 @@ export function presentDataset(
     // A dataset's active run is always its newest: a run starts only when none is active, and only the newest resumes.
     activeRun: active ? lastRun.id : null,
   };
+}
+
+/** The file as a URL names it: the uint8 images are `<split>.npy?dtype=uint8`. */
+const urlName = (dataset: string, f: ExportFile): string =>
+  f.format === "npy" && f.kind === "uint8" ? `${f.split}.npy?dtype=uint8` : fileName(dataset, f);
+
+/** Croissant's encodingFormat: a media type (Parquet's as mlcroissant reads it). */
+const ENCODING: Readonly<Record<ExportFile["format"], string>> = {
+  npy: "application/x-npy",
+  parquet: "application/x-parquet",
+  npz: "application/x-npz",
+};
+
+/**
+ * Every export file of a loaded version, with its URLs (paths on this
+ * Worker), exact size and, once the export job has recorded it, SHA-256.
+ */
+export function presentExports(facts: VersionFacts, records: readonly FileRecord[]): ExportEntry[] {
+  const base = `/datasets/${facts.dataset}/export`;
+  const digests = new Map(records.map((r) => [r.file, r]));
+  return versionFiles(facts).map((f) => {
+    const file = fileName(facts.dataset, f);
+    const bytes = fileSize(facts, f);
+    const record = digests.get(file);
+    return {
+      file,
+      format: f.format,
+      ...(f.format === "npz" ? {} : { split: f.split }),
+      ...(f.format === "npy" ? { content: f.kind } : {}),
+      url: `${base}/${urlName(facts.dataset, f)}`,
+      versionedUrl: `${base}/v/${facts.version}/${urlName(facts.dataset, f)}`,
+      encodingFormat: ENCODING[f.format],
+      bytes,
+      sha256: record?.bytes === bytes ? record.sha256 : null,
+    };
+  });
 }

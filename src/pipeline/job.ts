@@ -27,7 +27,7 @@ import { Archives, type ChecksumSink, type ExtractOptions } from "./archive";
 import { workersMd5 } from "../codec/digest";
 import { extractImages, extractLabels, hashImages, peekImages, type SplitLabels } from "./extract";
 import { parseMessage, type ExportMessage, type ExtractMessage } from "./messages";
-import { materialiseExports, requestExports } from "./materialise";
+import { materialiseExports, recordDigests, requestExports } from "./materialise";
 import { maxChunkImages, planChunks } from "./plan";
 import { Producer } from "./produce";
 import { runDataset } from "./dataset";
@@ -119,9 +119,17 @@ export async function consumeJobs(batch: MessageBatch<unknown>, env: Env, cfg: C
 /** What became of a job: done (whatever the run's outcome), or worth another delivery. */
 export type JobOutcome = "done" | "retry";
 
-/** Materialise a dataset's exports; a failure leaves exports reading D1, as before, so it is only logged. */
+/**
+ * Materialise a dataset's exports (without a bucket: record their digests); a
+ * failure leaves exports reading D1, as before, so it is only logged.
+ */
 export async function runExportJob(msg: ExportMessage, env: Env): Promise<JobOutcome> {
   try {
+    if (!env.EXPORTS) {
+      const done = await recordDigests(env, msg.dataset);
+      if (done === "recorded") console.log(`${msg.dataset}: its export files' SHA-256s are recorded`);
+      return "done";
+    }
     const done = await materialiseExports(env, msg.dataset);
     if (done.kind === "exported" && done.written > 0)
       console.log(

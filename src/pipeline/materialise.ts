@@ -1,35 +1,45 @@
 /**
- * Materialising a dataset's exports to R2: after a run completes, a job on the
- * jobs queue writes the current version's four .npy files (train and test,
- * images and labels) to the EXPORTS bucket, reading D1 once, so that every
- * later download streams from R2 and reads no image row. The files are read
- * from D1 itself, with every page pinned to the version (read/export.ts), so
- * they are the bytes D1 holds by construction, not a second derivation of the
- * source. Then it records the version as exported and deletes older versions'
- * files.
+ * Materialising a dataset's exports: after a run completes, a job on the jobs
+ * queue writes every export file of the current version (read/export-files.ts:
+ * per split the float32, uint8 and labels .npy and the Parquet file, and the
+ * Keras .npz) to the EXPORTS bucket, so that every later download streams
+ * from R2 and reads no image row. It reads each split's rows from D1 once,
+ * pinned to the version, and hands each page to every file's encoder, the
+ * same encoders that serve a file from D1: the bytes are D1's by
+ * construction. It records each file's size and SHA-256 (for croissant.json),
+ * then the version as exported, and deletes older versions' files.
  *
- * Idempotent: a file already stored at its full size is kept (an R2 put is
- * atomic, and a version's bytes never change), one missing or cut short is
- * written again, and a version that stops being current while the job runs
- * is neither recorded nor kept: the run that replaced it queues its own job.
+ * Without a bucket the same pass only hashes (`recordDigests`), when
+ * croissant.json first asks for the checksums.
+ *
+ * Idempotent: a file stored at its full size whose digest is recorded is kept
+ * and not read again; one missing or cut short is written again; a version
+ * that stops being current while the job runs is neither recorded nor kept:
+ * the run that replaced it queues its own job.
  */
 import { SPLITS } from "../core/datasets";
 import { errorMessage } from "../core/errors";
-import { recordExports } from "../db/exports";
 import { database } from "../db/database";
+import { readFileRecords, recordExports, recordFiles, type FileRecord } from "../db/exports";
 import { readDataset } from "../read/datasets";
-import { npyByteLength, npyExport, type ExportKind, type ExportSpan } from "../read/export";
-import { datasetPrefix, exportKey, versionPrefix } from "../read/export-store";
+import type { VersionFacts } from "../read/encoders";
+import {
+  encoderOf,
+  fileKey,
+  fileName,
+  fileSize,
+  mediaType,
+  readDatasetFacts,
+  versionFiles,
+  type ExportFile,
+} from "../read/export-files";
+import { datasetPrefix, versionPrefix } from "../read/export-store";
+import { readRowPages } from "../read/rows";
+import { DigestSink, MAX_PARTS, PART_BYTES, R2Sink, type FileSink } from "./export-sinks";
 import type { ExportMessage } from "./messages";
 
-const KINDS: readonly ExportKind[] = ["images", "labels"];
-
-/**
- * R2's largest single-part upload, 5 GiB less 5 MiB (developers.cloudflare.com/r2/platform/limits).
- * No D1 dataset comes near it (D1 holds 10 GB, two copies during a swap), but a larger file is
- * left to D1 rather than refused by R2 on every try.
- */
-export const MAX_PUT_BYTES = 5 * 2 ** 30 - 5 * 2 ** 20;
+/** The largest file written to R2: MAX_PARTS parts. A larger one is left to D1 rather than refused on every try. */
+export const MAX_FILE_BYTES = PART_BYTES * MAX_PARTS;
 
 /** What a materialising job did. */
 export type Materialised =
@@ -38,7 +48,7 @@ export type Materialised =
   | {
       readonly kind: "exported";
       readonly version: string;
-      /** Files this job put (the others were stored already, or are too large for one put). */
+      /** Files this job put (the others were stored already, or are too large). */
       readonly written: number;
       /** Bytes of every file of the version that is stored now. */
       readonly bytes: number;
@@ -47,57 +57,63 @@ export type Materialised =
 
 /**
  * Queue the job that materialises `dataset`'s current version, if there is a
- * bucket to put it in. Never throws: without the job, exports read D1.
+ * bucket to put it in (or `digestsOnly`: to record its files' SHA-256s
+ * without one). Never throws: without the job, exports read D1.
  */
-export async function requestExports(env: Env, dataset: string): Promise<void> {
-  if (!env.EXPORTS) return;
+export async function requestExports(env: Env, dataset: string, digestsOnly = false): Promise<void> {
+  if (!env.EXPORTS && !digestsOnly) return;
   const message: ExportMessage = { kind: "export", dataset };
   try {
     await env.JOBS.send(message, { contentType: "json" });
   } catch (err) {
-    console.warn(
-      `${dataset}: could not queue its exports to R2 (${errorMessage(err)}); they read D1 until the next run`,
-    );
+    console.warn(`${dataset}: could not queue its export job (${errorMessage(err)}); exports read D1 until it runs`);
   }
+}
+
+/** One file the pass writes: its encoder's output goes to `sink`. */
+interface Pending {
+  readonly file: ExportFile;
+  readonly name: string;
+  readonly sink: FileSink;
+  /** Whether the sink puts it in R2 (else it is only hashed). */
+  readonly puts: boolean;
 }
 
 export async function materialiseExports(
   env: Env,
   dataset: string,
-  maxPutBytes = MAX_PUT_BYTES,
+  maxFileBytes = MAX_FILE_BYTES,
 ): Promise<Materialised> {
   const bucket = env.EXPORTS;
   if (!bucket) return { kind: "unbound" };
   const d = await readDataset(env.DB, dataset);
-  if (!d || d.version === null || d.shape === null) return { kind: "not-loaded" };
-  const { version, shape } = d;
-  let written = 0;
+  const facts = d ? await readDatasetFacts(env.DB, dataset) : undefined;
+  if (!d || !facts) return { kind: "not-loaded" };
+  const { version } = facts;
+  const recorded = await recordedFiles(env, facts);
+  const pending: Pending[] = [];
   let bytes = 0;
   // Every file is checked, even of a version already recorded: a lost or cut one is written again.
-  try {
-    for (const split of SPLITS) {
-      const count = d.counts[split];
-      if (count === 0) continue;
-      for (const kind of KINDS) {
-        const span: ExportSpan = { dataset, shape, split, kind, offset: 0, count, version };
-        const size = npyByteLength(span);
-        const key = exportKey(dataset, version, split, kind);
-        if (size > maxPutBytes) {
-          console.warn(`${key}: ${size} bytes is more than one R2 put takes; this file's exports read D1`);
-          continue;
-        }
-        bytes += size;
-        if ((await bucket.head(key))?.size === size) continue;
-        await putExport(env.DB, bucket, key, span, size);
-        written++;
-      }
+  for (const file of versionFiles(facts)) {
+    const name = fileName(dataset, file);
+    const size = fileSize(facts, file);
+    const key = fileKey(dataset, version, file);
+    if (size > maxFileBytes) {
+      console.warn(`${key}: ${size} bytes is more than this job writes to R2; this file's exports read D1`);
+      continue;
     }
-  } catch (err) {
-    // An export that a swap overtook errors on its first page of the new rows: not a failure.
-    const now = await readDataset(env.DB, dataset);
-    if (now?.version !== version) return { kind: "superseded", version };
-    throw err;
+    bytes += size;
+    const stored = (await bucket.head(key))?.size === size;
+    if (stored && recorded.get(name) === size) continue;
+    const meta = { dataset, version, file: name };
+    const sink = stored
+      ? new DigestSink(size)
+      : new R2Sink(bucket, key, size, { httpMetadata: { contentType: mediaType(file) }, customMetadata: meta });
+    pending.push({ file, name, sink, puts: !stored });
   }
+  const written = pending.filter((p) => p.puts).length;
+  const outcome = await writeAll(env, facts, pending);
+  if (outcome === "superseded") return { kind: "superseded", version };
   if (!d.exported || written > 0) {
     if (!(await recordExports(database(env.DB), dataset, version, bytes, new Date().toISOString())))
       return { kind: "superseded", version };
@@ -108,25 +124,69 @@ export async function materialiseExports(
   return { kind: "exported", version, written, bytes };
 }
 
-/** One file, streamed from D1 page by page into one R2 put of its exact length. */
-async function putExport(db: D1Database, bucket: R2Bucket, key: string, span: ExportSpan, size: number) {
-  const { body } = npyExport(db, span);
-  // R2 needs a stream's length up front; FixedLengthStream also errors a body of another length.
-  const { readable, writable } = new FixedLengthStream(size);
-  const [put, pipe] = await Promise.allSettled([
-    bucket.put(key, readable, {
-      httpMetadata: { contentType: "application/octet-stream" },
-      customMetadata: { dataset: span.dataset, version: span.version ?? "", split: span.split, kind: span.kind },
-    }),
-    body.pipeTo(writable),
-  ]);
-  // Either side can be the cause (a page that changed mid-export, R2 refusing the put), and then the other fails
-  // with it: both are said.
-  const failures = [
-    ...(pipe.status === "rejected" ? [`reading D1: ${errorMessage(pipe.reason)}`] : []),
-    ...(put.status === "rejected" ? [`R2 put: ${errorMessage(put.reason)}`] : []),
-  ];
-  if (failures.length > 0) throw new Error(`${key}: ${failures.join("; ")}`);
+/**
+ * Without a bucket: compute and record the SHA-256 of every file of the
+ * current version whose digest is not recorded, by the same pass over D1.
+ */
+export async function recordDigests(env: Env, dataset: string): Promise<"recorded" | "not-loaded" | "superseded"> {
+  const facts = await readDatasetFacts(env.DB, dataset);
+  if (!facts) return "not-loaded";
+  const recorded = await recordedFiles(env, facts);
+  const pending = versionFiles(facts)
+    .map((file) => ({ file, name: fileName(dataset, file), size: fileSize(facts, file) }))
+    .filter((f) => recorded.get(f.name) !== f.size)
+    .map((f) => ({ file: f.file, name: f.name, sink: new DigestSink(f.size), puts: false }));
+  return (await writeAll(env, facts, pending)) === "superseded" ? "superseded" : "recorded";
+}
+
+/** Recorded files of the version: name → size. */
+async function recordedFiles(env: Env, facts: VersionFacts): Promise<Map<string, number>> {
+  const rows = await readFileRecords(database(env.DB), facts.dataset, facts.version);
+  return new Map(rows.map((r) => [r.file, r.bytes]));
+}
+
+/**
+ * The pass: each split's rows read once, if any file needs them, every page
+ * handed to each file's encoder and on to its sink; then the sinks closed.
+ * The files' sizes and digests, in the order given.
+ */
+export async function writeFiles(
+  db: D1Database,
+  facts: VersionFacts,
+  files: readonly { readonly file: ExportFile; readonly name: string; readonly sink: FileSink }[],
+): Promise<FileRecord[]> {
+  const work = files.map((p) => ({ ...p, encoder: encoderOf(facts, p.file) }));
+  const records = new Map<string, FileRecord>();
+  for (const split of SPLITS) {
+    const readers = work.filter((w) => w.encoder.splits.includes(split));
+    if (readers.length === 0) continue;
+    for (const w of readers) await w.sink.write(w.encoder.begin(split));
+    const span = { dataset: facts.dataset, shape: facts.shape, split, version: facts.version };
+    for await (const page of readRowPages(db, { ...span, from: 0, to: facts.counts[split] }))
+      for (const w of readers) await w.sink.write(w.encoder.page(page));
+    for (const w of readers) {
+      await w.sink.write(w.encoder.finish(split));
+      // A file whose last split this was is closed now: its part buffer is not held through the next split.
+      if (w.encoder.splits.at(-1) === split) records.set(w.name, { file: w.name, ...(await w.sink.close()) });
+    }
+  }
+  return work.map((w) => records.get(w.name)!);
+}
+
+/** writeFiles, then the digests recorded; a failure aborts every upload, and a swap meanwhile is no failure. */
+async function writeAll(env: Env, facts: VersionFacts, pending: readonly Pending[]): Promise<"done" | "superseded"> {
+  if (pending.length === 0) return "done";
+  let records: FileRecord[];
+  try {
+    records = await writeFiles(env.DB, facts, pending);
+  } catch (err) {
+    await Promise.all(pending.map((p) => p.sink.abort()));
+    // An export that a swap overtook errors on its first page of the new rows: not a failure.
+    const now = await readDataset(env.DB, facts.dataset);
+    if (now?.version !== facts.version) return "superseded";
+    throw new Error(`${facts.dataset} ${facts.version}: ${errorMessage(err)}`);
+  }
+  return (await recordFiles(database(env.DB), facts.dataset, facts.version, records)) ? "done" : "superseded";
 }
 
 /** Delete every file of the dataset's versions but `version`: swaps replaced them, and no route serves them. */

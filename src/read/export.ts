@@ -1,19 +1,24 @@
 /**
  * Streaming a split as .npy, page by page: each pull of the response stream
  * reads one idx range from D1 and hands on its bytes, so memory holds one page
- * whatever the export's size (the train split is 188 MB as float32).
+ * whatever the export's size (the train split is 188 MB as float32). Three
+ * files per split: the images as stored (float32), the same images as their
+ * original bytes (uint8, recovered exactly from the floats), and the labels.
  */
 import { DATASET_VERSION_SQL } from "./images";
 import { pixelsPerImage, type Shape, type Split } from "../core/datasets";
 import { liveTable } from "../db/tables";
 import { npyHeader, type NpyDtype } from "../codec/npy";
-import { BYTES_PER_VALUE, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
+import { BYTES_PER_VALUE, bytesOfStored, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
 import { decodePackedHexInto } from "../codec/hex";
 
-export type ExportKind = "images" | "labels";
+/** images: float32 as stored; uint8: the same images' original bytes; labels: uint8. */
+export type ExportKind = "images" | "uint8" | "labels";
 
-/** A split's file name without `.npy`: `train`, `train-labels`, `test`, `test-labels`. */
-export const exportStem = (split: Split, kind: ExportKind): string => `${split}${kind === "labels" ? "-labels" : ""}`;
+const STEM_SUFFIX: Readonly<Record<ExportKind, string>> = { images: "", uint8: "-uint8", labels: "-labels" };
+
+/** A split's file name without `.npy`: `train`, `train-uint8`, `train-labels`, and the test split's likewise. */
+export const exportStem = (split: Split, kind: ExportKind): string => `${split}${STEM_SUFFIX[kind]}`;
 
 export interface ExportSpan {
   readonly dataset: string;
@@ -52,23 +57,26 @@ export const pageRows = (span: ExportSpan): number =>
     : Math.max(
         1,
         Math.min(
-          Math.floor(MAX_PAGE_BYTES / rowBytes(span)),
+          // D1 hands over float32 values whatever the file's dtype: they bound the page.
+          Math.floor(MAX_PAGE_BYTES / (pixelsPerImage(span.shape) * BYTES_PER_VALUE)),
           Math.max(MIN_PAGE_ROWS, Math.ceil(span.count / MAX_PAGES)),
         ),
       );
 
 const dtypeOf = (kind: ExportKind): NpyDtype => (kind === "images" ? "<f4" : "|u1");
+/** Images, as floats or as bytes: rows of pixels, read from D1 as float32. */
+const isImages = (kind: ExportKind): boolean => kind !== "labels";
 
 type SpanShape = Pick<ExportSpan, "kind" | "count" | "shape">;
 
 export function exportShape(span: SpanShape): number[] {
   const d = span.shape;
-  return span.kind === "images" ? [span.count, d.rows, d.cols, d.channels] : [span.count];
+  return isImages(span.kind) ? [span.count, d.rows, d.cols, d.channels] : [span.count];
 }
 
-/** Bytes of one row of a span's file: an image's float32 values, or a label. */
+/** Bytes of one row of a span's file: an image's float32 values or bytes, or a label. */
 export const rowBytes = (span: SpanShape): number =>
-  span.kind === "images" ? pixelsPerImage(span.shape) * BYTES_PER_VALUE : 1;
+  span.kind === "labels" ? 1 : pixelsPerImage(span.shape) * (span.kind === "images" ? BYTES_PER_VALUE : 1);
 
 /** A span's .npy header: the file's first bytes, before its rows. */
 export const spanHeader = (span: SpanShape): Uint8Array => npyHeader(dtypeOf(span.kind), exportShape(span));
@@ -146,7 +154,8 @@ export function npyExport(
   let next = span.offset + firstRow;
   let headerSent = start >= header.length;
   // Packed: most datasets' pixels are half zeros, whose eight hex digits each become one character.
-  const column = span.kind === "images" ? `replace(hex(pixels), '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')` : "label";
+  const column = isImages(span.kind) ? `replace(hex(pixels), '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')` : "label";
+  const storedPerRow = span.kind === "uint8" ? perRow * BYTES_PER_VALUE : perRow;
   const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
   const sql = `SELECT ${column} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
   const body = new ReadableStream<Uint8Array>(
@@ -174,12 +183,13 @@ export function npyExport(
           throw new Error(
             `${span.split} rows ${from}…${to - 1}: D1 returned ${rows.length}; the dataset changed mid-export`,
           );
-        const page = new Uint8Array((to - from) * perRow);
-        if (span.kind === "images") {
+        let page: Uint8Array = new Uint8Array((to - from) * storedPerRow);
+        if (isImages(span.kind)) {
           let at = 0;
           for (const [hex] of rows) at = decodePackedHexInto(hex as string, ZERO_PIXEL, page, at);
           if (at !== page.length)
             throw new Error(`${span.split} rows ${from}…${to - 1}: pixel BLOBs of the wrong size`);
+          if (span.kind === "uint8") page = bytesOfStored(page);
         } else {
           rows.forEach(([label], i) => (page[i] = label as number));
         }

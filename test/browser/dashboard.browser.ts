@@ -260,9 +260,39 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     expect(row("mnist")[1]).toBe("empty");
     expect(await page.getAttribute("#datasets tr.current a", "aria-current")).toBe("page");
     expect(await page.textContent("#dataset-name")).toBe(DEFAULT_DATASET);
-    // The four downloads, and where they come from (R2 once the job after the load has written them).
+    // Where downloads come from (R2 once the job after the load has written them), then every file.
     expect(await page.textContent("#exports")).toMatch(
-      /^exports: train\.npy, train-labels\.npy, test\.npy, test-labels\.npy · (streamed from R2|read from D1 until the job after the load has written them to R2)$/,
+      /^9 export files below · (streamed from R2|read from D1 until the job after the load has written them to R2)$/,
+    );
+    const files = await page.$$eval("#files tbody tr td:first-child a", (as: Element[]) =>
+      as.map((a) => a.textContent),
+    );
+    expect(files).toEqual([
+      "train.npy",
+      "train.npy?dtype=uint8",
+      "train-labels.npy",
+      "train.parquet",
+      "test.npy",
+      "test.npy?dtype=uint8",
+      "test-labels.npy",
+      "test.parquet",
+      `${DEFAULT_DATASET}.npz`,
+    ]);
+    // A snippet per client, each naming this Worker's URLs; torchvision only for the datasets it knows.
+    const snippets = await page.$$eval("#snippets li", (lis: Element[]) =>
+      lis.map((li) => [(li as HTMLElement).dataset.client, li.querySelector("code")?.textContent ?? ""]),
+    );
+    expect(snippets.map(([client]) => client)).toEqual([
+      "numpy",
+      "Keras",
+      "datasets",
+      "polars",
+      "torchvision",
+      "Croissant",
+    ]);
+    for (const [client, code] of snippets) expect(code, client).toContain(`${dev.url}/datasets/${DEFAULT_DATASET}/`);
+    expect(snippets[4]![1]).toContain(
+      `datasets.FashionMNIST.mirrors = ["${dev.url}/datasets/${DEFAULT_DATASET}/raw/"]`,
     );
 
     const runs = await page.$$eval("#runs tbody tr", (trs: Element[]) => trs.map((tr) => tr.textContent ?? ""));

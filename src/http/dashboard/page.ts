@@ -70,6 +70,10 @@ export function dashboardHtml(nonce: string): string {
   #grid img { max-width: 64px; max-height: 64px; image-rendering: pixelated; }
   #grid .cap { width: 76px; text-align: center; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
   .scroll { overflow-x: auto; }
+  .mono, pre { font: 12px/1.4 ui-monospace, Menlo, Consolas, monospace; }
+  #snippets { list-style: none; padding: 0; margin: 12px 0 0; display: grid; gap: 10px; max-width: 960px; }
+  #snippets pre { margin: 4px 0 0; padding: 8px; background: #fff; border: 1px solid #ddd; overflow-x: auto; }
+  .snippet-head { display: flex; gap: 10px; align-items: center; }
   [hidden] { display: none !important; }
 </style>
 </head>
@@ -90,6 +94,14 @@ export function dashboardHtml(nonce: string): string {
   <div id="dataset-meta" class="muted"></div>
   <div id="exports" class="muted"></div>
   <p id="dataset-empty" class="muted" hidden></p>
+  <section id="downloads" aria-labelledby="downloads-heading" hidden>
+    <h3 id="downloads-heading">Downloads</h3>
+    <div class="scroll"><table id="files">
+      <thead><tr><th scope="col">file</th><th scope="col">format</th><th scope="col">size</th><th scope="col">SHA-256</th></tr></thead>
+      <tbody></tbody>
+    </table></div>
+    <ul id="snippets" aria-label="Open it from"></ul>
+  </section>
   <section id="counts" aria-labelledby="counts-heading" hidden>
     <h3 id="counts-heading">Images per class</h3>
     <div class="scroll"><table id="chart">

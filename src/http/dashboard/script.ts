@@ -1,7 +1,7 @@
 /**
  * The dashboard's script, run in the browser: helpers, the page's state (kept
  * in the address), loading a dataset and polling its active run. The views it
- * draws are in ./views.ts and ./browser.ts.
+ * draws are in ./views.ts, ./downloads.ts and ./browser.ts.
  *
  * Dataset names are safe by construction, but class names and run errors come
  * from users and sources: the script builds every node with createElement and
@@ -10,6 +10,7 @@
  */
 import { DEFAULT_DATASET } from "../../core/registry";
 import { BROWSER } from "./browser";
+import { DOWNLOADS_VIEW } from "./downloads";
 import { DATASET_VIEWS, RUNS_VIEW } from "./views";
 
 /** Images per page of the browser: a multiple of the grid's usual column counts (6, 8, 12). */
@@ -155,5 +156,5 @@ try {
 
 /** The script: one module, its parts in the order they run. */
 export function dashboardScript(): string {
-  return [BASE, DATASET_VIEWS, BROWSER, RUNS_VIEW, START].join("\n");
+  return [BASE, DATASET_VIEWS, DOWNLOADS_VIEW, BROWSER, RUNS_VIEW, START].join("\n");
 }

@@ -53,15 +53,13 @@ function renderDatasetHeader(d) {
   const exports = $("#exports");
   exports.replaceChildren();
   if (d.status === "loaded") {
-    exports.append("exports: ");
-    ["train.npy", "train-labels.npy", "test.npy", "test-labels.npy"].forEach((f, i) => {
-      if (i > 0) exports.append(", ");
-      exports.append(h("a", { href: dsPath(d.name, "/export/" + f), textContent: f }));
-    });
     // Where downloads come from (null: no R2 bucket bound, so always D1, nothing to say).
+    exports.append((d.exports ?? []).length + " export files below");
     if (d.exportsStored === true) exports.append(" · streamed from R2");
     else if (d.exportsStored === false) exports.append(" · read from D1 until the job after the load has written them to R2");
   }
+  $("#downloads").hidden = d.status !== "loaded";
+  renderDownloads(d);
   const empty = $("#dataset-empty");
   empty.hidden = d.status !== "empty";
   empty.textContent = d.activeRun ? "Not loaded yet: a run is loading it." : "Not loaded yet: start a run with POST /runs {\\"dataset\\": \\"" + d.name + "\\"}.";

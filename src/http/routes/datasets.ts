@@ -11,7 +11,9 @@ import { database } from "../../db/database";
 import { listRuns, newestRunPerDataset } from "../../db/run-reads";
 import type { Run } from "../../db/schema";
 import { readClassCounts, readClasses, readDataset, readDatasets } from "../../read/datasets";
-import { isLoaded, presentDataset, type Loaded } from "../present";
+import { readFileRecords } from "../../db/exports";
+import { readFacts } from "../../read/export-files";
+import { isLoaded, presentDataset, presentExports, type Loaded } from "../present";
 import { DatasetParams } from "../schemas/common";
 import { DatasetListSchema, DatasetSchema, type DatasetView } from "../schemas/datasets";
 import { errorResponses, jsonResponse, notFound, openApiRoutes } from "../validation";
@@ -90,6 +92,8 @@ datasetRoutes.openapi(
       listRuns(database(c.env.DB), 1, name),
       readClasses(c.env.DB, name),
     ]);
+    const facts = isLoaded(catalog) ? await readFacts(c.env.DB, catalog, names) : undefined;
+    const records = facts ? await readFileRecords(database(c.env.DB), name, facts.version) : [];
     const entry = registryEntry(name);
     if (!entry && catalog === undefined && lastRun.length === 0) return unknownDataset(name);
     // The names the last swap recorded; before any, the published ones.
@@ -97,6 +101,7 @@ datasetRoutes.openapi(
     const body: DatasetView = {
       ...presentDataset(name, catalog, lastRun[0], names.length, !!c.env.EXPORTS),
       classes: classList,
+      exports: facts ? presentExports(facts, records) : [],
     };
     return c.json(body, 200);
   },

@@ -41,9 +41,32 @@ export type DatasetSummary = z.infer<typeof DatasetSummarySchema>;
 
 const classEntry = z.object({ label: z.number().int(), name: z.string() });
 
-/** One dataset as GET /datasets/{name} shows it: the summary and its class names. */
+/** One export file of the loaded version. */
+export const ExportEntrySchema = z
+  .object({
+    file: z.string().openapi({ description: "Its name as downloaded.", example: "train.parquet" }),
+    format: z.enum(["npy", "parquet", "npz"]),
+    split: z.enum(SPLITS).optional().openapi({ description: "The split it holds (all but the .npz)." }),
+    content: z.enum(["images", "uint8", "labels"]).optional().openapi({
+      description: ".npy only: images as float32, images as uint8 (the IDX bytes), or labels.",
+    }),
+    url: z.string().openapi({ description: "Its path on this Worker: the current version, revalidated." }),
+    versionedUrl: z.string().openapi({ description: "The same file's immutable URL, of this version." }),
+    encodingFormat: z.string().openapi({ description: "Its media type, as croissant.json names it." }),
+    bytes: z.number().int().openapi({ description: "Its exact size." }),
+    sha256: z.string().nullable().openapi({
+      description: "SHA-256 of its bytes, once the export job after the load has computed it; null until then.",
+    }),
+  })
+  .openapi("ExportFile");
+export type ExportEntry = z.infer<typeof ExportEntrySchema>;
+
+/** One dataset as GET /datasets/{name} shows it: the summary, its class names and its export files. */
 export const DatasetSchema = DatasetSummarySchema.extend({
   classes: z.array(classEntry).openapi({ description: "Class names by label." }),
+  exports: z.array(ExportEntrySchema).openapi({
+    description: "Every export file of the loaded version (empty while not loaded); croissant.json describes them.",
+  }),
 }).openapi("Dataset");
 export type DatasetView = z.infer<typeof DatasetSchema>;
 

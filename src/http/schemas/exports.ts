@@ -6,22 +6,49 @@ import { z } from "@hono/zod-openapi";
 import { SPLITS, type Split } from "../../core/datasets";
 import { datasetParam, integerQuery } from "./common";
 
-/** The four files of GET /export/{file}. */
-export const EXPORT_FILES = SPLITS.flatMap((s) => [`${s}.npy`, `${s}-labels.npy`]) as [string, ...string[]];
+/** The fixed names of GET /export/{file}: each split's .npy and Parquet files; `<dataset>.npz` besides. */
+export const EXPORT_FILES = SPLITS.flatMap((s) => [`${s}.npy`, `${s}-labels.npy`, `${s}.parquet`]) as [
+  string,
+  ...string[],
+];
+
+/** A file as the URL names it; the .npz names its dataset, which the route checks. */
+export type FileParam =
+  | { readonly format: "npy"; readonly split: Split; readonly labels: boolean }
+  | { readonly format: "parquet"; readonly split: Split }
+  | { readonly format: "npz"; readonly dataset: string };
+
+const NPZ = /^([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\.npz$/;
+
+function parseFile(f: string): FileParam | undefined {
+  const npz = NPZ.exec(f);
+  if (npz) return { format: "npz", dataset: npz[1]! };
+  if (!EXPORT_FILES.includes(f)) return undefined;
+  const split = f.split(/[-.]/)[0] as Split;
+  return f.endsWith(".parquet")
+    ? { format: "parquet", split }
+    : { format: "npy", split, labels: f.includes("-labels") };
+}
+
+const fileMessage = (input: unknown) =>
+  `file must be one of ${EXPORT_FILES.join(", ")} or <dataset>.npz, got ${JSON.stringify(input)}`;
 
 const exportFile = z
-  .enum(EXPORT_FILES, {
-    error: (iss) => `file must be one of ${EXPORT_FILES.join(", ")}, got ${JSON.stringify(iss.input)}`,
+  .string()
+  .transform((f, ctx) => {
+    const parsed = parseFile(f);
+    if (parsed === undefined) {
+      ctx.issues.push({ code: "custom", message: fileMessage(f), input: f });
+      return z.NEVER;
+    }
+    return parsed;
   })
-  .transform(
-    (f) => ({ split: f.split(/[-.]/)[0] as Split, kind: f.includes("-labels") ? "labels" : "images" }) as const,
-  )
   .openapi({
     param: { name: "file", in: "path" },
     type: "string",
-    enum: EXPORT_FILES,
+    pattern: `^(${EXPORT_FILES.map((f) => f.replace(".", "\\.")).join("|")}|[a-z0-9-]+\\.npz)$`,
     description:
-      "<split>.npy: the images, float32 (n, rows, cols, channels); <split>-labels.npy: the labels, uint8 (n,).",
+      "<split>.npy: the images, float32 (n, rows, cols, channels), or uint8 with ?dtype=uint8; <split>-labels.npy: the labels, uint8 (n,); <split>.parquet: Hugging Face's Image and ClassLabel columns; <dataset>.npz: Keras' x_train, y_train, x_test, y_test, uint8.",
     example: "test.npy",
   });
 
@@ -83,14 +110,25 @@ export const ExportHeaders = z.object({
     }),
 });
 
+/** The element types of the images .npy. */
+export const DTYPES = ["float32", "uint8"] as const;
+
 export const ExportQuery = z.object({
   offset: integerQuery("offset", 0)
     .optional()
-    .openapi({ param: { name: "offset", in: "query" }, default: 0, description: "First idx exported." }),
+    .openapi({ param: { name: "offset", in: "query" }, default: 0, description: "First idx exported (.npy only)." }),
   limit: integerQuery("limit", 1)
     .optional()
     .openapi({
       param: { name: "limit", in: "query" },
-      description: "At most this many rows (default: the rest of the split).",
+      description: "At most this many rows (default: the rest of the split; .npy only).",
+    }),
+  dtype: z
+    .enum(DTYPES, { error: (iss) => `dtype must be float32 or uint8, got ${JSON.stringify(iss.input)}` })
+    .optional()
+    .openapi({
+      param: { name: "dtype", in: "query" },
+      default: "float32",
+      description: "<split>.npy only: float32 (the stored values, x / 255) or uint8 (the IDX bytes, exactly, upright).",
     }),
 });
