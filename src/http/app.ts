@@ -17,10 +17,14 @@ import { exportRoutes } from "./routes/exports";
 import { imageRoutes } from "./routes/images";
 import { runRoutes } from "./routes/runs";
 import { statsRoutes } from "./routes/stats";
+import { crossOriginReads } from "./cors";
+import { rejectUnknownQuery } from "./strict-query";
 import { openApiRoutes } from "./validation";
 
 export const app = openApiRoutes();
 
+// First, so that every GET/HEAD answer carries CORS headers, errors included, and a preflight is never a 405.
+app.use(crossOriginReads);
 app.use(
   methodNotAllowed({
     app,
@@ -30,6 +34,7 @@ app.use(
       }),
   }),
 );
+app.use(rejectUnknownQuery(app));
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
   type: "http",
