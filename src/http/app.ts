@@ -15,6 +15,7 @@ import { datasetRoutes } from "./routes/datasets";
 import { docsRoutes } from "./routes/docs";
 import { exportRoutes } from "./routes/exports";
 import { imageRoutes } from "./routes/images";
+import { rawRoutes } from "./routes/raw";
 import { runRoutes } from "./routes/runs";
 import { statsRoutes } from "./routes/stats";
 import { crossOriginReads } from "./cors";
@@ -71,6 +72,7 @@ app.route("/", runRoutes);
 app.route("/", imageRoutes);
 app.route("/", statsRoutes);
 app.route("/", exportRoutes);
+app.route("/", rawRoutes);
 app.route("/", dashboardRoutes);
 app.route("/", docsRoutes(openApiDocument));
 

@@ -22,6 +22,7 @@ import { archiveUrl, redactUrl } from "../codec/source";
 import { transposedShape, transposeImages } from "../codec/transform";
 import { concatBytes } from "../codec/bytes";
 import { openZipMember, readZipDirectory, type ZipDirectory } from "./zip-member";
+import type { RawKeeper } from "./raw-archives";
 
 /**
  * Where an archive's MD5 goes once the whole archive has been read, before the
@@ -54,6 +55,8 @@ export interface ExtractDeps {
   readonly sleep?: (ms: number) => Promise<void>;
   /** Aborted when the work is no longer wanted: the download stops at once, with the signal's reason, and is not retried. */
   readonly stop?: AbortSignal;
+  /** Where the archives read whole are kept, byte for byte, once verified (raw-archives.ts); none without R2. */
+  readonly keep?: RawKeeper;
 }
 
 export interface ExtractOptions {
@@ -202,8 +205,10 @@ const headerOnly = (file: string): ArchiveReader<IdxHeader> => ({
  * was fully verified when it loaded.
  */
 export async function hashImages(opts: ExtractOptions, deps: ExtractDeps, checksums: ChecksumSink): Promise<void> {
+  // Not kept: a source found unchanged loads nothing, and a changed one is read again to load it.
+  const hashing = { ...deps, keep: undefined };
   for (const spec of opts.dataset.splits) {
-    await fetchVerified(opts, deps, spec.images.file, spec.images.md5, checksums, hashOnly);
+    await fetchVerified(opts, hashing, spec.images.file, spec.images.md5, checksums, hashOnly);
   }
 }
 
@@ -379,12 +384,14 @@ async function fetchFrom<T>(
       });
       const reader = makeReader();
       const digest = reader.partial ? undefined : deps.md5();
+      const copy = reader.partial ? undefined : await deps.keep?.begin(file);
       try {
         try {
           // A header read takes each piece as it comes: it needs only the first few bytes.
           const blockBytes = reader.partial ? 1 : undefined;
           for await (const block of readBody(body, file, url, signal, progress, blockBytes)) {
             await digest?.update(block);
+            await copy?.write(block);
             await reader.push(block);
           }
         } catch (err) {
@@ -402,9 +409,12 @@ async function fetchFrom<T>(
           await reader.verify();
           // Pinned only once the archive proved whole: a corrupt download is not a version of the source.
           await checksums(file, actual);
+          // Kept only once pinned, and before the last chunk goes on: a run completes with its archives kept.
+          await copy?.commit(actual);
         } else await reader.verify();
         return await reader.end();
       } catch (err) {
+        await copy?.abort();
         await reader.abort(err);
         await body.cancel().catch(() => {});
         deps.stop?.throwIfAborted();

@@ -35,6 +35,7 @@ import {
 } from "./extract";
 import { parseMessage, type ExportMessage, type ExtractMessage } from "./messages";
 import { materialiseExports, requestExports } from "./materialise";
+import { pruneRawArchives, rawKeeper } from "./raw-archives";
 import { maxChunkImages, planChunks } from "./plan";
 import { Producer, SegmentFull } from "./produce";
 import { runDataset } from "./dataset";
@@ -147,6 +148,11 @@ export async function runExportJob(msg: ExportMessage, env: Env): Promise<JobOut
       console.log(
         `${msg.dataset} ${done.version}: ${done.written} export files written to R2 (${done.bytes} bytes stored in all)`,
       );
+    // The export job follows every swap (and unchanged run): the archives runs kept and nothing serves go.
+    if (env.EXPORTS)
+      await pruneRawArchives(env.EXPORTS, env.DB, msg.dataset).catch((err: unknown) =>
+        console.warn(`${msg.dataset}: could not delete the archives older runs kept (${errorMessage(err)})`),
+      );
     return "done";
   } catch (err) {
     console.warn(`${msg.dataset}: materialising its exports failed (${errorMessage(err)}); will retry`);
@@ -178,6 +184,7 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     fetch: (url: string, init?: RequestInit) => fetch(url, init),
     md5: workersMd5,
     stop: lease.signal,
+    ...(env.EXPORTS ? { keep: rawKeeper(env.EXPORTS, run.dataset, run.id) } : {}),
   };
   try {
     const pins = pinner(db, run.id);
