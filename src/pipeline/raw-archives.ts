@@ -11,7 +11,10 @@
  * Once per run and file: the key is the run's and the file's, a read of an
  * archive the run keeps already (a later job segment, a retried job, a
  * resume) writes nothing, and two reads of it could only write the same
- * bytes, since a run's archive must match the MD5 it pinned. Keeping is a
+ * bytes, since a run's archive must match the MD5 it pinned. R2 is asked
+ * whether the run keeps it already only when there is something to write (a
+ * full part, or the commit), so a read of an archive's header costs nothing
+ * and a read the keeper has seen kept costs nothing either. Keeping is a
  * service beside the load, never a condition of it: an R2 failure is logged,
  * the copy dropped, and the run goes on.
  */
@@ -27,9 +30,9 @@ export interface RawCopy {
   abort(): Promise<void>;
 }
 
-/** Where a run's archives are kept: a copy to write for an archive read whole, or none if it is kept already. */
+/** Where a run's archives are kept: a copy to write as `file` is read, or none if this keeper saw it kept. */
 export interface RawKeeper {
-  begin(file: string): Promise<RawCopy | undefined>;
+  begin(file: string): RawCopy | undefined;
 }
 
 /**
@@ -43,18 +46,9 @@ export const RAW_PART_BYTES = 5 * 2 ** 20;
 export function rawKeeper(bucket: R2Bucket, dataset: string, runId: string, partBytes = RAW_PART_BYTES): RawKeeper {
   const kept = new Set<string>();
   return {
-    async begin(file) {
+    begin(file) {
       const key = rawKey(dataset, runId, file);
       if (kept.has(key)) return undefined;
-      try {
-        if ((await bucket.head(key)) !== null) {
-          kept.add(key);
-          return undefined;
-        }
-      } catch (err) {
-        console.warn(`${key}: could not look for a kept copy (${errorMessage(err)}); not keeping this read`);
-        return undefined;
-      }
       return new R2Copy(bucket, key, partBytes, { dataset, run: runId }, () => kept.add(key));
     },
   };
@@ -71,6 +65,9 @@ class R2Copy implements RawCopy {
   private inflight: Promise<void> = Promise.resolve();
   /** Set by the first R2 failure: the copy is dropped, the read goes on. */
   private failed = false;
+  /** Whether R2 was asked if the run keeps this archive already, and what it said. */
+  private checked = false;
+  private already = false;
 
   constructor(
     private readonly bucket: R2Bucket,
@@ -83,7 +80,7 @@ class R2Copy implements RawCopy {
   }
 
   async write(block: Uint8Array): Promise<void> {
-    while (!this.failed && block.length > 0) {
+    while (!this.failed && !this.already && block.length > 0) {
       const piece = block.subarray(0, this.partBytes - this.filled);
       this.part.set(piece, this.filled);
       this.filled += piece.length;
@@ -98,7 +95,7 @@ class R2Copy implements RawCopy {
     this.part = new Uint8Array(this.partBytes);
     this.filled = 0;
     await this.inflight;
-    if (this.failed) return;
+    if (!(await this.writable())) return;
     const number = ++this.sent;
     this.inflight = this.guard(async () => {
       this.upload ??= await this.bucket.createMultipartUpload(this.key, this.options());
@@ -108,7 +105,10 @@ class R2Copy implements RawCopy {
 
   async commit(md5: string): Promise<void> {
     await this.inflight;
-    if (this.failed) return this.abort();
+    if (!(await this.writable())) {
+      if (this.already) this.onKept();
+      return this.abort();
+    }
     await this.guard(async () => {
       const last = this.part.subarray(0, this.filled);
       if (this.sent === 0) {
@@ -136,6 +136,17 @@ class R2Copy implements RawCopy {
       // Left to R2, whose default lifecycle aborts an incomplete upload after 7 days.
       console.warn(`${this.key}: the incomplete upload could not be aborted (${errorMessage(err)})`);
     }
+  }
+
+  /** False once R2 failed, or said the run keeps this archive already (asked once, before the first write). */
+  private async writable(): Promise<boolean> {
+    if (!this.checked) {
+      this.checked = true;
+      await this.guard(async () => {
+        this.already = (await this.bucket.head(this.key)) !== null;
+      });
+    }
+    return !this.failed && !this.already;
   }
 
   private options(): R2PutOptions & R2MultipartOptions {
