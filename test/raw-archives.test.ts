@@ -5,7 +5,7 @@
  * visible only once committed; R2 failures never fail the read), then whole
  * runs: a default dataset's four files, a custom dataset's archive larger than
  * one part, EMNIST's zip members kept once across several job segments, the
- * validators and ranges, the 404s, and the pruning of replaced versions.
+ * validators and ranges, the 404s, and the pruning of what nothing serves.
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
@@ -299,38 +299,39 @@ describe("a run keeps what it read, and the Worker serves it", () => {
     expect(counted.writes.size).toBe(4);
   });
 
-  it("a replaced version's archives are pruned; the current and active runs' are not", async () => {
-    const first = await load({
-      dataset: "kmnist",
-      source: await publishFiles(
-        specArchives(registryEntry("kmnist")!, {
-          train: makeSplit(30, SHAPE_28, (i) => i % 10, 31),
-          test: makeSplit(10, SHAPE_28, (i) => i % 10, 32),
-        }),
-      ),
-    });
-    const second = await load(
-      {
-        dataset: "kmnist",
-        source: await publishFiles(
-          specArchives(registryEntry("kmnist")!, {
-            train: makeSplit(30, SHAPE_28, (i) => i % 10, 33),
-            test: makeSplit(10, SHAPE_28, (i) => i % 10, 34),
-          }),
-        ),
-      },
-      { force: true },
-    );
+  it("a run's first job deletes what finished runs kept and nothing serves; the current and active runs' stay", async () => {
+    const KMNIST = registryEntry("kmnist")!;
+    const archives = (seed: number) =>
+      specArchives(KMNIST, {
+        train: makeSplit(30, SHAPE_28, (i) => i % 10, seed),
+        test: makeSplit(10, SHAPE_28, (i) => i % 10, seed + 1),
+      });
+    const insertRun = (id: string, status: string) =>
+      env.DB.prepare(
+        "INSERT INTO runs (id, dataset, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES (?1, 'kmnist', 'http', 'http://h', ?2, 0, 0, 0, '2026-01-01', '2026-01-01')",
+      )
+        .bind(id, status)
+        .run();
+    const keptRuns = async () =>
+      [...new Set((await bucket().list({ prefix: "_raw/kmnist/" })).objects.map((o) => o.key.split("/")[2]))].sort();
+
+    const first = await load({ dataset: "kmnist", source: await publishFiles(archives(31)) });
+    // What a failed run left.
+    await insertRun("failed-run", "failed");
+    await bucket().put(rawKey("kmnist", "failed-run", "a.gz"), "x");
+    const replacing = archives(33);
+    const second = await load({ dataset: "kmnist", source: await publishFiles(replacing) }, { force: true });
     expect([first.status, second.status]).toEqual(["complete", "complete"]);
-    // An active run's copies (the next load, under way) are kept too.
+    // At the second run's start the first was current: kept until the next run starts.
+    expect(await keptRuns()).toEqual([first.id, second.id].sort());
+    expect((await call("/datasets/kmnist/raw/train-images-idx3-ubyte.gz")).body).toEqual(
+      replacing["train-images-idx3-ubyte.gz"],
+    );
+
+    // The next run, under way: its copies stay; the replaced version's go.
+    await insertRun("active-run", "extracting");
     await bucket().put(rawKey("kmnist", "active-run", "a.gz"), "x");
-    await env.DB.prepare(
-      "INSERT INTO runs (id, dataset, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES ('active-run', 'kmnist', 'http', 'http://h', 'extracting', 0, 0, 0, '2026-01-01', '2026-01-01')",
-    ).run();
-    await pruneRawArchives(bucket(), env.DB, "kmnist");
-    const left = await bucket().list({ prefix: "_raw/kmnist/" });
-    const runs = new Set(left.objects.map((o) => o.key.split("/")[2]));
-    expect([...runs].sort()).toEqual(["active-run", second.id].sort());
-    expect((await call("/datasets/kmnist/raw/train-images-idx3-ubyte.gz")).res.status).toBe(200);
+    expect(await pruneRawArchives(bucket(), env.DB, "kmnist")).toBe(4);
+    expect(await keptRuns()).toEqual(["active-run", second.id].sort());
   });
 });

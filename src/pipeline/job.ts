@@ -128,11 +128,6 @@ export async function runExportJob(msg: ExportMessage, env: Env): Promise<JobOut
       console.log(
         `${msg.dataset} ${done.version}: ${done.written} export files written to R2 (${done.bytes} bytes stored in all)`,
       );
-    // The export job follows every swap (and unchanged run): the archives runs kept and nothing serves go.
-    if (env.EXPORTS)
-      await pruneRawArchives(env.EXPORTS, env.DB, msg.dataset).catch((err: unknown) =>
-        console.warn(`${msg.dataset}: could not delete the archives older runs kept (${errorMessage(err)})`),
-      );
     return "done";
   } catch (err) {
     console.warn(`${msg.dataset}: materialising its exports failed (${errorMessage(err)}); will retry`);
@@ -167,6 +162,11 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     ...(env.EXPORTS ? { keep: rawKeeper(env.EXPORTS, run.dataset, run.id) } : {}),
   };
   try {
+    // A run's first job deletes the archives that finished runs kept and nothing serves (a replaced version's).
+    if (msg.from === 0 && env.EXPORTS)
+      await pruneRawArchives(env.EXPORTS, env.DB, run.dataset).catch((err: unknown) =>
+        console.warn(`${run.dataset}: could not delete the archives older runs kept (${errorMessage(err)})`),
+      );
     const pins = pinner(db, run.id);
     const archives = new Archives(opts, deps, pins.sink);
     const labels = await extractLabels(archives);

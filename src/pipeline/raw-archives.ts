@@ -167,7 +167,9 @@ class R2Copy implements RawCopy {
 /**
  * Delete the kept archives of every run of `dataset` but its current version
  * and its runs still active: a finished run that is not current (replaced,
- * failed, or unchanged) is served by nothing.
+ * failed, or unchanged) is served by nothing. A run's first job calls it, so
+ * the version a run replaces keeps its archives until the next run starts.
+ * Returns how many objects it deleted.
  */
 export async function pruneRawArchives(bucket: R2Bucket, db: D1Database, dataset: string): Promise<number> {
   const keep = (await readKeptRuns(db, dataset)).map((run) => rawRunPrefix(dataset, run));
