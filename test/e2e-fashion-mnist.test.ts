@@ -132,6 +132,13 @@ it("loads all 70,000 real Fashion-MNIST images, bit-exact, and serves them as tr
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
   });
+  // Kept as read: a mirror of the published archives, as torchvision fetches them (`<mirror><file>`, MD5 checked).
+  for (const [file, md5] of Object.entries(run.checksums!)) {
+    const res = await SELF.fetch(`http://worker/datasets/fashion-mnist/raw/${file}`);
+    expect(res.status, file).toBe(200);
+    const digest = new Uint8Array(await crypto.subtle.digest("MD5", await res.arrayBuffer()));
+    expect([...digest].map((b) => b.toString(16).padStart(2, "0")).join("")).toBe(md5);
+  }
 
   const perLabel = await env.DB.prepare(
     "SELECT label, COUNT(*) AS n FROM images WHERE split = 'test' GROUP BY label",

@@ -16,12 +16,17 @@ import { datasetRoutes } from "./routes/datasets";
 import { docsRoutes } from "./routes/docs";
 import { exportRoutes } from "./routes/exports";
 import { imageRoutes } from "./routes/images";
+import { rawRoutes } from "./routes/raw";
 import { runRoutes } from "./routes/runs";
 import { statsRoutes } from "./routes/stats";
+import { crossOriginReads } from "./cors";
+import { rejectUnknownQuery } from "./strict-query";
 import { openApiRoutes } from "./validation";
 
 export const app = openApiRoutes();
 
+// First, so that every GET/HEAD answer carries CORS headers, errors included, and a preflight is never a 405.
+app.use(crossOriginReads);
 app.use(
   methodNotAllowed({
     app,
@@ -31,6 +36,7 @@ app.use(
       }),
   }),
 );
+app.use(rejectUnknownQuery(app));
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
   type: "http",
@@ -68,6 +74,7 @@ app.route("/", imageRoutes);
 app.route("/", statsRoutes);
 app.route("/", exportRoutes);
 app.route("/", croissantRoutes);
+app.route("/", rawRoutes);
 app.route("/", dashboardRoutes);
 app.route("/", docsRoutes(openApiDocument));
 

@@ -2,7 +2,7 @@
  * One archive as an async iterator:
  *
  *   open (a file at a mirror, or a member of the dataset's zip)
- *     → MD5 tee → verifying gunzip (CRC-32, length) → IDX records
+ *     → MD5 tee (and a copy to R2) → verifying gunzip (CRC-32, length) → IDX records
  *
  * yielding the IDX header, then the records in chunks. The archive's last
  * chunk is yielded only once everything that can be checked was: its MD5
@@ -22,6 +22,7 @@ import { VerifyingGunzip } from "../codec/gunzip";
 import { IdxRecords, type IdxItem } from "../codec/idx";
 import { archiveUrl, redactUrl } from "../codec/source";
 import { get, readBody, withRetries, type Attempt, type Fetch, type RetryPolicy } from "./fetch";
+import type { RawKeeper } from "./raw-archives";
 import { readZipDirectory, zipMember, type ZipDirectory } from "./zip";
 
 export interface ExtractDeps {
@@ -30,6 +31,8 @@ export interface ExtractDeps {
   readonly md5: () => Digest;
   /** Aborted when the work is no longer wanted: the download stops at once, with the signal's reason, and is not retried. */
   readonly stop?: AbortSignal;
+  /** Where archives are kept byte for byte, once verified (raw-archives.ts); none without R2. */
+  readonly keep?: RawKeeper;
 }
 
 export interface ExtractOptions {
@@ -103,20 +106,31 @@ export class Archives {
     const digest = this.deps.md5();
     const gunzip = "hashOnly" in want ? undefined : new VerifyingGunzip(file);
     const records = "hashOnly" in want ? undefined : new IdxRecords(file, want.recordsPerChunk);
-    for await (const block of gzipOnly(blocks(bytes), file, sent)) {
-      await digest.update(block);
-      // A raw-archive mirror would tee `block` here, and keep what it wrote where the MD5 is pinned below.
-      if (gunzip) yield* records!.push(gunzip.push(block));
+    // A hashing pass keeps nothing: an unchanged source loads nothing, a changed one is read again to load it.
+    const copy = "hashOnly" in want ? undefined : this.deps.keep?.begin(file);
+    let kept = false;
+    try {
+      for await (const block of gzipOnly(blocks(bytes), file, sent)) {
+        await digest.update(block);
+        await copy?.write(block);
+        if (gunzip) yield* records!.push(gunzip.push(block));
+      }
+      const md5 = await digest.hex();
+      if (this.opts.official && want.md5 !== undefined && md5 !== want.md5) {
+        throw new EtlError(`${file}: MD5 ${md5} does not match the published ${want.md5}`);
+      }
+      if (gunzip) yield* records!.push(gunzip.finish());
+      const last = records?.end();
+      // Pinned only once the archive proved whole: a corrupt download is not a version of the source.
+      await this.pin(file, md5);
+      // Kept only once pinned, and before the last chunk goes on: a run completes with its archives kept.
+      await copy?.commit(md5);
+      kept = true;
+      if (last) yield last;
+    } finally {
+      // A failed attempt, or a reader that stopped early (a header read, a full job segment): nothing is kept.
+      if (!kept) await copy?.abort();
     }
-    const md5 = await digest.hex();
-    if (this.opts.official && want.md5 !== undefined && md5 !== want.md5) {
-      throw new EtlError(`${file}: MD5 ${md5} does not match the published ${want.md5}`);
-    }
-    if (gunzip) yield* records!.push(gunzip.finish());
-    const last = records?.end();
-    // Pinned only once the archive proved whole: a corrupt download is not a version of the source.
-    await this.pin(file, md5);
-    if (last) yield last;
   }
 
   /** The archive's compressed bytes, and what sent them (for a body that is not gzip). */

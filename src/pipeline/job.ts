@@ -28,6 +28,7 @@ import { workersMd5 } from "../codec/digest";
 import { extractImages, extractLabels, hashImages, peekImages, type SplitLabels } from "./extract";
 import { parseMessage, type ExportMessage, type ExtractMessage } from "./messages";
 import { materialiseExports, recordDigests, requestExports } from "./materialise";
+import { pruneRawArchives, rawKeeper } from "./raw-archives";
 import { maxChunkImages, planChunks } from "./plan";
 import { Producer } from "./produce";
 import { runDataset } from "./dataset";
@@ -166,8 +167,14 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     fetch: (url: string, init?: RequestInit) => fetch(url, init),
     md5: workersMd5,
     stop: lease.signal,
+    ...(env.EXPORTS ? { keep: rawKeeper(env.EXPORTS, run.dataset, run.id) } : {}),
   };
   try {
+    // A run's first job deletes the archives that finished runs kept and nothing serves (a replaced version's).
+    if (msg.from === 0 && env.EXPORTS)
+      await pruneRawArchives(env.EXPORTS, env.DB, run.dataset).catch((err: unknown) =>
+        console.warn(`${run.dataset}: could not delete the archives older runs kept (${errorMessage(err)})`),
+      );
     const pins = pinner(db, run.id);
     const archives = new Archives(opts, deps, pins.sink);
     const labels = await extractLabels(archives);

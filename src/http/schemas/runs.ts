@@ -38,15 +38,15 @@ const CUSTOM_FILES = {
   testLabels: "the test split's labels",
 } as const;
 const FILE_KEYS = Object.keys(CUSTOM_FILES) as (keyof typeof CUSTOM_FILES)[];
-const MAX_FILE_NAME = 255;
-const FILE_RULE = `a plain file name (1 to ${MAX_FILE_NAME} characters, no "/", "\\", quote or control character, not "." or "..")`;
+export const MAX_FILE_NAME = 255;
+export const FILE_RULE = `a plain file name (1 to ${MAX_FILE_NAME} characters, no "/", "\\", quote or control character, not "." or "..")`;
 
 /**
  * A file name within the source: it is appended to the source's URL, so a
  * slash would reach outside it and "." or ".." would name the source itself
  * or its parent.
  */
-const isFileName = (s: string): boolean =>
+export const isFileName = (s: string): boolean =>
   s.length >= 1 && s.length <= MAX_FILE_NAME && s !== "." && s !== ".." && !/["/\\\u0000-\u001f\u007f]/.test(s);
 
 function fileField(key: keyof typeof CUSTOM_FILES) {
