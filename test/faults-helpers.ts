@@ -81,10 +81,17 @@ export async function loadingRun(
   expect(sim.summary()).toMatchObject({ retried: 0, thrown: 0, deadLettered: [], brokerErrors: [] });
   const chunks = sim.take(QUEUES.chunks) as ChunkMessage[];
   const run = await runStatus(started.run.id);
-  expect({ status: run.status, error: run.error, chunks: chunks.length }).toEqual({
+  // The job read every archive whole: each one's MD5 is pinned to the run.
+  expect({
+    status: run.status,
+    error: run.error,
+    chunks: chunks.length,
+    pinned: Object.keys(run.checksums ?? {}).sort(),
+  }).toEqual({
     status: "loading",
     error: null,
     chunks: run.chunksTotal,
+    pinned: Object.keys(archives).sort(),
   });
   return { runId: run.id, source, chunks };
 }
