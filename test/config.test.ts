@@ -25,6 +25,8 @@ describe("configuration agrees with the code", () => {
       schema.classCounts,
       schema.shadowClaims,
       schema.datasetExports,
+      schema.datasetDeletions,
+      schema.viewGuards,
     ]) {
       const { name, columns, primaryKeys } = getTableConfig(table);
       const keyColumns = new Set(primaryKeys.flatMap((pk) => pk.columns.map((c) => c.name)));

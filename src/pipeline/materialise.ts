@@ -69,7 +69,8 @@ export async function materialiseExports(
   const bucket = env.EXPORTS;
   if (!bucket) return { kind: "unbound" };
   const d = await readDataset(env.DB, dataset);
-  if (!d || d.version === null || d.shape === null) return { kind: "not-loaded" };
+  // A broken dataset (a table dropped by hand) has nothing to export until it is reloaded.
+  if (!d || d.version === null || d.shape === null || d.missingTables.length > 0) return { kind: "not-loaded" };
   const { version, shape } = d;
   let written = 0;
   let bytes = 0;
