@@ -24,6 +24,12 @@ it("loads all 70,000 real Fashion-MNIST images, bit-exact", async () => {
     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
   });
+  // From the official source with the published MD5s checked: official, in the run and in the catalog.
+  expect(run.official).toBe(true);
+  expect(await one("SELECT official, source FROM datasets WHERE name = 'fashion-mnist'")).toEqual({
+    official: 1,
+    source: run.source,
+  });
 
   const perLabel = await env.DB.prepare(
     "SELECT label, COUNT(*) AS n FROM images WHERE split = 'test' GROUP BY label",

@@ -11,6 +11,7 @@ import packageJson from "../../package.json";
 import { DEFAULT_DATASET } from "../core/registry";
 import type { OpenAPIDocument } from "./docs";
 import { dashboardRoutes } from "./routes/dashboard";
+import { datasetDeleteRoutes } from "./routes/dataset-delete";
 import { datasetRoutes } from "./routes/datasets";
 import { docsRoutes } from "./routes/docs";
 import { exportRoutes } from "./routes/exports";
@@ -62,6 +63,7 @@ export function openApiDocument(): OpenAPIDocument {
 }
 
 app.route("/", datasetRoutes);
+app.route("/", datasetDeleteRoutes);
 app.route("/", runRoutes);
 app.route("/", imageRoutes);
 app.route("/", statsRoutes);

@@ -20,14 +20,13 @@
 import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Split } from "../../core/datasets";
-import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
+import { DEFAULT_DATASET } from "../../core/registry";
 import { readDataset } from "../../read/datasets";
 import { exportStem, npyByteLength, npyExport, type ByteRange, type ExportKind } from "../../read/export";
 import { requestExports } from "../../pipeline/materialise";
 import { storedExport } from "../../read/export-store";
 import { readExtent } from "../../read/images";
 import { anyMatch, ifRangeMatches, noneMatch, parseRange } from "../preconditions";
-import { isLoaded } from "../present";
 import { ErrorSchema } from "../schemas/common";
 import {
   DatasetExportParams,
@@ -38,7 +37,7 @@ import {
   VersionedExportParams,
 } from "../schemas/exports";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
-import { notLoaded, unknownDataset } from "./datasets";
+import { BROKEN_409, usable } from "./datasets";
 
 export const exportRoutes = openApiRoutes();
 
@@ -101,6 +100,7 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
     ...errorResponses({
       400: `An unknown file, a bad offset or limit${flavour === "dataset" ? ", an invalid dataset name" : ""}${versioned ? ", or a malformed version" : ""}.`,
       404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? ", or no run of the dataset with that id was ever swapped in" : ""}.`,
+      409: BROKEN_409,
       412: "If-Match named no current ETag.",
     }),
     416: {
@@ -211,8 +211,7 @@ async function serveExport(c: Context<AppEnv>, req: ExportRequest, again = false
   if (limit !== undefined) paging.set("limit", String(limit));
   const query = paging.size > 0 ? `?${paging}` : "";
 
-  const dataset = await readDataset(c.env.DB, name);
-  if (!isLoaded(dataset)) return dataset === undefined && !registryEntry(name) ? unknownDataset(name) : notLoaded(name);
+  const dataset = usable(name, await readDataset(c.env.DB, name));
   const { version, shape } = dataset;
   if (asked !== undefined && asked !== version) {
     const extent = await readExtent(c.env.DB, name, split, asked);
