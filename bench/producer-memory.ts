@@ -1,7 +1,7 @@
 /**
  * Child process (node --expose-gc): the producer path — download stream → MD5 →
  * gunzip with CRC check → IDX validation (labels, then the images' headers) →
- * chunk messages → sendBatch — as src/pipeline/extract.ts and job.ts run it
+ * chunk messages → sendBatch — as src/pipeline/archive.ts and job.ts run it
  * for a dataset small enough for one job (no JOB_MAX_CHUNKS segments), with Node seams: archives read from
  * disk as a fetch Response, node:crypto MD5, and a queue that serializes each
  * batch as the runtime does (V8's serializer, the v8 content type) and drops it.
@@ -16,8 +16,10 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { serialize } from "node:v8";
 import { FASHION_MNIST } from "../src/core/registry";
-import { DEFAULT_RETRY } from "../src/pipeline/download";
-import { collectChecksums, extractImages, extractLabels, peekImages, type Digest } from "../src/pipeline/extract";
+import type { Digest } from "../src/codec/digest";
+import { Archives } from "../src/pipeline/archive";
+import { extractImages, extractLabels, peekImages } from "../src/pipeline/extract";
+import { DEFAULT_RETRY } from "../src/pipeline/fetch";
 import type { ChunkMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
 import { Producer } from "../src/pipeline/produce";
@@ -55,14 +57,14 @@ const report = await measurePeak(
       official: false,
       retry: { ...DEFAULT_RETRY, attempts: 1, timeoutMs: 600_000 },
     };
-    const deps = { fetch: fileFetch, md5 };
-    const checksums = collectChecksums();
-    const labels = await extractLabels(opts, deps, checksums.sink);
-    const layout = await peekImages(opts, deps, labels);
+    // MD5s are taken and checked as in the job; pinning them is the job's D1 work, not measured here.
+    const archives = new Archives(opts, { fetch: fileFetch, md5 }, async () => {});
+    const labels = await extractLabels(archives);
+    const layout = await peekImages(archives, labels);
     const planned = labels.flatMap((l) => planChunks(l, CHUNK_SIZE));
     // The job's own producer; only `send` differs.
     const producer = new Producer({ run: { runId: "bench", attempt: 1, dataset: FASHION_MNIST.name }, planned, send });
-    await extractImages(opts, deps, labels, layout, CHUNK_SIZE, (chunk) => producer.add(chunk), checksums.sink);
+    for await (const chunk of extractImages(archives, labels, layout, CHUNK_SIZE)) await producer.add(chunk);
     await producer.flush();
     rows = labels.reduce((n, s) => n + s.count, 0);
   },

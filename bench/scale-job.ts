@@ -43,7 +43,7 @@ const vars = JSON.parse(varsJson ?? "{}") as Record<string, string>;
 // The job logs its progress with console.log: stdout is for the result line only.
 console.log = (...args: unknown[]) => console.error(...args);
 
-// workersMd5 (job.ts) hashes through the runtime's DigestStream; Node has createHash.
+// workersMd5 (codec/digest.ts) hashes through the runtime's DigestStream; Node has createHash.
 class DigestStream extends WritableStream<ArrayBufferView | ArrayBuffer> {
   readonly digest: Promise<ArrayBuffer>;
   constructor(algorithm: string) {

@@ -10,8 +10,9 @@ import type { Mirror } from "../src/core/datasets";
 import { EtlError } from "../src/core/errors";
 import { registryEntry } from "../src/core/registry";
 import { QUEUES } from "../src/pipeline/config";
-import { collectChecksums, extractImages, extractLabels, peekImages, type ImageChunk } from "../src/pipeline/extract";
-import { workersMd5 } from "../src/pipeline/job";
+import { Archives } from "../src/pipeline/archive";
+import { workersMd5 } from "../src/codec/digest";
+import { extractImages, extractLabels, peekImages, type ImageChunk } from "../src/pipeline/extract";
 import type { ExtractMessage } from "../src/pipeline/messages";
 import {
   SHAPE_28,
@@ -33,7 +34,7 @@ import {
   waitForRun,
   withImage,
 } from "./dataset-fixtures";
-import { deliver } from "./faults-helpers";
+import { collectChecksums, deliver } from "./faults-helpers";
 
 const BALANCED = registryEntry("emnist-balanced")!;
 const MNIST = registryEntry("mnist")!;
@@ -218,15 +219,16 @@ describe("mirror fallback at the extract level", () => {
       { url: good, packaging: "files" },
     ]);
     const sums = collectChecksums();
-    const labels = await extractLabels(o, deps, sums.sink);
+    const extraction = new Archives(o, deps, sums.sink);
+    const labels = await extractLabels(extraction);
     expect(labels.map((l) => [l.split, l.count, [...l.labels]])).toEqual([
       ["train", 40, [...data.train.labels]],
       ["test", 12, [...data.test.labels]],
     ]);
-    const layout = await peekImages(o, deps, labels);
+    const layout = await peekImages(extraction, labels);
     expect(layout).toEqual({ stored: SHAPE_28, shape: SHAPE_28 });
     const chunks: ImageChunk[] = [];
-    await extractImages(o, deps, labels, layout, 16, async (c) => void chunks.push(c), sums.sink);
+    for await (const c of extractImages(extraction, labels, layout, 16)) chunks.push(c);
     const joined = (split: string) => chunks.filter((c) => c.split === split).flatMap((c) => [...c.pixels]);
     expect(joined("train")).toEqual([...data.train.pixels]);
     expect(joined("test")).toEqual([...data.test.pixels]);
@@ -247,12 +249,13 @@ describe("mirror fallback at the extract level", () => {
       ],
       BALANCED,
     );
-    const labels = await extractLabels(o, deps, collectChecksums().sink);
+    const extraction = new Archives(o, deps, collectChecksums().sink);
+    const labels = await extractLabels(extraction);
     expect(labels.map((l) => [l.split, [...l.labels]])).toEqual([
       ["train", [...data.train.labels]],
       ["test", [...data.test.labels]],
     ]);
-    expect(await peekImages(o, deps, labels)).toEqual({ stored: SHAPE_28, shape: SHAPE_28 });
+    expect(await peekImages(extraction, labels)).toEqual({ stored: SHAPE_28, shape: SHAPE_28 });
   });
 
   it("when every mirror fails, the error names each mirror and each one's failure", async () => {
@@ -263,7 +266,7 @@ describe("mirror fallback at the extract level", () => {
       { url: a, packaging: "files" },
       { url: b, packaging: "files" },
     ]);
-    const labelsErr = await extractLabels(o, deps, collectChecksums().sink).catch((e: unknown) => e);
+    const labelsErr = await extractLabels(new Archives(o, deps, collectChecksums().sink)).catch((e: unknown) => e);
     expect(labelsErr).toBeInstanceOf(EtlError);
     const f = "train-labels-idx1-ubyte.gz";
     expect((labelsErr as EtlError).message).toBe(
@@ -277,7 +280,7 @@ describe("mirror fallback at the extract level", () => {
       { url: busy, packaging: "files" },
       { url: a, packaging: "files" },
     ]);
-    const err2 = await extractLabels(o2, deps, collectChecksums().sink).catch((e: unknown) => e);
+    const err2 = await extractLabels(new Archives(o2, deps, collectChecksums().sink)).catch((e: unknown) => e);
     expect(err2).toBeInstanceOf(EtlError);
     expect((err2 as EtlError).message).toBe(
       `${f}: no mirror served it whole (${busy}, ${a}): ${f}: HTTP 503 Service Unavailable from ${busy}/${f} (after ${cfg().retry.attempts} attempts); ${f}: HTTP 404 Not Found from ${a}/${f}`,
@@ -286,9 +289,11 @@ describe("mirror fallback at the extract level", () => {
 
     // The headers too: peekImages with labels in hand, every mirror failing.
     const good = await publishFiles(archives);
-    const labels = await extractLabels(opts([{ url: good, packaging: "files" }]), deps, collectChecksums().sink);
+    const labels = await extractLabels(
+      new Archives(opts([{ url: good, packaging: "files" }]), deps, collectChecksums().sink),
+    );
     const img = "train-images-idx3-ubyte.gz";
-    await expect(peekImages(o, deps, labels)).rejects.toThrow(
+    await expect(peekImages(new Archives(o, deps, collectChecksums().sink), labels)).rejects.toThrow(
       `${img}: no mirror served it whole (${a}, ${b}): ${img}: HTTP 404 Not Found from ${a}/${img}; ${img}: HTTP 404 Not Found from ${b}/${img}`,
     );
   });

@@ -220,6 +220,18 @@ describe("through the real Worker: a bad archive fails the run before any write"
     expect(await dataset()).toEqual(baseline);
   });
 
+  it("a web page served in place of an archive: named by its content type and first bytes, not called corrupt", async () => {
+    const page = "<!DOCTYPE html><html><head><title>Sign in</title></head><body>Please sign in</body></html>";
+    const archives = withFiles({ [TRAIN_LABELS]: new TextEncoder().encode(page) });
+    const run = await runToEnd({ source: await publish(archives, { [TRAIN_LABELS]: "type:text/html" }) });
+    expect(run.status).toBe("failed");
+    expect(run.error).toBe(
+      `${TRAIN_LABELS}: the server sent text/html, not a gzip archive (body starts "<!DOCTYPE html><html><head><title>Sign i…")`,
+    );
+    expect(run.splits.train.loaded + run.splits.test.loaded).toBe(0);
+    expect(await dataset()).toEqual(baseline);
+  });
+
   it("a checksum mismatch on the official source", async () => {
     // The official source is the one the Worker is configured with; point it at a copy that differs.
     const source = await publish(syntheticArchives(40, 10, 32));

@@ -10,8 +10,11 @@ import { type Split } from "../src/core/datasets";
 import { FASHION_MNIST } from "../src/core/registry";
 import { readConfig } from "../src/pipeline/config";
 import worker from "../src/index";
-import { collectChecksums, extractImages, extractLabels, peekImages, sourceMirrors } from "../src/pipeline/extract";
-import { workersMd5 } from "../src/pipeline/job";
+import { Archives, type ChecksumSink } from "../src/pipeline/archive";
+import { workersMd5 } from "../src/codec/digest";
+import { EtlError } from "../src/core/errors";
+import { sourceMirrors } from "../src/pipeline/dataset";
+import { extractImages, extractLabels, peekImages } from "../src/pipeline/extract";
 import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
 import { Producer } from "../src/pipeline/produce";
@@ -78,9 +81,9 @@ export async function loadingRun(
     retry: cfg.retry,
   };
   const deps = { fetch: (url: string, init?: RequestInit) => fetch(url, init), md5: workersMd5 };
-  const checksums = collectChecksums();
-  const labels = await extractLabels(opts, deps, checksums.sink);
-  const layout = await peekImages(opts, deps, labels);
+  const extraction = new Archives(opts, deps, collectChecksums().sink);
+  const labels = await extractLabels(extraction);
+  const layout = await peekImages(extraction, labels);
   const planned = labels.flatMap((l) => planChunks(l, chunkSize));
   const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
   const plan = { expected, chunksTotal: planned.length, shape: layout.shape, classNames: [...FASHION_MNIST.classes!] };
@@ -91,9 +94,21 @@ export async function loadingRun(
     planned,
     send: async (messages) => void chunks.push(...messages),
   });
-  await extractImages(opts, deps, labels, layout, chunkSize, (c) => producer.add(c), checksums.sink);
+  for await (const c of extractImages(extraction, labels, layout, chunkSize)) await producer.add(c);
   await producer.flush();
   return { runId: run.id, source, chunks };
+}
+
+/** A ChecksumSink that only collects: the first MD5 seen per file, later ones must match. */
+export function collectChecksums(): { readonly sink: ChecksumSink; readonly values: Record<string, string> } {
+  const values: Record<string, string> = {};
+  return {
+    values,
+    sink: async (file, md5) => {
+      values[file] ??= md5;
+      if (values[file] !== md5) throw new EtlError(`${file}: MD5 ${md5} differs from the ${values[file]} read before`);
+    },
+  };
 }
 
 let messageCounter = 0;

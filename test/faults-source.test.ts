@@ -8,11 +8,18 @@ import { env } from "cloudflare:workers";
 import { gunzipSync, gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { QUEUES } from "../src/pipeline/config";
-import { DEFAULT_RETRY, MinimumRate, readBody, withRetries } from "../src/pipeline/download";
+import { Attempt, DEFAULT_RETRY, readBody, withRetries, type RetryPolicy } from "../src/pipeline/fetch";
 import { dataset, deliver, expectSynthetic, failActive, hits, queuedRun, runStatus } from "./faults-helpers";
 import { publish, runToEnd, syntheticArchives } from "./helpers";
 
 const LABELS = "train-labels-idx1-ubyte.gz";
+
+/** How many bytes the attempts of `read` brought, retried as an archive's are. */
+async function bytesRead(policy: RetryPolicy, read: (attempt: Attempt) => AsyncIterable<Uint8Array>) {
+  let n = 0;
+  for await (const chunk of withRetries(policy, read)) n += chunk.length;
+  return n;
+}
 const IMAGES = "train-images-idx3-ubyte.gz";
 
 afterEach(() => failActive());
@@ -154,12 +161,7 @@ describe("the time-out is for silence, not for size", () => {
     });
   const policy = { ...DEFAULT_RETRY, attempts: 1, timeoutMs: 300, backoffMs: 1 };
   const drain = (body: () => ReadableStream<Uint8Array>) =>
-    withRetries(policy, async (signal, _n, progress) => {
-      let n = 0;
-      for await (const chunk of readBody(body(), "slow.gz", "http://source.test/slow.gz", signal, progress))
-        n += chunk.length;
-      return n;
-    });
+    bytesRead(policy, (attempt) => readBody(body(), "slow.gz", "http://source.test/slow.gz", attempt));
 
   it("a download that keeps moving is not cut off, however long it takes in total", async () => {
     const started = Date.now();
@@ -191,11 +193,7 @@ describe("a source that trickles: a minimum rate per attempt", () => {
   // far off, so whatever cuts an attempt short here is the rate rule.
   const policy = { ...DEFAULT_RETRY, attempts: 1, timeoutMs: 10_000, minBytesPerSecond: 1024, rateWindowMs: 200 };
   const drain = (body: () => ReadableStream<Uint8Array>) =>
-    withRetries(policy, async (signal, _n, progress) => {
-      let n = 0;
-      for await (const chunk of readBody(body(), "slow.gz", URL_, signal, progress)) n += chunk.length;
-      return n;
-    });
+    bytesRead(policy, (attempt) => readBody(body(), "slow.gz", URL_, attempt));
   const tooSlow =
     /^slow\.gz: download too slow: \d+ bytes in the last 0\.2 s \(minimum 1 KiB\/s\) after [\d,]+ bytes from http:\/\/source\.test\/slow\.gz$/;
 
@@ -222,8 +220,8 @@ describe("a source that trickles: a minimum rate per attempt", () => {
   });
 
   it("a cleared check never fires: an ended attempt leaves no timer behind", async () => {
-    const floor = new MinimumRate(1024, 20);
-    floor.clear();
+    const floor = new Attempt({ ...policy, minBytesPerSecond: 1024, rateWindowMs: 20 });
+    floor.end();
     await new Promise((r) => setTimeout(r, 100));
     expect(floor.signal.aborted).toBe(false);
   });

@@ -12,6 +12,7 @@
  *                              every <ms> ms until done or the client goes away
  *     refuse                   drop the connection without answering
  *     norange                  ignore Range headers: 200 and the whole file, no Accept-Ranges
+ *     type:<media type>        answer with this Content-Type (e.g. a web page in place of an archive)
  *   PUT /f/<name>/<file>?fault=next:<n>  on an uploaded fixture: serve this
  *                              body instead from request n + 1 on (a source that changes)
  *   GET /f/<name>/<file>/hits  how many times the file was requested
@@ -121,7 +122,7 @@ export default async function setup(project: TestProject) {
       res.writeHead(status, headers);
       return void res.write(served.subarray(0, Math.min(64, served.length)));
     }
-    res.writeHead(status, headers).end(served);
+    res.writeHead(status, kind === "type" ? { ...headers, "Content-Type": a } : headers).end(served);
   });
   await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
   const { port } = server.address() as AddressInfo;

@@ -1,11 +1,13 @@
 /**
  * IDX headers (the format of the MNIST family): two zero bytes, an element-type
  * byte, a dimension-count byte, then one big-endian uint32 per dimension; and
- * what an images or labels file's dimensions must be. Pure: takes bytes,
- * returns a description or throws an EtlError naming the file.
+ * what an images or labels file's dimensions must be; and an IDX file's bytes
+ * cut into its header and chunks of records. Pure: takes bytes, returns a
+ * description or throws an EtlError naming the file.
  */
 import type { Shape } from "../core/datasets";
 import { EtlError } from "../core/errors";
+import { concatBytes } from "./bytes";
 
 /** Element type 0x08: unsigned byte, the only one image datasets use. */
 export const IDX_UBYTE = 0x08;
@@ -110,4 +112,91 @@ export function expectLabels(h: IdxHeader, file: string): number {
     throw new EtlError(`${file}: expected a 1-dimensional labels file, header says [${h.dims.join(", ")}]`);
   }
   return h.dims[0]!;
+}
+
+/** What an IDX file is read as: its header, then its records in order, `count` at a time. */
+export type IdxItem =
+  | { readonly kind: "header"; readonly header: IdxHeader }
+  | { readonly kind: "records"; readonly start: number; readonly count: number; readonly bytes: Uint8Array };
+
+/**
+ * An IDX file's bytes, pushed as they inflate, cut into its header and then
+ * chunks of `perChunk` records (a record is one element of the first
+ * dimension: an image, a label). The file's last chunk is held back until
+ * `end`, which first checks the file is exactly as long as its header says.
+ */
+export class IdxRecords {
+  private head: Uint8Array = new Uint8Array(0);
+  private header: IdxHeader | undefined;
+  private received = 0;
+  private recordBytes = 0;
+  private chunk: Uint8Array | undefined;
+  private filled = 0;
+  private start = 0;
+
+  constructor(
+    private readonly file: string,
+    private readonly perChunk: number,
+  ) {}
+
+  push(pieces: Iterable<Uint8Array>): IdxItem[] {
+    const out: IdxItem[] = [];
+    for (let bytes of pieces) {
+      if (this.header === undefined) {
+        const joined = concatBytes(this.head, bytes);
+        const need = idxHeaderLength(joined);
+        if (need === undefined || joined.length < need) {
+          this.head = joined;
+          continue;
+        }
+        const h = (this.header = parseIdxHeader(joined, this.file));
+        this.recordBytes = h.dims.slice(1).reduce((a, b) => a * b, 1);
+        this.head = new Uint8Array(0);
+        out.push({ kind: "header", header: h });
+        bytes = joined.subarray(need);
+      }
+      const h = this.header;
+      if (this.received + bytes.length > h.bodyLength) {
+        const extra = this.received + bytes.length - h.bodyLength;
+        throw new EtlError(
+          `${this.file}: ${extra}+ extra bytes after the ${h.dims.join("×")} elements the header declares`,
+        );
+      }
+      this.received += bytes.length;
+      while (bytes.length > 0) {
+        // A fresh array per chunk: whoever takes it owns it.
+        const records = Math.min(this.perChunk, h.dims[0]! - this.start);
+        this.chunk ??= new Uint8Array(records * this.recordBytes);
+        const piece = bytes.subarray(0, this.chunk.length - this.filled);
+        this.chunk.set(piece, this.filled);
+        this.filled += piece.length;
+        bytes = bytes.subarray(piece.length);
+        const last = this.start + this.chunk.length / this.recordBytes >= h.dims[0]!;
+        if (this.filled === this.chunk.length && !last) out.push(this.take());
+      }
+    }
+    return out;
+  }
+
+  /** The end of the file: its last chunk, once the file proved exactly as long as its header says. */
+  end(): IdxItem | undefined {
+    if (this.header === undefined) parseIdxHeader(this.head, this.file); // throws: empty or truncated header
+    const h = this.header!;
+    if (this.received !== h.bodyLength) {
+      throw new EtlError(
+        `${this.file}: truncated: ${this.received} of ${h.bodyLength} bytes the header [${h.dims.join(", ")}] declares`,
+      );
+    }
+    return this.chunk === undefined ? undefined : this.take();
+  }
+
+  private take(): IdxItem {
+    const bytes = this.chunk!;
+    const count = this.recordBytes === 0 ? 0 : bytes.length / this.recordBytes;
+    const item: IdxItem = { kind: "records", start: this.start, count, bytes };
+    this.chunk = undefined;
+    this.filled = 0;
+    this.start += count;
+    return item;
+  }
 }

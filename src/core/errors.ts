@@ -36,9 +36,8 @@ export class SourceChangedError extends EtlError {
 }
 
 /**
- * Work stopped on purpose, not because of the source: the run was abandoned,
- * a job's segment is full, the header that was wanted is read. Never retried,
- * and never a reason to try another mirror.
+ * Work stopped on purpose, not because of the source: the run was abandoned
+ * or taken over. Never retried, and never a reason to try another mirror.
  */
 export class Interrupt extends EtlError {
   override readonly name: string = "Interrupt";

@@ -2,7 +2,7 @@
 import { isDatasetName } from "../core/datasets";
 import { DEFAULT_DATASET, registryEntry } from "../core/registry";
 import { DEFAULT_LEASE_MS } from "../db/run-start";
-import { DEFAULT_RETRY, type RetryPolicy } from "./download";
+import { DEFAULT_RETRY, type RetryPolicy } from "./fetch";
 import { maxChunkImages } from "./plan";
 
 /** Queue names, as in wrangler.toml (test/config.test.ts keeps them in step). */

@@ -9,7 +9,6 @@ import { DEFAULT_DATASET, REGISTRY_NAMES, registryEntry } from "../core/registry
 import { archiveUrl, sameSource } from "../codec/source";
 import type { CustomRunSpec, Run } from "../db/schema";
 import type { Config } from "./config";
-import { sourceMirrors } from "./extract";
 
 /** A dataset's official mirrors: the registry's, or DEFAULT_SOURCE for the default dataset if set. */
 export function officialMirrors(spec: DatasetSpec, cfg: Pick<Config, "defaultSource">): readonly Mirror[] {
@@ -37,6 +36,16 @@ export interface RunDataset {
   readonly spec: DatasetSpec;
   readonly mirrors: readonly Mirror[];
   readonly official: boolean;
+}
+
+/** The places a run's source may hold a dataset's files: loose at the URL, or inside the dataset's zip there. */
+export function sourceMirrors(dataset: DatasetSpec, source: string): Mirror[] {
+  if (!dataset.zip) return [{ url: source, packaging: "files" }];
+  if (/\.zip$/i.test(new URL(source).pathname)) return [{ url: source, packaging: "zip" }];
+  return [
+    { url: source, packaging: "files" },
+    { url: source, packaging: "zip" },
+  ];
 }
 
 /** What a recorded run loads and from where; undefined if its dataset is no longer in the registry. */

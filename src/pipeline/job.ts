@@ -23,20 +23,13 @@
 import { classNames, pixelsPerImage, type Split } from "../core/datasets";
 import type { Config } from "./config";
 import { EtlError, Interrupt, SourceChangedError, errorMessage, isRetryable } from "../core/errors";
-import {
-  extractImages,
-  extractLabels,
-  hashImages,
-  peekImages,
-  type ChecksumSink,
-  type Digest,
-  type ExtractOptions,
-  type SplitLabels,
-} from "./extract";
+import { Archives, type ChecksumSink, type ExtractOptions } from "./archive";
+import { workersMd5 } from "../codec/digest";
+import { extractImages, extractLabels, hashImages, peekImages, type SplitLabels } from "./extract";
 import { parseMessage, type ExportMessage, type ExtractMessage } from "./messages";
 import { materialiseExports, requestExports } from "./materialise";
 import { maxChunkImages, planChunks } from "./plan";
-import { Producer, SegmentFull } from "./produce";
+import { Producer } from "./produce";
 import { runDataset } from "./dataset";
 import { checkCapacity } from "./capacity";
 import { committedChunks, forgetChunks, pinChecksum } from "../db/ledger";
@@ -45,19 +38,6 @@ import { database, type Db } from "../db/database";
 import { getRun } from "../db/run-reads";
 import { hasCompleteRun, unchangedSince } from "../db/run-checks";
 import { heartbeat, HEARTBEATS_PER_LEASE } from "../db/run-start";
-
-/** MD5 with the runtime's DigestStream, fed chunk by chunk. */
-export const workersMd5 = (): Digest => {
-  const stream = new crypto.DigestStream("MD5");
-  const writer = stream.getWriter();
-  return {
-    update: (chunk) => writer.write(chunk),
-    hex: async () => {
-      await writer.close();
-      return [...new Uint8Array(await stream.digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    },
-  };
-};
 
 /** The run stopped being this job's (abandoned, failed elsewhere, resumed as a new attempt): stop quietly. */
 class RunGone extends Interrupt {
@@ -181,11 +161,12 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
   };
   try {
     const pins = pinner(db, run.id);
-    const labels = await extractLabels(opts, deps, pins.sink);
+    const archives = new Archives(opts, deps, pins.sink);
+    const labels = await extractLabels(archives);
     const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
 
     if (run.status !== "loading" && !msg.force && (await hasCompleteRun(db, run.dataset))) {
-      await hashImages(opts, deps, pins.sink);
+      await hashImages(archives);
       if (await unchangedSince(db, run, pins.values, expected)) {
         await completeUnchanged(db, run.id, { expected });
         // Files of this version are in R2 already, unless the bucket was bound after its load.
@@ -193,7 +174,7 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
         return "done";
       }
     }
-    const layout = await peekImages(opts, deps, labels);
+    const layout = await peekImages(archives, labels);
     const ppi = pixelsPerImage(layout.shape);
     const chunkSize = Math.min(cfg.chunkSize, maxChunkImages(ppi));
     if (chunkSize < 1) {
@@ -233,16 +214,15 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
     const lastOf = new Map<Split, number>();
     planned.forEach((p, i) => lastOf.set(p.split, i));
     const needed = (split: Split) => (lastOf.get(split) ?? -1) >= msg.from;
-    // Each images file's last chunk is handed over only after its archive passed every check.
-    try {
-      await extractImages(opts, deps, labels, layout, chunkSize, (chunk) => producer.add(chunk), pins.sink, needed);
-    } catch (err) {
-      if (!(err instanceof SegmentFull)) throw err;
+    // Each images file's last chunk comes only after its archive passed every check.
+    for await (const chunk of extractImages(archives, labels, layout, chunkSize, needed)) {
+      const end = await producer.add(chunk);
+      if (end === undefined) continue;
+      // The segment is full: the rest is for the next job (leaving the loop stops the download).
       await producer.flush();
-      const next: ExtractMessage = { ...msg, from: err.next };
-      await env.JOBS.send(next, { contentType: "json" });
+      await env.JOBS.send({ ...msg, from: end.next } satisfies ExtractMessage, { contentType: "json" });
       console.log(
-        `run ${run.id}: sent chunks ${msg.from}–${err.next - 1} of ${planned.length}; the next job sends the rest`,
+        `run ${run.id}: sent chunks ${msg.from}–${end.next - 1} of ${planned.length}; the next job sends the rest`,
       );
       return "done";
     }

@@ -11,7 +11,7 @@
  * the run and it stops with a SourceChangedError. Chunks committed after the
  * ledger was read are checked by the consumer against the ledger.
  */
-import { Interrupt, SourceChangedError } from "../core/errors";
+import { SourceChangedError } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
 import { describeChunk, type ChunkMessage } from "./messages";
@@ -20,16 +20,9 @@ import { BatchBuilder, chunkMessage, type PlannedChunk, type RunAttempt } from "
 
 export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;
 
-/**
- * The producer reached the end of its segment: chunk `next` (in plan order)
- * and those after it are for the next job. Not retryable: no download retries
- * past it.
- */
-export class SegmentFull extends Interrupt {
-  override readonly name = "SegmentFull";
-  constructor(readonly next: number) {
-    super(`segment full: the next job sends from chunk ${next}`);
-  }
+/** Where this job's segment of the plan ends: chunk `next` (in plan order) and those after it are the next job's. */
+export interface SegmentEnd {
+  readonly next: number;
 }
 
 export interface ProducerOptions {
@@ -43,7 +36,7 @@ export interface ProducerOptions {
   /**
    * This job's segment of the plan: chunks from index `from` (earlier ones were
    * sent by the jobs before it, and are only inflated past), at most `limit`
-   * of them; the chunk after the segment throws SegmentFull. Default: all.
+   * of them; `add` answers the chunk after the segment with SegmentEnd. Default: all.
    */
   readonly from?: number;
   readonly limit?: number;
@@ -72,18 +65,19 @@ export class Producer {
     return this.sentCount;
   }
 
-  async add(chunk: ImageChunk): Promise<void> {
+  /** Takes a chunk (sends it, or knows it already); a chunk past this job's segment is not taken. */
+  async add(chunk: ImageChunk): Promise<SegmentEnd | undefined> {
     this.opts.check?.();
     const key = chunkKey(chunk);
     const planned = this.plans.get(key);
     if (planned === undefined) throw new Error(`chunk ${key} is not in the run's plan`);
     const { plan, index } = planned;
     const from = this.opts.from ?? 0;
-    if (index < from) return;
-    if (this.opts.limit !== undefined && index >= from + this.opts.limit) throw new SegmentFull(index);
+    if (index < from) return undefined;
+    if (this.opts.limit !== undefined && index >= from + this.opts.limit) return { next: index };
     const digest = await chunkDigest(plan.labels, chunk.pixels);
     if (this.known.has(key)) {
-      if (this.known.get(key) === digest) return;
+      if (this.known.get(key) === digest) return undefined;
       throw new SourceChangedError(
         `${describeChunk(plan)} changed while the run was loading (their bytes differ from those the run already has); start a new run`,
       );
@@ -91,6 +85,7 @@ export class Producer {
     this.known.set(key, digest);
     const full = this.batch.add(chunkMessage(this.opts.run, plan, chunk.pixels));
     if (full) await this.send(full);
+    return undefined;
   }
 
   async flush(): Promise<void> {
