@@ -115,7 +115,7 @@ const CHUNKS = {
       const key = `${body.split}:${body.start}`;
       sentKeys.set(key, (sentKeys.get(key) ?? 0) + 1);
       // Kept for the ledger only: split, start, count.
-      sentChunks.push({ ...body, labels: new Uint8Array(0), pixels: new Uint8Array(0) });
+      sentChunks.push({ ...body, labels: new Uint8Array(0), pixels: new Uint8Array(0), staged: undefined });
     }
     maxBatchBytes = Math.max(maxBatchBytes, bytes);
     maxBatchMessages = Math.max(maxBatchMessages, messages.length);

@@ -15,7 +15,7 @@ import { workersMd5 } from "../src/codec/digest";
 import { EtlError } from "../src/core/errors";
 import { sourceMirrors } from "../src/pipeline/dataset";
 import { extractImages, extractLabels, peekImages } from "../src/pipeline/extract";
-import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
+import type { ChunkMessage, EtlMessage, InlineChunkMessage } from "../src/pipeline/messages";
 import { planChunks } from "../src/pipeline/plan";
 import { Producer } from "../src/pipeline/produce";
 import { activeRun, getRun } from "../src/db/run-reads";
@@ -67,7 +67,7 @@ export async function counts(which: "images" | "shadow" = "images", name = FASHI
 export async function loadingRun(
   archives: ArchiveSet,
   chunkSize = readConfig(env).chunkSize,
-): Promise<{ runId: string; source: string; chunks: ChunkMessage[] }> {
+): Promise<{ runId: string; source: string; chunks: InlineChunkMessage[] }> {
   const source = await publish(archives);
   const started = await createRun(db(), { trigger: "http", dataset: FASHION_MNIST.name, source });
   if (!started.started) throw new Error(`run ${started.active.id} is still active`);
@@ -88,11 +88,12 @@ export async function loadingRun(
   const expected = Object.fromEntries(labels.map((l) => [l.split, l.count])) as Record<Split, number>;
   const plan = { expected, chunksTotal: planned.length, shape: layout.shape, classNames: [...FASHION_MNIST.classes!] };
   expect(await markLoading(db(), run, plan)).toBe(true);
-  const chunks: ChunkMessage[] = [];
+  const chunks: InlineChunkMessage[] = [];
   const producer = new Producer({
     run: { runId: run.id, attempt: run.attempt, dataset: run.dataset },
     planned,
-    send: async (messages) => void chunks.push(...messages),
+    // No `stage`: every message carries its pixels.
+    send: async (messages) => void chunks.push(...(messages as InlineChunkMessage[])),
   });
   for await (const c of extractImages(extraction, labels, layout, chunkSize)) await producer.add(c);
   await producer.flush();

@@ -11,6 +11,7 @@ import { isChunkDigest } from "../codec/digest";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
 import { runTransaction, transactionStatements, type Statement, type Transaction } from "./batch";
 import { classifyD1Error } from "./d1-errors";
+import { largeImageStatements, MAX_PIXELS_PER_PARAM } from "./large-rows";
 import { createImageTableSql, liveTable, shadowTable } from "./tables";
 import type { Provenance } from "./provenance";
 import { viewGuard, viewStatements, type ViewPlan } from "./view";
@@ -69,6 +70,11 @@ export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerSta
     throw new EtlError(`chunk ${split} ${start}: invalid dataset, split or start`);
   }
   if (!isChunkDigest(digest)) throw new EtlError(`chunk ${split} ${start}: invalid digest`);
+  const tail = `WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading' AND dataset = '${dataset}')
+  AND EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND split = '${split}' AND start = ${start} AND digest = '${digest}')
+ON CONFLICT (idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
+  if (pixelsPerImage > MAX_PIXELS_PER_PARAM)
+    return largeImageStatements(shadowTable(dataset, split), runId, rows, tail);
   const limit = Math.min(rowsPerStatement, MAX_ROWS_PER_STATEMENT);
   if (limit < 1) throw new RangeError(`rows per statement must be at least 1, got ${rowsPerStatement}`);
   const statementCount = Math.ceil(count / limit);
@@ -90,9 +96,7 @@ export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerSta
     }
     const sql = `INSERT INTO ${shadowTable(dataset, split)} (idx, label, pixels)
 SELECT column1, column2, ${decode} FROM (VALUES ${values.join(",")})
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading' AND dataset = '${dataset}')
-  AND EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND split = '${split}' AND start = ${start} AND digest = '${digest}')
-ON CONFLICT (idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
+${tail}`;
     statements.push({ sql, params });
   }
   return statements;

@@ -94,6 +94,26 @@ export function imagesViewSql(terms: readonly (string | ViewTerm)[]): string {
 export const liveTableSql = (name: string, split: Split): string =>
   `'images__' || replace(${name}, '-', '_') || '__${split}'`;
 
+/**
+ * The largest row D1 stores: its documented limit on a string, BLOB or row,
+ * which is SQLite's SQLITE_MAX_LENGTH, checked on the row's record as a whole.
+ */
+export const D1_MAX_ROW_BYTES = 2_000_000;
+
+/**
+ * The record of an image row beyond its pixels, at most: the header's size
+ * byte, the serial types of idx (NULL: it is the rowid), label (1 byte) and
+ * pixels (a 4-byte varint past 2^21), and the label's one byte of body.
+ */
+const ROW_OVERHEAD_BYTES = 1 + 1 + 1 + 4 + 1;
+
+/**
+ * The most bytes an image may have in its IDX file (one per pixel): stored as
+ * float32, 4 bytes a pixel, its row must fit D1_MAX_ROW_BYTES with its record
+ * overhead: ⌊(2,000,000 − 8) / 4⌋ = 499,998.
+ */
+export const MAX_IMAGE_BYTES = Math.floor((D1_MAX_ROW_BYTES - ROW_OVERHEAD_BYTES) / 4);
+
 /** SQLite's page size in D1, and the most payload a table leaf keeps in-page (page − 35). */
 const PAGE = 4096;
 const MAX_LOCAL = PAGE - 35;

@@ -12,7 +12,7 @@ import { abandonStale } from "../db/run-start";
 import { activeRun } from "../db/run-reads";
 import { deleteFromD1, type DatasetTraces } from "../db/delete";
 import { now, type Db } from "../db/database";
-import { datasetObjectPrefixes } from "../read/export-store";
+import { datasetObjectPrefixes } from "../read/bucket";
 import type { Run } from "../db/schema";
 
 export type DeleteResult =

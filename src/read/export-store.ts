@@ -24,14 +24,6 @@ export const exportKey = (dataset: string, version: string, split: Split, kind: 
 export const datasetPrefix = (dataset: string): string => `${dataset}/`;
 export const versionPrefix = (dataset: string, version: string): string => `${dataset}/${version}/`;
 
-/**
- * Every prefix under which the EXPORTS bucket holds objects of a dataset:
- * what DELETE /datasets/{name} removes. Whatever else stores a dataset's
- * objects in the bucket adds its prefix here. None is a prefix of another
- * dataset's (names hold no "/").
- */
-export const datasetObjectPrefixes = (dataset: string): string[] => [datasetPrefix(dataset)];
-
 export interface StoredSpan extends ExportSpan {
   readonly version: string;
   /** Rows in the whole split: the stored file holds all of them. */

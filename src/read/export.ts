@@ -6,6 +6,7 @@
 import { DATASET_VERSION_SQL } from "./images";
 import { pixelsPerImage, type Shape, type Split } from "../core/datasets";
 import { liveTable } from "../db/tables";
+import { hexColumns } from "./pixel-columns";
 import { npyHeader, type NpyDtype } from "../codec/npy";
 import { BYTES_PER_VALUE, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
 import { decodePackedHexInto } from "../codec/hex";
@@ -146,9 +147,12 @@ export function npyExport(
   let next = span.offset + firstRow;
   let headerSent = start >= header.length;
   // Packed: most datasets' pixels are half zeros, whose eight hex digits each become one character.
-  const column = span.kind === "images" ? `replace(hex(pixels), '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')` : "label";
+  const columns =
+    span.kind === "images"
+      ? hexColumns("pixels", perRow, (hex) => `replace(${hex}, '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')`)
+      : ["label"];
   const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
-  const sql = `SELECT ${column} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
+  const sql = `SELECT ${columns.join(", ")} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
   const body = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -169,7 +173,7 @@ export function npyExport(
         const rows = await db
           .prepare(sql)
           .bind(...params)
-          .raw<[string | number]>();
+          .raw<(string | number)[]>();
         if (rows.length !== to - from)
           throw new Error(
             `${span.split} rows ${from}…${to - 1}: D1 returned ${rows.length}; the dataset changed mid-export`,
@@ -177,7 +181,8 @@ export function npyExport(
         const page = new Uint8Array((to - from) * perRow);
         if (span.kind === "images") {
           let at = 0;
-          for (const [hex] of rows) at = decodePackedHexInto(hex as string, ZERO_PIXEL, page, at);
+          for (const pieces of rows)
+            for (const hex of pieces) at = decodePackedHexInto(hex as string, ZERO_PIXEL, page, at);
           if (at !== page.length)
             throw new Error(`${span.split} rows ${from}…${to - 1}: pixel BLOBs of the wrong size`);
         } else {

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import type { Run } from "../../db/schema";
 import { readConfig } from "../../pipeline/config";
+import { refusalBeforeStart } from "../../pipeline/admission";
 import { resolveRequest } from "../../pipeline/dataset";
 import { abandonRun } from "../../db/runs";
 import { database } from "../../db/database";
@@ -81,6 +82,8 @@ async function start<E extends AppEnv>(c: Context<E>, dataset: string | undefine
   const resolved = resolveRequest({ dataset, source, files, classes }, cfg);
   if (!resolved.ok) return bad(resolved.error);
   const { dataset: name, source: from, spec, official } = resolved;
+  const refused = await refusalBeforeStart(resolved, cfg, !!c.env.EXPORTS, (url, init) => fetch(url, init));
+  if (refused !== undefined) return bad(refused);
   const result = await startRun(
     database(c.env.DB),
     c.env.JOBS,
