@@ -10,6 +10,7 @@
  *   npm run etl -- --dataset NAME --source DIR|URL --train-images F --train-labels F \
  *                  --test-images F --test-labels F [--classes a,b,c]   # a custom dataset
  *   npm run etl -- --force               # reload even if the archives are unchanged
+ *   npm run etl -- --delete NAME         # delete a dataset: its tables, runs and exports
  */
 import { randomBytes } from "node:crypto";
 import { localArchives, serveArchives, type ArchiveServer } from "./lib/archive-server";
@@ -20,7 +21,7 @@ import { registryTable } from "./lib/registry-list";
 import { localDatabaseFile, localStats, summaryTable } from "./lib/summary";
 import type { ErrorBody } from "../src/http/schemas/common";
 import type { ActiveRunConflict, RunResponse, RunView } from "../src/http/schemas/runs";
-import type { Stats } from "../src/http/schemas/datasets";
+import type { DatasetDeleted, Stats } from "../src/http/schemas/datasets";
 
 async function main(): Promise<number> {
   const opts = parseEtlArgs(process.argv.slice(2));
@@ -72,6 +73,7 @@ async function main(): Promise<number> {
     const token = randomBytes(24).toString("hex");
     dev = await startDevServer({ vars: { ETL_TOKEN: token }, persistTo });
     console.log(`worker: ${dev.url} (log: ${dev.logFile})`);
+    if (opts.delete !== undefined) return await deleteDataset(dev.url, token, opts.delete);
 
     const res = await fetch(`${dev.url}/runs`, {
       method: "POST",
@@ -105,6 +107,26 @@ async function main(): Promise<number> {
     await dev?.stop();
     await archives?.close();
   }
+}
+
+/** --delete NAME: DELETE /datasets/NAME, and what it removed; exit code 0 only if it did. */
+async function deleteDataset(url: string, token: string, name: string): Promise<number> {
+  const res = await fetch(`${url}/datasets/${encodeURIComponent(name)}`, {
+    method: "DELETE",
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  const body = (await res.json()) as Partial<DatasetDeleted & ErrorBody & ActiveRunConflict>;
+  if (!res.ok || body.deleted === undefined) {
+    console.error(
+      `could not delete ${name}: HTTP ${res.status}: ${body.error ?? "no detail"}${body.hint ? `\n${body.hint}` : ""}`,
+    );
+    return 1;
+  }
+  const tables = body.tables?.length ? body.tables.join(", ") : "none";
+  const objects = body.objects === null || body.objects === undefined ? "" : `, ${body.objects} R2 objects`;
+  console.log(`deleted ${name}: tables ${tables}; ${body.runs} runs${objects}`);
+  console.log(body.dataset ? `${name} is a registry dataset: now ${body.dataset.status}` : `${name} is gone`);
+  return 0;
 }
 
 /**

@@ -13,7 +13,13 @@ import { MAX_ROWS_PER_STATEMENT, runStateTransaction, swapStatements } from "../
 
 const SWAP_STATEMENTS = swapStatements(
   { id: "run", dataset: "fashion-mnist" },
-  { expected: { train: 0, test: 0 }, others: [], classNames: [] },
+  {
+    expected: { train: 0, test: 0 },
+    others: [],
+    view: { dataset: "fashion-mnist", others: [] },
+    classNames: [],
+    provenance: { official: false, source: "" },
+  },
   "",
 ).length;
 
@@ -27,9 +33,12 @@ export interface ConsumerShape {
   readonly pixelsPerImage: number;
 }
 
-/** runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the catalog, the swap batch, getRun, count rows, failRun. */
-const COMPLETION_QUERIES = 1 + 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
-const COMPLETION_CALLS = 7;
+/**
+ * runs.ts completeIfDone, longest path: getRun, COUNT run_chunks, the catalog, the view's tables, the swap
+ * batch, getRun, count rows, failRun.
+ */
+const COMPLETION_QUERIES = 1 + 1 + 1 + 1 + SWAP_STATEMENTS + 1 + 1 + 1;
+const COMPLETION_CALLS = 8;
 /** load.ts loadTransaction: after the chunks, the progress update and the reads of the run's state and ledger. */
 const RUN_STATEMENTS = transactionStatements(runStateTransaction("run", [], "")).length;
 

@@ -26,6 +26,8 @@ describe("configuration agrees with the code", () => {
       schema.shadowClaims,
       schema.datasetExports,
       schema.exportFiles,
+      schema.datasetDeletions,
+      schema.viewGuards,
     ]) {
       const { name, columns, primaryKeys } = getTableConfig(table);
       const keyColumns = new Set(primaryKeys.flatMap((pk) => pk.columns.map((c) => c.name)));

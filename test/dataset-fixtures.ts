@@ -149,7 +149,14 @@ export async function trigger(req: RunRequest, opts: { force?: boolean; jobs?: Q
   const result = await startRun(
     db(),
     opts.jobs ?? env.JOBS,
-    { trigger: "http", dataset: r.dataset, source: r.source, spec: r.spec, force: opts.force ?? false },
+    {
+      trigger: "http",
+      dataset: r.dataset,
+      source: r.source,
+      spec: r.spec,
+      official: r.official,
+      force: opts.force ?? false,
+    },
     c.leaseMs,
   );
   if (!result.started) throw new Error(`a ${r.dataset} run (${result.active.id}) is still ${result.active.status}`);

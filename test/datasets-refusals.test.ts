@@ -196,8 +196,8 @@ describe("the files' content", () => {
     );
   });
 
-  it("an image too large for a queue message (400×400)", async () => {
-    const big = { rows: 400, cols: 400, channels: 1 };
+  it("an image larger than D1 stores (708×708: 501,264 bytes, 2,005,056 as float32)", async () => {
+    const big = { rows: 708, cols: 708, channels: 1 };
     await refused(
       {
         dataset: "posters",
@@ -209,7 +209,7 @@ describe("the files' content", () => {
         ),
         files: FILES,
       },
-      "train-img.gz: one image of 400×400×1 is 160000 bytes, more than a queue message (128 KB) can carry",
+      "train-img.gz: one image of 708×708×1 is 501264 bytes; D1 stores at most 499998 bytes per image (as float32, 4 bytes a pixel, in its 2000000-byte row limit)",
     );
   });
 

@@ -157,6 +157,12 @@ it("loads all 70,000 real Fashion-MNIST images, bit-exact, and serves them as tr
     const digest = new Uint8Array(await crypto.subtle.digest("MD5", await res.arrayBuffer()));
     expect([...digest].map((b) => b.toString(16).padStart(2, "0")).join("")).toBe(md5);
   }
+  // From the official source with the published MD5s checked: official, in the run and in the catalog.
+  expect(run.official).toBe(true);
+  expect(await one("SELECT official, source FROM datasets WHERE name = 'fashion-mnist'")).toEqual({
+    official: 1,
+    source: run.source,
+  });
 
   const perLabel = await env.DB.prepare(
     "SELECT label, COUNT(*) AS n FROM images WHERE split = 'test' GROUP BY label",

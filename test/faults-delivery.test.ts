@@ -287,7 +287,13 @@ describe("the swap that publishes a run's rows", () => {
         env.DB,
         swapStatements(
           { id: runId, dataset: "fashion-mnist" },
-          { expected: { train: TRAIN, test: TEST }, others: ["fashion-mnist"], classNames: [] },
+          {
+            expected: { train: TRAIN, test: TEST },
+            others: ["fashion-mnist"],
+            view: { dataset: "fashion-mnist", others: [] },
+            classNames: [],
+            provenance: { official: false, source: "" },
+          },
           new Date().toISOString(),
         ),
       );

@@ -12,7 +12,7 @@ import { QUEUES, readConfig } from "../src/pipeline/config";
 import worker from "../src/index";
 import type { ChecksumSink } from "../src/pipeline/archive";
 import { EtlError } from "../src/core/errors";
-import type { ChunkMessage, EtlMessage } from "../src/pipeline/messages";
+import type { ChunkMessage, EtlMessage, InlineChunkMessage } from "../src/pipeline/messages";
 import { startRun } from "../src/pipeline/trigger";
 import { activeRun, getRun } from "../src/db/run-reads";
 import { createRun } from "../src/db/run-start";
@@ -66,7 +66,7 @@ export async function counts(which: "images" | "shadow" = "images", name = FASHI
  */
 export async function loadingRun(
   archives: ArchiveSet,
-): Promise<{ runId: string; source: string; chunks: ChunkMessage[] }> {
+): Promise<{ runId: string; source: string; chunks: InlineChunkMessage[] }> {
   const source = await publish(archives);
   const sim = new QueueSim({ handler: worker.queue as QueueHandler, env });
   sim.pause(QUEUES.chunks);
@@ -79,7 +79,8 @@ export async function loadingRun(
   if (!started.started) throw new Error(`run ${started.active.id} is still active`);
   await sim.settled();
   expect(sim.summary()).toMatchObject({ retried: 0, thrown: 0, deadLettered: [], brokerErrors: [] });
-  const chunks = sim.take(QUEUES.chunks) as ChunkMessage[];
+  // Small images: every message carries its pixels.
+  const chunks = sim.take(QUEUES.chunks) as InlineChunkMessage[];
   const run = await runStatus(started.run.id);
   // The job read every archive whole: each one's MD5 is pinned to the run.
   expect({

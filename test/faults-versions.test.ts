@@ -337,7 +337,13 @@ describe("emptying the shadow table", () => {
         env.DB,
         swapStatements(
           { id: next.runId, dataset: "fashion-mnist" },
-          { expected: { train: 600, test: 100 }, others: ["fashion-mnist"], classNames: [] },
+          {
+            expected: { train: 600, test: 100 },
+            others: ["fashion-mnist"],
+            view: { dataset: "fashion-mnist", others: [] },
+            classNames: [],
+            provenance: { official: false, source: "" },
+          },
           new Date().toISOString(),
         ),
       ),

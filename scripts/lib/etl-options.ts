@@ -18,6 +18,7 @@ import { DEFAULT_DATASET, REGISTRY_NAMES, registryEntry } from "../../src/core/r
 export const USAGE = `usage: npm run etl -- [--dataset NAME] [--source DIR|URL] [--force] [--timeout SECONDS] [--persist-to DIR]
        npm run etl -- --dataset NAME --source DIR|URL --train-images F --train-labels F --test-images F --test-labels F [--classes A,B,…]
        npm run etl -- --list
+       npm run etl -- --delete NAME [--persist-to DIR]
 
   --dataset NAME     a registry dataset (--list shows them; default ${DEFAULT_DATASET}), or a name of your own
                      for a custom dataset, which then names its four gzipped IDX files at --source
@@ -25,7 +26,8 @@ export const USAGE = `usage: npm run etl -- [--dataset NAME] [--source DIR|URL] 
                      default, for a registry dataset: its official mirrors, held to the published MD5s
   --classes A,B,…    a custom dataset's class names, label 0's first (default: the labels as numbers)
   --force            reload even if the archives are unchanged since the dataset's last complete run
-  --list             print the registry and exit`;
+  --list             print the registry and exit
+  --delete NAME      delete a dataset from the local D1 and R2: its tables, runs and exports (DELETE /datasets/NAME)`;
 
 /** A mistake in the command line: printed with USAGE, exit code 2. */
 export class UsageError extends Error {}
@@ -57,6 +59,8 @@ export interface EtlOptions {
   readonly force: boolean;
   readonly timeoutMs: number;
   readonly persistTo?: string;
+  /** --delete NAME: delete that dataset instead of loading one. */
+  readonly delete?: string;
 }
 
 export const isUrl = (source: string): boolean => /^https?:\/\//i.test(source);
@@ -79,6 +83,7 @@ export function parseEtlArgs(args: readonly string[]): EtlOptions {
         // wrangler's own flag: local state somewhere other than .wrangler/state (the CLI test uses a fresh one).
         "persist-to": { type: "string" },
         list: { type: "boolean", default: false },
+        delete: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -93,6 +98,7 @@ export function parseEtlArgs(args: readonly string[]): EtlOptions {
     ...(values["persist-to"] !== undefined ? { persistTo: values["persist-to"] } : {}),
   };
   if (values.list || values.help) return { ...base, spec: registryEntry(DEFAULT_DATASET)!, timeoutMs: 0 };
+  if (values.delete !== undefined) return { ...base, ...deleteOptions(values.delete, values), timeoutMs: 0 };
 
   const name = values.dataset ?? DEFAULT_DATASET;
   if (!isDatasetName(name)) {
@@ -167,4 +173,21 @@ function parseClasses(raw: string): string[] {
       `--classes is a comma-separated list of names; name ${empty} of ${JSON.stringify(raw)} is empty`,
     );
   return classes;
+}
+
+/** --delete NAME: a dataset name, and nothing that would describe a load. */
+function deleteOptions(name: string, values: Record<string, unknown>): Pick<EtlOptions, "delete" | "spec"> {
+  if (!isDatasetName(name))
+    throw new UsageError(`--delete must name a dataset (lower-case words joined by "-"), got ${JSON.stringify(name)}`);
+  const loadFlags = ["dataset", "source", "classes", "timeout", ...Object.values(FILE_FLAGS)].filter(
+    (f) => values[f] !== undefined,
+  );
+  if (loadFlags.length > 0 || values.force)
+    throw new UsageError(
+      `--delete deletes a dataset; it takes no --${[...loadFlags, ...(values.force ? ["force"] : [])].join(", --")}`,
+    );
+  return {
+    delete: name,
+    spec: registryEntry(name) ?? customSpec(name, { trainImages: "", trainLabels: "", testImages: "", testLabels: "" }),
+  };
 }

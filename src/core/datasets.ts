@@ -132,3 +132,18 @@ export function customSpec(name: string, files: CustomFiles, classes?: readonly 
 export function classNames(d: DatasetSpec, count: number): string[] {
   return Array.from({ length: count }, (_, label) => d.classes?.[label] ?? String(label));
 }
+
+/**
+ * Whether archives with these MD5s (file → MD5, as a run pins them) are the
+ * dataset's published files: every archive whose MD5 is published was read
+ * and matched it. EMNIST publishes no MD5 for the members of its zip, only
+ * for the zip, which counts only if the run read the zip whole.
+ */
+export function matchesPublished(spec: DatasetSpec, checksums: Readonly<Record<string, string>> | null): boolean {
+  if (!checksums) return false;
+  const zip = spec.zip;
+  if (zip?.md5 !== undefined && checksums[zip.file] !== undefined && checksums[zip.file] !== zip.md5) return false;
+  return spec.splits
+    .flatMap((s) => [s.images, s.labels])
+    .every((a) => a.md5 === undefined || checksums[a.file] === a.md5);
+}

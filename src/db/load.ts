@@ -11,7 +11,10 @@ import { isChunkDigest } from "../codec/digest";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
 import { runTransaction, transactionStatements, type Statement, type Transaction } from "./batch";
 import { classifyD1Error } from "./d1-errors";
-import { createImageTableSql, imagesViewSql, liveTable, shadowTable } from "./tables";
+import { largeImageStatements, MAX_PIXELS_PER_PARAM } from "./large-rows";
+import { createImageTableSql, liveTable, shadowTable } from "./tables";
+import type { Provenance } from "./provenance";
+import { viewGuard, viewStatements, type ViewPlan } from "./view";
 
 /** D1's documented limits (developers.cloudflare.com/d1/platform/limits). */
 export const D1_LIMITS = {
@@ -67,6 +70,11 @@ export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerSta
     throw new EtlError(`chunk ${split} ${start}: invalid dataset, split or start`);
   }
   if (!isChunkDigest(digest)) throw new EtlError(`chunk ${split} ${start}: invalid digest`);
+  const tail = `WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading' AND dataset = '${dataset}')
+  AND EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND split = '${split}' AND start = ${start} AND digest = '${digest}')
+ON CONFLICT (idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
+  if (pixelsPerImage > MAX_PIXELS_PER_PARAM)
+    return largeImageStatements(shadowTable(dataset, split), runId, rows, tail);
   const limit = Math.min(rowsPerStatement, MAX_ROWS_PER_STATEMENT);
   if (limit < 1) throw new RangeError(`rows per statement must be at least 1, got ${rowsPerStatement}`);
   const statementCount = Math.ceil(count / limit);
@@ -88,9 +96,7 @@ export function buildInsertStatements(runId: string, rows: ChunkRows, rowsPerSta
     }
     const sql = `INSERT INTO ${shadowTable(dataset, split)} (idx, label, pixels)
 SELECT column1, column2, ${decode} FROM (VALUES ${values.join(",")})
-WHERE EXISTS (SELECT 1 FROM runs WHERE id = ?1 AND status = 'loading' AND dataset = '${dataset}')
-  AND EXISTS (SELECT 1 FROM run_chunks WHERE run_id = ?1 AND split = '${split}' AND start = ${start} AND digest = '${digest}')
-ON CONFLICT (idx) DO UPDATE SET label = excluded.label, pixels = excluded.pixels`;
+${tail}`;
     statements.push({ sql, params });
   }
   return statements;
@@ -224,10 +230,14 @@ export interface RunRef {
 
 export interface SwapPlan {
   readonly expected: Readonly<Record<Split, number>>;
-  /** The other datasets the catalog lists (read before the swap): the view lists them and this one. */
+  /** The other datasets the catalog lists (read before the swap). */
   readonly others: readonly string[];
+  /** The other datasets' tables that exist (read before the swap): the view lists them and this dataset's. */
+  readonly view: ViewPlan;
   /** Class names by label, recorded in `classes`. */
   readonly classNames: readonly string[];
+  /** Where the rows come from, recorded in the catalog. */
+  readonly provenance: Provenance;
 }
 
 /**
@@ -237,16 +247,20 @@ export interface SwapPlan {
  * shadow tables, and the catalog still holds as many other datasets as the
  * view about to be created lists (a dataset that joined meanwhile would
  * otherwise drop out of `images`); it fails the primary key if this run
- * already swapped. Either way the whole batch rolls back and every table is
- * untouched. Then the run is marked complete, the shadows replace the
- * dataset's tables (the old ones are dropped, so storage returns to one copy),
- * the view is recreated (SQLite refuses to rename a table while a view names a
- * missing one), and the dataset's classes and counts are recorded.
+ * already swapped. The second, the view's guard (view.ts), aborts it unless
+ * the other datasets' tables the view names are exactly those that exist.
+ * Either way the whole batch rolls back and every table is untouched. Then
+ * the run is marked complete, the catalog records it and its provenance, the
+ * shadows replace the dataset's tables (the old ones are dropped, so storage
+ * returns to one copy), the view is recreated over the tables that exist
+ * (which repairs it if a table was dropped by hand), and the dataset's
+ * classes and counts are recorded.
  */
 export function swapStatements(run: RunRef, plan: SwapPlan, now: string): Statement[] {
   const { dataset } = run;
   const others = plan.others.filter((d) => d !== dataset);
   const [train, test] = [shadowTable(dataset, "train"), shadowTable(dataset, "test")];
+  const view = viewStatements(run.id, plan.view, true);
   return [
     {
       sql: `INSERT INTO dataset_swaps (run_id, dataset, run_status, train_rows, test_rows, train_expected, test_expected, catalog_size, catalog_read, swapped_at)
@@ -255,23 +269,25 @@ SELECT ?1, ?2, (SELECT status FROM runs WHERE id = ?1 AND dataset = ?2),
   ?3, ?4, (SELECT COUNT(*) FROM datasets WHERE name <> ?2), ?5, ?6`,
       params: [run.id, dataset, plan.expected.train, plan.expected.test, others.length, now],
     },
+    viewGuard(run.id, plan.view),
     {
       sql: `UPDATE runs SET status = 'complete', error = NULL, retrying = NULL, updated_at = ?2, finished_at = ?2 WHERE id = ?1`,
       params: [run.id, now],
     },
     {
-      sql: `INSERT INTO datasets (name, run_id, swapped_at) VALUES (?1, ?2, ?3)
-ON CONFLICT (name) DO UPDATE SET run_id = excluded.run_id, swapped_at = excluded.swapped_at`,
-      params: [dataset, run.id, now],
+      sql: `INSERT INTO datasets (name, run_id, swapped_at, official, source) VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (name) DO UPDATE SET run_id = excluded.run_id, swapped_at = excluded.swapped_at,
+  official = excluded.official, source = excluded.source`,
+      params: [dataset, run.id, now, plan.provenance.official ? 1 : 0, plan.provenance.source],
     },
-    { sql: "DROP VIEW IF EXISTS images", params: [] },
+    view.drop,
     // DROP, not DELETE: D1 bills every deleted row as a row written, which would
     // double a full load's cost; dropping a table frees its pages without that.
     ...SPLITS.flatMap((s) => [
       { sql: `DROP TABLE IF EXISTS ${liveTable(dataset, s)}`, params: [] },
       { sql: `ALTER TABLE ${shadowTable(dataset, s)} RENAME TO ${liveTable(dataset, s)}`, params: [] },
     ]),
-    { sql: imagesViewSql([...others, dataset]), params: [] },
+    ...view.create,
     // The dataset's class names and counts, so /stats reads a few rows instead of scanning
     // it; written as upserts that skip unchanged rows, so a reload bills only what changed.
     { sql: "DELETE FROM classes WHERE dataset = ?1 AND label >= ?2", params: [dataset, plan.classNames.length] },

@@ -49,10 +49,15 @@ const sameChecksums = (a: Record<string, string>, b: Record<string, string>): bo
   return keys.length === Object.keys(b).length && keys.every((k) => a[k] === b[k]);
 };
 
-/** The rows a dataset's tables hold (none if it has no tables yet). */
+/** The rows a dataset's tables hold (none if it has no tables yet, or a table of it was dropped by hand). */
 export async function countImages(db: Db, dataset: string): Promise<Record<Split, number>> {
+  const [train, test] = [liveTable(dataset, "train"), liveTable(dataset, "test")];
   const [listed] = await db.select().from(schema.datasets).where(eq(schema.datasets.name, dataset));
-  return listed ? countRows(db, liveTable(dataset, "train"), liveTable(dataset, "test")) : { train: 0, test: 0 };
+  if (!listed) return { train: 0, test: 0 };
+  const tables = await db.all<{ name: string }>(
+    sql`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (${train}, ${test})`,
+  );
+  return tables.length === 2 ? countRows(db, train, test) : { train: 0, test: 0 };
 }
 
 export async function countRows(db: Db, train: string, test: string): Promise<Record<Split, number>> {

@@ -44,3 +44,18 @@ export async function listRuns(db: Db, limit: number, dataset?: string): Promise
     .orderBy(desc(runs.createdAt))
     .limit(limit);
 }
+
+/**
+ * Which of `candidates` a later run of the same dataset has superseded: the
+ * condition under which resumeRun refuses to resume one. Only failed runs are
+ * asked about (only they could be resumed).
+ */
+export async function supersededRuns(db: Db, candidates: readonly Run[]): Promise<Set<string>> {
+  const ids = candidates.filter((r) => r.status === "failed").map((r) => r.id);
+  if (ids.length === 0) return new Set();
+  const rows = await db.all<{ id: string }>(
+    sql`SELECT r.id FROM runs r WHERE r.id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))
+      AND EXISTS (SELECT 1 FROM runs later WHERE later.dataset = r.dataset AND later.created_at > r.created_at)`,
+  );
+  return new Set(rows.map((r) => r.id));
+}

@@ -26,6 +26,8 @@ export interface StartRequest {
   readonly source: string;
   /** A custom dataset's files and class names; absent for a registry dataset. */
   readonly spec?: CustomRunSpec;
+  /** From the registry dataset's official mirrors, so held to the published MD5s (pipeline/dataset.ts); absent: not. */
+  readonly official?: boolean;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function createRun(db: Db, req: StartRequest, leaseMs = DEFAULT_LEA
       trigger: req.trigger,
       source: req.source,
       spec: req.spec ?? null,
+      official: req.official ?? false,
       status: "queued",
       createdAt: at,
       updatedAt: at,
@@ -119,7 +122,8 @@ export async function resumeRun(db: Db, id: string, leaseMs = DEFAULT_LEASE_MS):
           : `a later ${run.dataset} run has started since; start a new run`;
   return { resumed: false, why: "not-resumable", message: `run ${id} cannot be resumed: ${why}` };
 }
-async function abandonStale(db: Db, at: string, leaseMs: number): Promise<void> {
+/** Fail every active run silent for longer than the lease, as the next trigger would. */
+export async function abandonStale(db: Db, at: string, leaseMs: number): Promise<void> {
   const cutoff = new Date(Date.parse(at) - leaseMs).toISOString();
   await db
     .update(runs)

@@ -15,7 +15,9 @@ import { claimShadowStatements, startLoadingStatements, swapStatements, type Loa
 import { now, type Db } from "./database";
 import { countRows } from "./run-checks";
 import { getRun } from "./run-reads";
+import { runProvenance } from "./provenance";
 import { shadowTable } from "./tables";
+import { readViewPlan } from "./view";
 
 /** Longest error text kept on a run: an error can quote a request, and GET /runs lists twenty runs. */
 export const MAX_ERROR_CHARS = 2_000;
@@ -171,9 +173,11 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
 
   const expected = { train: run.trainExpected ?? 0, test: run.testExpected ?? 0 };
   const others = (await db.select({ name: schema.datasets.name }).from(schema.datasets)).map((d) => d.name);
+  const view = await readViewPlan(db.$client, run.dataset);
   const classNames = run.classNames ?? [];
+  const provenance = runProvenance(run);
   try {
-    await runBatch(db.$client, swapStatements(run, { expected, others, classNames }, now()));
+    await runBatch(db.$client, swapStatements(run, { expected, others, view, classNames, provenance }, now()));
     return "complete";
   } catch (err) {
     // The guard aborted the swap (or D1 failed): find out which from D1 itself.
@@ -183,7 +187,8 @@ export async function completeIfDone(db: Db, id: string): Promise<Completion> {
     const counts = await countRows(db, shadowTable(run.dataset, "train"), shadowTable(run.dataset, "test"));
     let reason: string;
     if (counts.train === expected.train && counts.test === expected.test) {
-      // The guard refused (a dataset joined the catalog meanwhile) or D1 failed on the way: try again.
+      // The guard refused (a dataset joined the catalog or a table went since the plan was read) or D1 failed on
+      // the way: try again.
       // An SQL error, though, would be the same on every try: fail rather than retry for ever.
       if (!isSqlError(classifyD1Error(err))) throw err;
       reason = `the swap failed: ${String(err)}. The previous dataset was left as it was`;

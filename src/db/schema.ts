@@ -27,6 +27,13 @@ export const datasets = sqliteTable("datasets", {
   name: text("name").primaryKey(),
   runId: text("run_id").references(() => runs.id),
   swappedAt: text("swapped_at"),
+  /**
+   * Whether the rows are a registry dataset's published files (official mirrors,
+   * published MD5s matched), and the redacted source they came from; null until
+   * a swap records them (migrations/0007_datasets_managed.sql).
+   */
+  official: integer("official", { mode: "boolean" }),
+  source: text("source"),
 });
 
 /**
@@ -103,6 +110,8 @@ export const runs = sqliteTable("runs", {
   testLoaded: integer("test_loaded").notNull().default(0),
   chunksTotal: integer("chunks_total"),
   unchanged: integer("unchanged", { mode: "boolean" }).notNull().default(false),
+  /** From a registry dataset's official mirrors, so held to the published MD5s (pipeline/dataset.ts isOfficial). */
+  official: integer("official", { mode: "boolean" }).notNull().default(false),
   attempt: integer("attempt").notNull().default(1),
   resumable: integer("resumable", { mode: "boolean" }).notNull().default(true),
   error: text("error"),
@@ -151,3 +160,23 @@ export const classCounts = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.dataset, t.split, t.label] })],
 );
+
+/** One row per deletion of a dataset, its guard: the CHECK aborts a deletion while a run of it is active. */
+export const datasetDeletions = sqliteTable("dataset_deletions", {
+  id: text("id").primaryKey(),
+  dataset: text("dataset").notNull(),
+  activeRuns: integer("active_runs").notNull(),
+  deletedAt: text("deleted_at").notNull(),
+});
+
+/**
+ * The guard of a batch that recreates the `images` view (db/view.ts): its
+ * CHECK aborts the batch unless the tables the view was planned over are
+ * exactly those that exist. Empty between batches.
+ */
+export const viewGuards = sqliteTable("view_guards", {
+  id: text("id").primaryKey(),
+  planned: integer("planned").notNull(),
+  found: integer("found").notNull(),
+  matched: integer("matched").notNull(),
+});

@@ -59,23 +59,60 @@ function unionAll(terms: readonly string[]): string {
   return unionAll(groups);
 }
 
+/** One term of the `images` view: a dataset's live table of one split. */
+export interface ViewTerm {
+  readonly dataset: string;
+  readonly split: Split;
+}
+
 /**
- * `images`: every dataset's rows as `dataset, split, idx, label, pixels`.
- * A view cannot name tables that do not exist, so it lists exactly the
- * datasets whose tables a swap has made (the `datasets` catalog). Past a few
- * datasets the terms nest (MAX_COMPOUND_TERMS); SQLite still pushes a query's
- * `WHERE dataset = …` down into each term, where it is a constant.
+ * `images`: the rows of every table in `terms` as `dataset, split, idx, label,
+ * pixels`; a dataset named alone stands for both its splits. A view cannot
+ * name a table that does not exist (SQLite creates it, and every query of it
+ * then fails), so callers list only tables that exist (db/view.ts reads them
+ * from sqlite_master). Past a few terms they nest (MAX_COMPOUND_TERMS);
+ * SQLite still pushes a query's `WHERE dataset = …` down into each term,
+ * where it is a constant.
  */
-export function imagesViewSql(datasets: readonly string[]): string {
-  const names = [...new Set(datasets)].sort();
-  if (names.length === 0) {
+export function imagesViewSql(terms: readonly (string | ViewTerm)[]): string {
+  const all = terms.flatMap((t) => (typeof t === "string" ? SPLITS.map((split) => ({ dataset: t, split })) : [t]));
+  const unique = [...new Map(all.map((t) => [liveTable(t.dataset, t.split), t])).values()];
+  unique.sort((a, b) =>
+    a.dataset === b.dataset ? SPLITS.indexOf(a.split) - SPLITS.indexOf(b.split) : a.dataset < b.dataset ? -1 : 1,
+  );
+  if (unique.length === 0) {
     return `CREATE VIEW images AS SELECT NULL AS dataset, NULL AS split, NULL AS idx, NULL AS label, NULL AS pixels WHERE 0`;
   }
-  const terms = names.flatMap((d) =>
-    SPLITS.map((s) => `SELECT '${d}' AS dataset, '${s}' AS split, idx, label, pixels FROM ${liveTable(d, s)}`),
+  const sql = unique.map(
+    ({ dataset: d, split: s }) =>
+      `SELECT '${d}' AS dataset, '${s}' AS split, idx, label, pixels FROM ${liveTable(d, s)}`,
   );
-  return `CREATE VIEW images AS\n${unionAll(terms)}`;
+  return `CREATE VIEW images AS\n${unionAll(sql)}`;
 }
+
+/** liveTable in SQL, of the dataset name that the SQL expression `name` holds. */
+export const liveTableSql = (name: string, split: Split): string =>
+  `'images__' || replace(${name}, '-', '_') || '__${split}'`;
+
+/**
+ * The largest row D1 stores: its documented limit on a string, BLOB or row,
+ * which is SQLite's SQLITE_MAX_LENGTH, checked on the row's record as a whole.
+ */
+export const D1_MAX_ROW_BYTES = 2_000_000;
+
+/**
+ * The record of an image row beyond its pixels, at most: the header's size
+ * byte, the serial types of idx (NULL: it is the rowid), label (1 byte) and
+ * pixels (a 4-byte varint past 2^21), and the label's one byte of body.
+ */
+const ROW_OVERHEAD_BYTES = 1 + 1 + 1 + 4 + 1;
+
+/**
+ * The most bytes an image may have in its IDX file (one per pixel): stored as
+ * float32, 4 bytes a pixel, its row must fit D1_MAX_ROW_BYTES with its record
+ * overhead: ⌊(2,000,000 − 8) / 4⌋ = 499,998.
+ */
+export const MAX_IMAGE_BYTES = Math.floor((D1_MAX_ROW_BYTES - ROW_OVERHEAD_BYTES) / 4);
 
 /** SQLite's page size in D1, and the most payload a table leaf keeps in-page (page − 35). */
 const PAGE = 4096;

@@ -12,6 +12,7 @@ import { DEFAULT_DATASET } from "../core/registry";
 import type { OpenAPIDocument } from "./docs";
 import { croissantRoutes } from "./routes/croissant";
 import { dashboardRoutes } from "./routes/dashboard";
+import { datasetDeleteRoutes } from "./routes/dataset-delete";
 import { datasetRoutes } from "./routes/datasets";
 import { docsRoutes } from "./routes/docs";
 import { exportRoutes } from "./routes/exports";
@@ -69,6 +70,7 @@ export function openApiDocument(): OpenAPIDocument {
 }
 
 app.route("/", datasetRoutes);
+app.route("/", datasetDeleteRoutes);
 app.route("/", runRoutes);
 app.route("/", imageRoutes);
 app.route("/", statsRoutes);

@@ -5,6 +5,16 @@
  */
 import type { MiddlewareHandler } from "hono";
 import { timingSafeEqual } from "hono/utils/buffer";
+import { errorResponses } from "./validation";
+
+/** The OpenAPI security of a route behind requireToken (the scheme is registered in app.ts). */
+export const TOKEN_SECURITY = [{ bearer: [] }];
+
+/** The 401 and 503 of requireToken, for a route's OpenAPI description. */
+export const authErrors = errorResponses({
+  401: "Missing or wrong bearer token.",
+  503: "ETL_TOKEN is not configured: nothing can be started over HTTP.",
+});
 
 export const requireToken: MiddlewareHandler<{ Bindings: Env }> = async (c, next) => {
   const expected = c.env.ETL_TOKEN;

@@ -7,15 +7,42 @@ import { registryEntry } from "../core/registry";
 import { ACTIVE_STATUSES, type Run } from "../db/schema";
 import { redactText, redactUrl } from "../codec/source";
 import { datasetBytes } from "../pipeline/capacity";
-import type { LoadedDataset } from "../read/datasets";
+import { readConfig } from "../pipeline/config";
+import { brokenHint, isBroken, type LoadedDataset } from "../read/datasets";
 import type { FileRecord } from "../db/exports";
 import type { VersionFacts } from "../read/encoders";
 import { fileName, fileSize, versionFiles, type ExportFile } from "../read/export-files";
 import type { DatasetSummary, ExportEntry } from "./schemas/datasets";
 import type { RunView } from "./schemas/runs";
 
-export function presentRun(run: Run): RunView {
+/** What presenting a run needs beyond its row: the time, the lease, and whether a later run of its dataset exists. */
+export interface RunContext {
+  /** Now, in ms since the epoch. */
+  readonly now: number;
+  readonly leaseMs: number;
+  /** A later run of the dataset has started: this one can no longer be resumed. */
+  readonly superseded?: boolean;
+}
+
+/** The context of a request's runs: now, and the Worker's lease. */
+export const runContext = (env: Env): RunContext => ({ now: Date.now(), leaseMs: readConfig(env).leaseMs });
+
+const isActive = (run: Run): boolean => (ACTIVE_STATUSES as readonly string[]).includes(run.status);
+
+/** Why a run is not what its status alone says, and what to do; null when its status says it all. */
+function runHint(run: Run, ctx: RunContext, stale: boolean): string | null {
+  if (stale) {
+    const expired = new Date(Date.parse(run.updatedAt) + ctx.leaseMs).toISOString();
+    return `its lease expired at ${expired} with no sign of life since ${run.updatedAt}: it is presumed dead. POST /runs/${run.id}/abandon fails it now (then POST /runs/${run.id}/resume continues it if it had begun loading), and the next POST /runs of ${run.dataset} fails it and starts a new run`;
+  }
+  if (ctx.superseded && run.status === "failed" && run.resumable && run.chunksTotal !== null)
+    return `a later ${run.dataset} run has started since, so this one cannot be resumed; start a new run`;
+  return null;
+}
+
+export function presentRun(run: Run, ctx: RunContext): RunView {
   const end = run.finishedAt ?? run.updatedAt;
+  const stale = isActive(run) && Date.parse(run.updatedAt) + ctx.leaseMs < ctx.now;
   return {
     id: run.id,
     dataset: run.dataset,
@@ -34,8 +61,11 @@ export function presentRun(run: Run): RunView {
     chunksTotal: run.chunksTotal,
     /** 1, then one more per resume. */
     attempt: run.attempt,
-    /** Whether POST /runs/:id/resume may pick it up (refused still if a later run has started). */
-    resumable: run.status === "failed" && run.resumable && run.chunksTotal !== null,
+    /** Whether POST /runs/:id/resume may pick it up. */
+    resumable: run.status === "failed" && run.resumable && run.chunksTotal !== null && !ctx.superseded,
+    official: run.official,
+    stale,
+    hint: runHint(run, ctx, stale),
     checksums: run.checksums,
     error: run.error === null ? null : redactText(run.error),
     /** While active: the last error of a step that will be retried. */
@@ -76,15 +106,20 @@ export function presentDataset(
   lastRun: Run | undefined,
   classCount: number,
   exportsBucket: boolean,
+  ctx: RunContext,
 ): DatasetSummary {
   const entry = registryEntry(name);
   const loaded = isLoaded(catalog) ? catalog : undefined;
-  const active = lastRun !== undefined && (ACTIVE_STATUSES as readonly string[]).includes(lastRun.status);
+  const active = lastRun !== undefined && isActive(lastRun);
+  const broken = loaded !== undefined && isBroken(loaded);
   return {
     name,
     title: entry?.title ?? customTitle(name),
     registry: entry !== undefined,
-    status: loaded ? "loaded" : "empty",
+    status: broken ? "broken" : loaded ? "loaded" : "empty",
+    hint: broken ? brokenHint(loaded) : null,
+    official: loaded ? loaded.official : null,
+    source: loaded ? loaded.source : null,
     shape: loaded?.shape ?? entry?.shape ?? null,
     counts: loaded?.counts ?? { train: 0, test: 0 },
     classCount: classCount > 0 ? classCount : (entry?.classes?.length ?? 0),
@@ -92,7 +127,8 @@ export function presentDataset(
     version: catalog?.version ?? null,
     swappedAt: catalog?.swappedAt ?? null,
     exportsStored: exportsBucket ? (loaded?.exported ?? false) : null,
-    lastRun: lastRun ? presentRun(lastRun) : null,
+    // The newest run: none later supersedes it.
+    lastRun: lastRun ? presentRun(lastRun, ctx) : null,
     // A dataset's active run is always its newest: a run starts only when none is active, and only the newest resumes.
     activeRun: active ? lastRun.id : null,
   };

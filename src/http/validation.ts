@@ -42,6 +42,10 @@ export const bad = (message: string): never => {
   throw new HTTPException(400, { message });
 };
 
+export const conflict = (message: string): never => {
+  throw new HTTPException(409, { message });
+};
+
 export const notFound = (message: string): never => {
   throw new HTTPException(404, { message });
 };

@@ -6,12 +6,13 @@
  */
 import type { Config } from "./config";
 import { backoffMs, type Backoff } from "../core/backoff";
-import { errorMessage, isRetryable } from "../core/errors";
+import { EtlError, errorMessage, isRetryable } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import { classifyD1Error } from "../db/d1-errors";
 import { loadChunks, type ChunkRows, type LoadResult } from "../db/load";
 import { describeChunk, parseMessage, type ChunkMessage } from "./messages";
 import { requestExports } from "./materialise";
+import { chunkPixels, sweepStaged, unstage } from "./staging";
 import { chunkKey, committedChunks } from "../db/ledger";
 import { completeIfDone, failRun, noteRetry, type Completion } from "../db/runs";
 import { database, type Db } from "../db/database";
@@ -66,12 +67,12 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
   let rows: ChunkRows[];
   let loaded: LoadResult;
   try {
-    rows = await Promise.all(
-      deliveries.map(async ({ chunk }) => ({
-        ...chunk,
-        digest: await chunkDigest(chunk.labels, chunk.pixels),
-      })),
-    );
+    const settled = await withPixels(env, db, runId, deliveries);
+    if (settled === "nothing-to-load") {
+      settle("ack");
+      return;
+    }
+    rows = settled;
     loaded = await loadChunks(env.DB, runId, rows, cfg.rowsPerStatement, new Date().toISOString());
   } catch (err) {
     const reason = `${what}: ${errorMessage(err)}`;
@@ -85,10 +86,19 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     } else {
       console.error(`run ${runId} failed: ${reason}`);
       await failRun(db, runId, reason);
+      await unstage(
+        env.EXPORTS,
+        deliveries.map((d) => d.chunk),
+      );
       settle("ack");
     }
     return;
   }
+  // Settled either way (written, or refused by the run's state or its ledger): staged pixels are no longer needed.
+  await unstage(
+    env.EXPORTS,
+    deliveries.map((d) => d.chunk),
+  );
   const { state, ledger } = loaded;
   // The ledger kept another digest for a chunk: these bytes are another version of
   // images the run already has, and no row of theirs was written. Neither can win.
@@ -111,20 +121,58 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
       settle("retry");
       return;
     }
-    if (completion === "complete") await requestExports(env, deliveries[0]!.chunk.dataset);
+    if (completion === "complete") await completed(env, deliveries[0]!.chunk.dataset);
   }
   settle("ack");
+}
+
+/** After a run's swap: its exports to write, and no staged chunk of its dataset needed any more. */
+async function completed(env: Env, dataset: string): Promise<void> {
+  await requestExports(env, dataset);
+  await sweepStaged(env.EXPORTS, dataset);
+}
+
+/**
+ * The delivery's chunks with their pixels (read from R2 for a staged chunk)
+ * and digests. A staged chunk whose object is gone was settled by an earlier
+ * delivery if the ledger holds it, or belongs to a run no longer loading: it
+ * is left out, and if nothing is left, there is nothing to load. Gone while
+ * its run still needs it, it fails the run (a resume stages it again).
+ */
+async function withPixels(
+  env: Env,
+  db: Db,
+  runId: string,
+  deliveries: readonly ChunkDelivery[],
+): Promise<ChunkRows[] | "nothing-to-load"> {
+  const pixels = await Promise.all(deliveries.map(({ chunk }) => chunkPixels(env.EXPORTS, chunk)));
+  const gone = deliveries.filter((_, i) => pixels[i] === "gone");
+  if (gone.length > 0) {
+    const committed = await committedChunks(db, runId);
+    const lost = gone.find((d) => !committed.has(chunkKey(d.chunk)));
+    if (lost && (await getRun(db, runId))?.status === "loading")
+      throw new EtlError(
+        `its staged pixels (${lost.chunk.staged}) are gone, and the chunk is not loaded; resume the run to stage it again`,
+      );
+  }
+  const rows = await Promise.all(
+    deliveries.flatMap(({ chunk }, i) => {
+      const p = pixels[i]!;
+      return p === "gone" ? [] : [chunkDigest(chunk.labels, p).then((digest) => ({ ...chunk, pixels: p, digest }))];
+    }),
+  );
+  return rows.length > 0 ? rows : "nothing-to-load";
 }
 
 export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const db = database(env.DB);
   for (const msg of batch.messages) {
     const m = parseMessage(msg.body);
-    if (m?.kind === "chunk" && (await loadedAlready(db, m))) {
+    if (m?.kind === "chunk" && (await loadedAlready(env, db, m))) {
       // Its rows committed, though every delivery reported an error (after the commit,
       // or in the completion check): nothing is lost, so finish the run instead of failing it.
       try {
-        if ((await completeIfDone(db, m.runId)) === "complete") await requestExports(env, m.dataset);
+        if ((await completeIfDone(db, m.runId)) === "complete") await completed(env, m.dataset);
       } catch (err) {
         // The swap itself failed on every delivery: say so; a resume tries it again.
         const reason = `every chunk was loaded, but swapping them in failed on every delivery: ${errorMessage(err)}`;
@@ -148,8 +196,14 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
   }
 }
 
-/** Whether the ledger holds this very chunk: its key with its bytes' digest. */
-async function loadedAlready(db: Db, chunk: ChunkMessage): Promise<boolean> {
+/**
+ * Whether the ledger holds this very chunk: its key with its bytes' digest (a
+ * staged chunk whose object is gone: its key, the object being deleted only
+ * once a delivery settled).
+ */
+async function loadedAlready(env: Env, db: Db, chunk: ChunkMessage): Promise<boolean> {
   const committed = await committedChunks(db, chunk.runId);
-  return committed.get(chunkKey(chunk)) === (await chunkDigest(chunk.labels, chunk.pixels));
+  const pixels = await chunkPixels(env.EXPORTS, chunk).catch(() => "gone" as const);
+  if (pixels === "gone") return committed.has(chunkKey(chunk));
+  return committed.get(chunkKey(chunk)) === (await chunkDigest(chunk.labels, pixels));
 }

@@ -66,7 +66,14 @@ export interface RunRequest {
 }
 
 export type ResolvedRequest =
-  | { readonly ok: true; readonly dataset: string; readonly source: string; readonly spec?: CustomRunSpec }
+  | {
+      readonly ok: true;
+      readonly dataset: string;
+      readonly source: string;
+      readonly spec?: CustomRunSpec;
+      /** From the registry dataset's official mirrors (isOfficial): the run is held to the published MD5s. */
+      readonly official: boolean;
+    }
   | { readonly ok: false; readonly error: string };
 
 /**
@@ -93,6 +100,7 @@ export function resolveRequest(req: RunRequest, cfg: Pick<Config, "defaultSource
       dataset,
       source: req.source,
       spec: { files: req.files, ...(req.classes ? { classes: req.classes } : {}) },
+      official: false,
     };
   }
   if (!entry) {
@@ -105,5 +113,5 @@ export function resolveRequest(req: RunRequest, cfg: Pick<Config, "defaultSource
     return { ok: false, error: `${dataset} is a registry dataset: its class names are the published ones` };
   const source = req.source ?? officialSource(entry, cfg);
   if (!source) return { ok: false, error: `${dataset} has no mirror configured; name a source` };
-  return { ok: true, dataset, source };
+  return { ok: true, dataset, source, official: isOfficial(entry, source, cfg) };
 }

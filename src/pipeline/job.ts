@@ -20,7 +20,7 @@
  * queues the next one, which downloads and inflates the archives again (a
  * gzip stream cannot be entered midway) but sends only from where it stopped.
  */
-import { classNames, pixelsPerImage, type Split } from "../core/datasets";
+import { classNames, type Split } from "../core/datasets";
 import type { Config } from "./config";
 import { EtlError, Interrupt, SourceChangedError, errorMessage, isRetryable } from "../core/errors";
 import { Archives, type ChecksumSink, type ExtractOptions } from "./archive";
@@ -29,8 +29,9 @@ import { extractImages, extractLabels, hashImages, peekImages, type SplitLabels 
 import { parseMessage, type ExportMessage, type ExtractMessage } from "./messages";
 import { materialiseExports, recordDigests, requestExports } from "./materialise";
 import { pruneRawArchives, rawKeeper } from "./raw-archives";
-import { maxChunkImages, planChunks } from "./plan";
+import { chunkTransport, planChunks } from "./plan";
 import { Producer } from "./produce";
+import { stageChunk, sweepStaged } from "./staging";
 import { runDataset } from "./dataset";
 import { checkCapacity } from "./capacity";
 import { committedChunks, forgetChunks, pinChecksum } from "../db/ledger";
@@ -190,13 +191,11 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       }
     }
     const layout = await peekImages(archives, labels);
-    const ppi = pixelsPerImage(layout.shape);
-    const chunkSize = Math.min(cfg.chunkSize, maxChunkImages(ppi));
-    if (chunkSize < 1) {
-      throw new EtlError(
-        `${target.spec.splits[0]!.images.file}: one image of ${layout.shape.rows}×${layout.shape.cols}×${layout.shape.channels} is ${ppi} bytes, more than a queue message (128 KB) can carry`,
-      );
-    }
+    // Images too large for a message travel by R2, if a bucket is bound; larger than D1 stores, not at all.
+    const transport = chunkTransport(layout.shape, cfg.chunkSize, !!env.EXPORTS, target.spec.splits[0]!.images.file);
+    if ("refused" in transport) throw new EtlError(transport.refused);
+    const chunkSize = transport.images;
+    const bucket = env.EXPORTS;
     const planned = labels.flatMap((l) => planChunks(l, chunkSize));
     if (run.status !== "loading") await checkCapacity(env.DB, run, expected, layout.shape, cfg);
     const loading = {
@@ -223,6 +222,9 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
         await env.CHUNKS.sendBatch(messages.map((body) => ({ body, contentType: "v8" as const })));
       },
       check: () => lease.signal.throwIfAborted(),
+      ...(transport.via === "r2" && bucket
+        ? { stage: (key: string, px: Uint8Array) => stageChunk(bucket, key, px) }
+        : {}),
     });
     // A later segment skips an images archive whose chunks the jobs before it all sent: sending its
     // last chunk took reading it whole, so it is verified and pinned already.
@@ -242,8 +244,10 @@ export async function runExtractJob(msg: ExtractMessage, env: Env, cfg: Config):
       return "done";
     }
     await producer.flush();
-    if (producer.sent === 0 && (await completeIfDone(db, run.id)) === "complete")
+    if (producer.sent === 0 && (await completeIfDone(db, run.id)) === "complete") {
       await requestExports(env, run.dataset);
+      await sweepStaged(env.EXPORTS, run.dataset);
+    }
     return "done";
   } catch (err) {
     const reason = errorMessage(err);

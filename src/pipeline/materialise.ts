@@ -87,8 +87,10 @@ export async function materialiseExports(
   const bucket = env.EXPORTS;
   if (!bucket) return { kind: "unbound" };
   const d = await readDataset(env.DB, dataset);
-  const facts = d ? await readDatasetFacts(env.DB, dataset) : undefined;
-  if (!d || !facts) return { kind: "not-loaded" };
+  // A broken dataset (a table dropped by hand) has nothing to export until it is reloaded.
+  if (!d || d.missingTables.length > 0) return { kind: "not-loaded" };
+  const facts = await readDatasetFacts(env.DB, dataset);
+  if (!facts) return { kind: "not-loaded" };
   const { version } = facts;
   const recorded = await recordedFiles(env, facts);
   const pending: Pending[] = [];

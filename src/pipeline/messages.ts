@@ -2,9 +2,12 @@
  * What travels through the queues. A chunk message carries its images' raw
  * pixels (one byte each, as in the IDX file): at the configured chunk size it
  * stays under Queues' 128 KB per message (plan.ts sizes it), so the consumer
- * needs nothing but the message — no side store to write, read back and clean up.
+ * needs nothing but the message. Images too large for a message travel by R2
+ * instead: the message names the object that holds the chunk's pixels
+ * (staging.ts), and carries everything else.
  */
 import { isDatasetName, isSplit, type Split } from "../core/datasets";
+import { stagedKey } from "../read/bucket";
 
 /** idx-etl-jobs: download, verify and inflate one run's archives, and fan the chunks out. */
 export interface ExtractMessage {
@@ -31,8 +34,8 @@ export interface ChunkRange {
   readonly count: number;
 }
 
-/** idx-etl-chunks: transform and load one chunk's images. */
-export interface ChunkMessage extends ChunkRange {
+/** What every chunk message says: which images, of which run, and their labels. */
+interface ChunkHead extends ChunkRange {
   readonly kind: "chunk";
   readonly runId: string;
   /** The run's attempt whose job sent it: as a dead letter it fails only that attempt. */
@@ -41,11 +44,25 @@ export interface ChunkMessage extends ChunkRange {
   readonly dataset: string;
   /** The chunk's labels, one byte per image (validated against the classes at extract). */
   readonly labels: Uint8Array;
-  /** Bytes of one image (rows × cols × channels): the consumer checks `pixels` against it. */
+  /** Bytes of one image (rows × cols × channels): the consumer checks the pixels against it. */
   readonly pixelsPerImage: number;
+}
+
+/** idx-etl-chunks: transform and load one chunk's images, its pixels in the message. */
+export interface InlineChunkMessage extends ChunkHead {
   /** count × pixelsPerImage raw uint8 pixels, upright, row-major (HWC). */
   readonly pixels: Uint8Array;
+  readonly staged?: undefined;
 }
+
+/** idx-etl-chunks: the same, its pixels in R2 (images too large for a message). */
+export interface StagedChunkMessage extends ChunkHead {
+  readonly pixels?: undefined;
+  /** The EXPORTS bucket's object that holds the pixels: always read/bucket.ts stagedKey of this chunk. */
+  readonly staged: string;
+}
+
+export type ChunkMessage = InlineChunkMessage | StagedChunkMessage;
 
 /**
  * idx-etl-jobs: write the dataset's current version's .npy files to R2
@@ -78,6 +95,7 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
   }
   // Chunks queued before runs had datasets are Fashion-MNIST's.
   const dataset = m.dataset === undefined ? "fashion-mnist" : m.dataset;
+  if (m.kind === "chunk" && m.staged !== undefined) return parseStaged(m, attempt, dataset);
   if (
     m.kind === "chunk" &&
     isDatasetName(dataset) &&
@@ -98,6 +116,27 @@ export function parseMessage(body: unknown): EtlMessage | undefined {
     return { kind: "chunk", runId, attempt, dataset, split, start, count, labels, pixelsPerImage, pixels };
   }
   return undefined;
+}
+
+/** A staged chunk message: its object must be the one its own fields name, so no message reaches another. */
+function parseStaged(m: Record<string, unknown>, attempt: number, dataset: unknown): StagedChunkMessage | undefined {
+  const { runId, split, start, count, labels, pixelsPerImage, staged } = m;
+  if (
+    typeof runId !== "string" ||
+    !isDatasetName(dataset) ||
+    !isSplit(split) ||
+    !isIndex(start) ||
+    !isIndex(count) ||
+    count < 1 ||
+    !(labels instanceof Uint8Array) ||
+    labels.length !== count ||
+    !isIndex(pixelsPerImage) ||
+    pixelsPerImage < 1 ||
+    m.pixels !== undefined ||
+    staged !== stagedKey(dataset, runId, split, start)
+  )
+    return undefined;
+  return { kind: "chunk", runId, attempt, dataset, split, start, count, labels, pixelsPerImage, staged };
 }
 
 export const describeChunk = (c: ChunkRange): string => `${c.split} images ${c.start}–${c.start + c.count - 1}`;

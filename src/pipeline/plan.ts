@@ -2,8 +2,10 @@
  * Chunk planning: split each split's images into queue messages, and the
  * messages into sendBatch calls, within Cloudflare Queues' limits. Pure.
  */
-import { MAX_DATASET_NAME, type Split } from "../core/datasets";
-import type { ChunkMessage, ChunkRange } from "./messages";
+import { MAX_DATASET_NAME, pixelsPerImage, type Shape, type Split } from "../core/datasets";
+import { describeShape } from "../codec/idx";
+import { D1_MAX_ROW_BYTES, MAX_IMAGE_BYTES } from "../db/tables";
+import type { ChunkMessage, ChunkRange, InlineChunkMessage } from "./messages";
 
 /** Queues: a message is at most 128 KB, a sendBatch at most 100 messages and 256 KB (1 KB = 1000 B). */
 export const QUEUE_LIMITS = {
@@ -46,7 +48,7 @@ export interface RunAttempt {
   readonly dataset: string;
 }
 
-export const chunkMessage = (run: RunAttempt, chunk: PlannedChunk, pixels: Uint8Array): ChunkMessage => ({
+export const chunkMessage = (run: RunAttempt, chunk: PlannedChunk, pixels: Uint8Array): InlineChunkMessage => ({
   kind: "chunk",
   runId: run.runId,
   attempt: run.attempt,
@@ -54,6 +56,22 @@ export const chunkMessage = (run: RunAttempt, chunk: PlannedChunk, pixels: Uint8
   ...chunk,
   pixelsPerImage: pixels.length / chunk.count,
   pixels,
+});
+
+/** The message of a chunk whose pixels are staged in R2 under `key` (staging.ts). */
+export const stagedChunkMessage = (
+  run: RunAttempt,
+  chunk: PlannedChunk,
+  pixelsPerImage: number,
+  key: string,
+): ChunkMessage => ({
+  kind: "chunk",
+  runId: run.runId,
+  attempt: run.attempt,
+  dataset: run.dataset,
+  ...chunk,
+  pixelsPerImage,
+  staged: key,
 });
 
 /** What V8's serializer adds to a byte array beyond its bytes (tags, lengths, view), rounded up. */
@@ -88,6 +106,49 @@ export function maxChunkImages(pixelsPerImage: number, limits = QUEUE_LIMITS): n
     ),
   );
   return Math.floor((limits.messageBytes - limits.metadataBytes - fields) / (pixelsPerImage + 1));
+}
+
+/**
+ * Raw pixels per chunk when chunks travel through R2: a delivery of up to four
+ * such chunks holds their pixels, float32 and hex text (up to 8 characters a
+ * pixel) in one isolate at once, so a few megabytes in all.
+ */
+export const R2_CHUNK_BYTES = 512 * 1024;
+
+/**
+ * How a run's chunks travel: `message`, their pixels inside the queue message
+ * (images that fit one); `r2`, their pixels staged in R2, the message naming
+ * the object (larger images, when a bucket is bound); with the images per chunk.
+ */
+export interface Transport {
+  readonly via: "message" | "r2";
+  readonly images: number;
+}
+
+/**
+ * The transport for images of `shape`, at most `chunkSize` per chunk, or why
+ * none can carry them: larger than D1 stores (MAX_IMAGE_BYTES), or larger than
+ * a message with no R2 bucket bound. `file` names the images file in a refusal.
+ */
+export function chunkTransport(
+  shape: Shape,
+  chunkSize: number,
+  r2: boolean,
+  file: string,
+): Transport | { readonly refused: string } {
+  const ppi = pixelsPerImage(shape);
+  const one = `${file}: one image of ${describeShape(shape)} is ${ppi} bytes`;
+  if (ppi > MAX_IMAGE_BYTES)
+    return {
+      refused: `${one}; D1 stores at most ${MAX_IMAGE_BYTES} bytes per image (as float32, 4 bytes a pixel, in its ${D1_MAX_ROW_BYTES}-byte row limit)`,
+    };
+  const inMessage = maxChunkImages(ppi);
+  if (inMessage >= 1) return { via: "message", images: Math.min(chunkSize, inMessage) };
+  if (!r2)
+    return {
+      refused: `${one}, more than a queue message (128 KB) can carry; bind an R2 bucket as EXPORTS (wrangler.toml [[r2_buckets]]) and images up to ${MAX_IMAGE_BYTES} bytes travel through it`,
+    };
+  return { via: "r2", images: Math.max(1, Math.min(chunkSize, Math.floor(R2_CHUNK_BYTES / ppi))) };
 }
 
 /**

@@ -16,7 +16,8 @@ import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
 import { describeChunk, type ChunkMessage } from "./messages";
 import { chunkKey } from "../db/ledger";
-import { BatchBuilder, chunkMessage, type PlannedChunk, type RunAttempt } from "./plan";
+import { BatchBuilder, chunkMessage, stagedChunkMessage, type PlannedChunk, type RunAttempt } from "./plan";
+import { stagedKey } from "../read/bucket";
 
 export type SendBatch = (messages: ChunkMessage[]) => Promise<void>;
 
@@ -40,6 +41,12 @@ export interface ProducerOptions {
    */
   readonly from?: number;
   readonly limit?: number;
+  /**
+   * Set for images too large for a message (plan.ts chunkTransport): each
+   * chunk's pixels are put under their staged key first, and its message
+   * names the key instead of carrying them.
+   */
+  readonly stage?: (key: string, pixels: Uint8Array) => Promise<void>;
 }
 
 export class Producer {
@@ -83,9 +90,18 @@ export class Producer {
       );
     }
     this.known.set(key, digest);
-    const full = this.batch.add(chunkMessage(this.opts.run, plan, chunk.pixels));
+    const full = this.batch.add(await this.message(plan, chunk.pixels));
     if (full) await this.send(full);
     return undefined;
+  }
+
+  /** The chunk's message: its pixels inside, or staged first and named. */
+  private async message(plan: PlannedChunk, pixels: Uint8Array): Promise<ChunkMessage> {
+    const { run, stage } = this.opts;
+    if (!stage) return chunkMessage(run, plan, pixels);
+    const key = stagedKey(run.dataset, run.runId, plan.split, plan.start);
+    await stage(key, pixels);
+    return stagedChunkMessage(run, plan, pixels.length / plan.count, key);
   }
 
   async flush(): Promise<void> {

@@ -8,6 +8,7 @@
 import { DATASET_VERSION_SQL } from "./images";
 import { pixelsPerImage, type Shape, type Split } from "../core/datasets";
 import { liveTable } from "../db/tables";
+import { hexColumns } from "./pixel-columns";
 import { npyHeader, type NpyDtype } from "../codec/npy";
 import { BYTES_PER_VALUE, bytesOfStored, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
 import { decodePackedHexInto } from "../codec/hex";
@@ -154,10 +155,12 @@ export function npyExport(
   let next = span.offset + firstRow;
   let headerSent = start >= header.length;
   // Packed: most datasets' pixels are half zeros, whose eight hex digits each become one character.
-  const column = isImages(span.kind) ? `replace(hex(pixels), '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')` : "label";
   const storedPerRow = span.kind === "uint8" ? perRow * BYTES_PER_VALUE : perRow;
+  const columns = isImages(span.kind)
+    ? hexColumns("pixels", storedPerRow, (hex) => `replace(${hex}, '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')`)
+    : ["label"];
   const pinned = span.version === undefined ? "" : ` AND ${DATASET_VERSION_SQL} IS ?4`;
-  const sql = `SELECT ${column} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
+  const sql = `SELECT ${columns.join(", ")} FROM ${liveTable(span.dataset, span.split)} WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3${pinned} ORDER BY idx`;
   const body = new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
@@ -178,7 +181,7 @@ export function npyExport(
         const rows = await db
           .prepare(sql)
           .bind(...params)
-          .raw<[string | number]>();
+          .raw<(string | number)[]>();
         if (rows.length !== to - from)
           throw new Error(
             `${span.split} rows ${from}…${to - 1}: D1 returned ${rows.length}; the dataset changed mid-export`,
@@ -186,7 +189,8 @@ export function npyExport(
         let page: Uint8Array = new Uint8Array((to - from) * storedPerRow);
         if (isImages(span.kind)) {
           let at = 0;
-          for (const [hex] of rows) at = decodePackedHexInto(hex as string, ZERO_PIXEL, page, at);
+          for (const pieces of rows)
+            for (const hex of pieces) at = decodePackedHexInto(hex as string, ZERO_PIXEL, page, at);
           if (at !== page.length)
             throw new Error(`${span.split} rows ${from}…${to - 1}: pixel BLOBs of the wrong size`);
           if (span.kind === "uint8") page = bytesOfStored(page);

@@ -4,10 +4,11 @@
  * of a split. Each reads its dataset's own tables by primary key or in idx
  * order; extents read the catalog and the swap log, never an image row.
  */
-import type { Split } from "../core/datasets";
+import { pixelsPerImage, type Split } from "../core/datasets";
 import { decodeHex } from "../codec/hex";
 import { liveTable } from "../db/tables";
 import type { LoadedDataset } from "./datasets";
+import { hexColumns } from "./pixel-columns";
 
 export interface StoredImage {
   readonly split: Split;
@@ -24,15 +25,18 @@ export async function readImage(
   split: Split,
   idx: number,
 ): Promise<StoredImage | undefined> {
+  const blobBytes = dataset.shape ? pixelsPerImage(dataset.shape) * 4 : 0;
+  const pieces = hexColumns("i.pixels", blobBytes).map((sql, k) => `${sql} AS hex${k}`);
   const row = await db
     .prepare(
-      `SELECT i.label, coalesce(c.name, i.label) AS name, hex(i.pixels) AS hex FROM ${liveTable(dataset.name, split)} i
+      `SELECT i.label, coalesce(c.name, i.label) AS name, ${pieces.join(", ")} FROM ${liveTable(dataset.name, split)} i
        LEFT JOIN classes c ON c.dataset = ?1 AND c.label = i.label WHERE i.idx = ?2`,
     )
     .bind(dataset.name, idx)
-    .first<{ label: number; name: string | number; hex: string }>();
+    .first<{ label: number; name: string | number } & Record<`hex${number}`, string>>();
   if (!row) return undefined;
-  const bytes = decodeHex(row.hex);
+  const hex = pieces.map((_, k) => row[`hex${k}`]).join("");
+  const bytes = decodeHex(hex);
   return { split, idx, label: row.label, className: String(row.name), values: new Float32Array(bytes.buffer) };
 }
 

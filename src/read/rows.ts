@@ -5,6 +5,7 @@
  * export's pages are, so a swap mid-read ends the read with an error instead
  * of mixing two versions.
  */
+import { hexColumns } from "./pixel-columns";
 import { pixelsPerImage, type Shape, type Split } from "../core/datasets";
 import { decodePackedHexInto } from "../codec/hex";
 import { BYTES_PER_VALUE, bytesOfStored, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../codec/transform";
@@ -41,11 +42,15 @@ export const rowsPerPage = (shape: Shape): number =>
 /** The span's rows, page by page, each read only when the consumer asks for it. */
 export async function* readRowPages(db: D1Database, span: RowsSpan, perPage = rowsPerPage(span.shape)) {
   const perRow = pixelsPerImage(span.shape) * BYTES_PER_VALUE;
-  const sql = `SELECT label, replace(hex(pixels), '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}') FROM ${liveTable(span.dataset, span.split)}
+  const columns = hexColumns("pixels", perRow, (hex) => `replace(${hex}, '${ZERO_PIXEL_HEX}', '${ZERO_PIXEL}')`);
+  const sql = `SELECT label, ${columns.join(", ")} FROM ${liveTable(span.dataset, span.split)}
     WHERE ?1 = ?1 AND idx >= ?2 AND idx < ?3 AND ${DATASET_VERSION_SQL} IS ?4 ORDER BY idx`;
   for (let from = span.from; from < span.to; from += perPage) {
     const to = Math.min(span.to, from + perPage);
-    const rows = await db.prepare(sql).bind(span.split, from, to, span.version, span.dataset).raw<[number, string]>();
+    const rows = await db
+      .prepare(sql)
+      .bind(span.split, from, to, span.version, span.dataset)
+      .raw<[number, ...string[]]>();
     if (rows.length !== to - from)
       throw new Error(
         `${span.split} rows ${from}…${to - 1}: D1 returned ${rows.length}; the dataset changed mid-export`,
@@ -53,9 +58,9 @@ export async function* readRowPages(db: D1Database, span: RowsSpan, perPage = ro
     const labels = new Uint8Array(rows.length);
     const floats = new Uint8Array(rows.length * perRow);
     let at = 0;
-    rows.forEach(([label, hex], i) => {
+    rows.forEach(([label, ...pieces], i) => {
       labels[i] = label;
-      at = decodePackedHexInto(hex, ZERO_PIXEL, floats, at);
+      for (const hex of pieces) at = decodePackedHexInto(hex, ZERO_PIXEL, floats, at);
     });
     if (at !== floats.length) throw new Error(`${span.split} rows ${from}…${to - 1}: pixel BLOBs of the wrong size`);
     const page: RowPage = { split: span.split, from, labels, floats, pixels: bytesOfStored(floats) };

@@ -245,10 +245,18 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     const listed = await page.$$eval("#datasets tbody tr", (trs: Element[]) =>
       trs.map((tr) => Array.from(tr.children, (td) => td.textContent ?? "")),
     );
-    expect(listed.map((cells) => cells[0]!.replace(/custom$/, ""))).toEqual(datasets.map((d) => d.name));
+    // A name cell holds the name and perhaps a badge: custom, or unofficial.
+    expect(listed.map((cells) => cells[0]!.replace(/(custom|unofficial)$/, ""))).toEqual(datasets.map((d) => d.name));
     const row = (name: string) => listed[datasets.findIndex((d) => d.name === name)]!;
     expect(row(DEFAULT_DATASET).slice(1, 4)).toEqual(["loaded", String(TRAIN), String(TEST)]);
     expect(row(DEFAULT_DATASET)[7]).toContain("complete");
+    // Loaded from this test's archive server, not the official mirrors: a visible badge says so, and from where.
+    expect(row(DEFAULT_DATASET)[0]).toBe(`${DEFAULT_DATASET}unofficial`);
+    const badge = page.locator(`#datasets tr[data-name="${DEFAULT_DATASET}"] .tag.unofficial`);
+    expect(await badge.isVisible()).toBe(true);
+    expect(await badge.getAttribute("title")).toContain(`source: ${archives.url}`);
+    expect(await page.textContent("#provenance")).toBe(`unofficial loaded from ${archives.url}`);
+    expect(await page.isVisible("#provenance .tag.unofficial")).toBe(true);
     expect(row(CUSTOM.name)[0]).toBe(`${CUSTOM.name}custom`);
     expect(row(CUSTOM.name).slice(1, 6)).toEqual([
       "loaded",

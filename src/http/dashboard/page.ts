@@ -46,7 +46,9 @@ export function dashboardHtml(nonce: string): string {
   th:first-child, td:first-child { text-align: left; }
   thead th { background: #f0f0f0; }
   .muted { color: #666; } .tag { font-size: 11px; border: 1px solid #bbb; border-radius: 3px; padding: 0 3px; margin-left: 4px; color: #555; }
-  .status-complete, .status-loaded { color: #176f2c; } .status-failed { color: #b00020; } .status-empty { color: #777; }
+  .tag.unofficial { border-color: #b00020; color: #b00020; background: #fdecee; } .tag.official { border-color: #176f2c; color: #176f2c; }
+  .status-complete, .status-loaded { color: #176f2c; } .status-failed, .status-broken { color: #b00020; } .status-empty { color: #777; }
+  #dataset-problem:empty { display: none; } #dataset-problem { color: #b00020; }
   .status-queued, .status-extracting, .status-loading { color: #8a5a00; }
   #datasets tr.current { background: #eef3fd; } #datasets tr.current a { font-weight: 600; }
   #error:empty { display: none; } #error { color: #b00020; white-space: pre-wrap; }
@@ -92,6 +94,8 @@ export function dashboardHtml(nonce: string): string {
 <main id="dataset" hidden>
   <h2 id="dataset-name"></h2>
   <div id="dataset-meta" class="muted"></div>
+  <div id="provenance"></div>
+  <p id="dataset-problem" role="status"></p>
   <div id="exports" class="muted"></div>
   <p id="dataset-empty" class="muted" hidden></p>
   <section id="downloads" aria-labelledby="downloads-heading" hidden>

@@ -15,6 +15,7 @@ function renderDatasets(datasets) {
     if (current) link.setAttribute("aria-current", "page");
     const first = cell("td", link);
     if (!d.registry) first.append(h("span", { className: "tag", textContent: "custom" }));
+    else if (d.official === false) first.append(unofficialTag(d));
     const last = d.lastRun;
     const lastCell = cell("td");
     if (last) {
@@ -23,7 +24,7 @@ function renderDatasets(datasets) {
     } else lastCell.append(h("span", { className: "muted", textContent: "none" }));
     const tr = h("tr", { className: current ? "current" : "" },
       first,
-      h("td", { className: "status-" + d.status, textContent: d.status + (d.activeRun ? " · run active" : "") }),
+      h("td", { className: "status-" + d.status, textContent: d.status + (d.activeRun ? " · run active" : ""), title: d.hint ?? "" }),
       cell("td", num(d.counts?.train)),
       cell("td", num(d.counts?.test)),
       cell("td", d.classCount ? num(d.classCount) : ""),
@@ -34,6 +35,21 @@ function renderDatasets(datasets) {
     body.append(tr);
   }
   if (datasets.length === 0) body.append(h("tr", null, h("td", { colSpan: 8, className: "muted", textContent: "no datasets" })));
+}
+
+/** A registry dataset whose rows are not the published files: a badge that says so, and from where. */
+function unofficialTag(d) {
+  return h("span", { className: "tag unofficial", textContent: "unofficial", title: "not loaded from the official mirrors with the published MD5s checked; source: " + (d.source ?? "unknown") });
+}
+
+/** Where the rows come from: official (published MD5s checked), or the source they were loaded from. */
+function renderProvenance(d) {
+  const box = $("#provenance");
+  box.replaceChildren();
+  if (d.status === "empty") return;
+  if (d.official === true) box.append(h("span", { className: "tag official", textContent: "official" }), " the published files, MD5s checked · " + d.source);
+  else if (d.official === false) box.append(d.registry ? unofficialTag(d) : h("span", { className: "tag", textContent: "custom" }), " loaded from " + d.source);
+  else box.append(h("span", { className: "muted", textContent: "source not recorded (loaded before idx-etl recorded provenance; a reload records it)" }));
 }
 
 /** A dataset not loaded shows what loading it would take, marked as an estimate. */
@@ -50,6 +66,8 @@ function renderDatasetHeader(d) {
   if (d.shape) meta.push("images " + shapeText(d.shape));
   if (d.version) meta.push("version " + d.version + (d.swappedAt ? ", loaded " + when(d.swappedAt) : ""));
   $("#dataset-meta").textContent = meta.filter(Boolean).join(" · ");
+  renderProvenance(d);
+  $("#dataset-problem").textContent = d.status === "broken" ? "Broken: " + d.hint : "";
   const exports = $("#exports");
   exports.replaceChildren();
   if (d.status === "loaded") {
@@ -106,7 +124,7 @@ function renderRuns(runs) {
   const body = $("#runs tbody");
   body.replaceChildren();
   for (const r of runs) {
-    const status = h("td", { className: "status-" + r.status }, r.status + (r.unchanged ? " (unchanged)" : ""));
+    const status = h("td", { className: "status-" + r.status, title: r.hint ?? "" }, r.status + (r.unchanged ? " (unchanged)" : "") + (r.stale ? " (stale)" : ""));
     if (ACTIVE.has(r.status)) {
       const expected = (r.splits.train.expected ?? 0) + (r.splits.test.expected ?? 0);
       const loaded = r.splits.train.loaded + r.splits.test.loaded;
@@ -116,7 +134,7 @@ function renderRuns(runs) {
       status.append(" ", bar);
     }
     const split = (s) => num(r.splits[s].loaded) + " / " + num(r.splits[s].expected);
-    const error = r.error ?? (r.retrying ? "retrying: " + r.retrying : "");
+    const error = r.error ?? (r.stale ? "stale: " + r.hint : r.retrying ? "retrying: " + r.retrying : "");
     const tr = h("tr", null, cell("td", when(r.createdAt)), status, cell("td", r.trigger), cell("td", split("train")),
       cell("td", split("test")), cell("td", (r.durationMs / 1000).toFixed(1) + " s"), h("td", { className: "error", textContent: error }));
     tr.dataset.id = r.id;

@@ -23,7 +23,7 @@ import { isLoaded, presentExports } from "../present";
 import { DatasetParams, ErrorSchema } from "../schemas/common";
 import { CroissantSchema } from "../schemas/croissant";
 import { errorResponses, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
-import { notLoaded, unknownDataset } from "./datasets";
+import { requireLoaded } from "./datasets";
 
 export const croissantRoutes = openApiRoutes();
 
@@ -71,8 +71,7 @@ croissantRoutes.openapi(
 );
 
 async function serveCroissant(c: Context<AppEnv>, name: string): Promise<Response> {
-  const dataset = await readDataset(c.env.DB, name);
-  if (!isLoaded(dataset)) return dataset === undefined && !registryEntry(name) ? unknownDataset(name) : notLoaded(name);
+  const dataset = await requireLoaded(c.env.DB, name);
   const etag = `"${dataset.version}-croissant.json"`;
   const validators = { ETag: etag, "Cache-Control": "no-cache" };
   const inm = c.req.header("If-None-Match");

@@ -10,13 +10,21 @@ import { REGISTRY, REGISTRY_NAMES, registryEntry } from "../../core/registry";
 import { database } from "../../db/database";
 import { listRuns, newestRunPerDataset } from "../../db/run-reads";
 import type { Run } from "../../db/schema";
-import { readClassCounts, readClasses, readDataset, readDatasets } from "../../read/datasets";
+import {
+  brokenHint,
+  isBroken,
+  readClassCounts,
+  readClasses,
+  readDataset,
+  readDatasets,
+  type LoadedDataset,
+} from "../../read/datasets";
 import { readFileRecords } from "../../db/exports";
 import { readFacts } from "../../read/export-files";
-import { isLoaded, presentDataset, presentExports, type Loaded } from "../present";
-import { DatasetParams } from "../schemas/common";
+import { isLoaded, presentDataset, presentExports, runContext, type Loaded } from "../present";
+import { BROKEN_409, DatasetParams } from "../schemas/common";
 import { DatasetListSchema, DatasetSchema, type DatasetView } from "../schemas/datasets";
-import { errorResponses, jsonResponse, notFound, openApiRoutes } from "../validation";
+import { conflict, errorResponses, jsonResponse, notFound, openApiRoutes } from "../validation";
 
 export const datasetRoutes = openApiRoutes();
 
@@ -30,12 +38,24 @@ export const unknownDataset = (name: string): never =>
 export const notLoaded = (name: string): never =>
   notFound(`dataset ${name} has not been loaded; start a run with POST /datasets/${name}/runs`);
 
-/** The dataset's catalog entry if a swap has loaded it; else the 404 that says why not. */
-export async function requireLoaded(db: D1Database, name: string): Promise<Loaded> {
-  const d = await readDataset(db, name);
-  if (isLoaded(d)) return d;
+/** 409 for a dataset whose tables are gone: what is missing, and the fix. */
+export const brokenDataset = (d: LoadedDataset): never => conflict(`dataset ${d.name} is broken: ${brokenHint(d)}`);
+
+/**
+ * A catalog entry as the routes that read rows need it: loaded, and whole;
+ * else the 404 that says why not, or the 409 of a broken dataset.
+ */
+export function usable(name: string, d: LoadedDataset | undefined): Loaded {
+  if (isLoaded(d)) return isBroken(d) ? brokenDataset(d) : d;
   return d !== undefined || registryEntry(name) ? notLoaded(name) : unknownDataset(name);
 }
+
+/** The dataset's catalog entry if a swap has loaded it and its tables are there; else the 404 or 409 that says why not. */
+export async function requireLoaded(db: D1Database, name: string): Promise<Loaded> {
+  return usable(name, await readDataset(db, name));
+}
+
+/** The error responses of a route that reads a dataset's rows: unknown, not loaded, broken. */
 
 datasetRoutes.openapi(
   createRoute({
@@ -54,6 +74,7 @@ datasetRoutes.openapi(
       readClassCounts(c.env.DB),
     ]);
     const byName = new Map(catalog.map((d) => [d.name, d]));
+    const ctx = runContext(c.env);
     const runOf = new Map<string, Run>(lastRuns.map((r) => [r.dataset, r]));
     // Custom datasets: those loaded, and those a run has been started for (loading, or failed).
     const custom = [...new Set([...byName.keys(), ...runOf.keys()])].filter((n) => !registryEntry(n)).sort();
@@ -61,7 +82,7 @@ datasetRoutes.openapi(
     return c.json(
       {
         datasets: names.map((name) =>
-          presentDataset(name, byName.get(name), runOf.get(name), classCounts.get(name) ?? 0, !!c.env.EXPORTS),
+          presentDataset(name, byName.get(name), runOf.get(name), classCounts.get(name) ?? 0, !!c.env.EXPORTS, ctx),
         ),
       },
       200,
@@ -99,7 +120,7 @@ datasetRoutes.openapi(
     // The names the last swap recorded; before any, the published ones.
     const classList = names.length > 0 ? names : (entry?.classes ?? []).map((n, label) => ({ label, name: n }));
     const body: DatasetView = {
-      ...presentDataset(name, catalog, lastRun[0], names.length, !!c.env.EXPORTS),
+      ...presentDataset(name, catalog, lastRun[0], names.length, !!c.env.EXPORTS, runContext(c.env)),
       classes: classList,
       exports: facts ? presentExports(facts, records) : [],
     };

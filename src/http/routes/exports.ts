@@ -45,7 +45,7 @@ import {
   type FileParam,
 } from "../schemas/exports";
 import { bad, notFound, openApiRoutes, type AppEnv } from "../validation";
-import { notLoaded, unknownDataset } from "./datasets";
+import { requireLoaded } from "./datasets";
 
 export { IMMUTABLE, REVALIDATE };
 
@@ -143,8 +143,7 @@ const versionedPath = (req: ExportRequest, version: string) =>
 async function serveExport(c: Context<AppEnv>, req: ExportRequest, again = false): Promise<Response> {
   const { dataset: name, version: asked } = req;
   const file = exportFile(req);
-  const dataset = await readDataset(c.env.DB, name);
-  if (!isLoaded(dataset)) return dataset === undefined && !registryEntry(name) ? unknownDataset(name) : notLoaded(name);
+  const dataset = await requireLoaded(c.env.DB, name);
   const { version, shape } = dataset;
   if (asked !== undefined && asked !== version) {
     const extent = await readExtent(c.env.DB, name, file.format === "npz" ? "train" : file.split, asked);

@@ -25,6 +25,7 @@ import {
 } from "../schemas/images";
 import { bad, errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
 import { requireLoaded } from "./datasets";
+import { BROKEN_409 } from "../schemas/common";
 
 export const imageRoutes = openApiRoutes();
 
@@ -39,6 +40,7 @@ const imageResponses = {
   ...errorResponses({
     400: "A bad dataset name, split, image or scale.",
     404: "The dataset is unknown or not loaded, or the split has no such image.",
+    409: BROKEN_409,
     503: "The dataset was reloaded, in another shape, while the image was read: ask again.",
   }),
 };
@@ -126,6 +128,7 @@ imageRoutes.openapi(
       ...errorResponses({
         400: "A bad dataset name, split, label, after or limit.",
         404: "The dataset is unknown or not loaded.",
+        409: BROKEN_409,
       }),
     },
   }),

@@ -19,7 +19,7 @@ import { ErrorSchema } from "../schemas/common";
 import { ExportHeaders } from "../schemas/exports";
 import { DatasetRawParams, RawParams } from "../schemas/raw";
 import { errorResponses, jsonResponse, notFound, openApiRoutes, type AppEnv } from "../validation";
-import { notLoaded, unknownDataset } from "./datasets";
+import { requireLoaded } from "./datasets";
 
 export const rawRoutes = openApiRoutes();
 
@@ -85,8 +85,7 @@ interface Conditions {
 }
 
 async function serveRaw(c: Context<AppEnv>, name: string, file: string, req: Conditions): Promise<Response> {
-  const dataset = await readDataset(c.env.DB, name);
-  if (!isLoaded(dataset)) return dataset === undefined && !registryEntry(name) ? unknownDataset(name) : notLoaded(name);
+  const dataset = await requireLoaded(c.env.DB, name);
   const { version } = dataset;
   const archives = await readRawArchives(c.env.DB, version);
   const archive = archives.find((a) => a.file === file);

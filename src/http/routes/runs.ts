@@ -8,14 +8,15 @@ import type { Context } from "hono";
 import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import type { Run } from "../../db/schema";
 import { readConfig } from "../../pipeline/config";
+import { refusalBeforeStart } from "../../pipeline/admission";
 import { resolveRequest } from "../../pipeline/dataset";
 import { abandonRun } from "../../db/runs";
 import { database } from "../../db/database";
-import { getRun, listRuns } from "../../db/run-reads";
+import { getRun, listRuns, supersededRuns } from "../../db/run-reads";
 import { resume, startRun } from "../../pipeline/trigger";
 import { readDataset } from "../../read/datasets";
-import { requireToken } from "../auth";
-import { presentRun } from "../present";
+import { authErrors, requireToken, TOKEN_SECURITY } from "../auth";
+import { presentRun, runContext } from "../present";
 import { DatasetParams, ErrorSchema } from "../schemas/common";
 import {
   ActiveRunConflictSchema,
@@ -37,13 +38,7 @@ export const runRoutes = openApiRoutes();
 /** Largest POST /runs body read, in bytes: a source is at most 2048 characters. */
 const MAX_BODY_BYTES = 16 * 1024;
 
-const security = [{ bearer: [] }];
-
-/** 401 and 503 of the token guard (src/http/auth.ts). */
-const authErrors = errorResponses({
-  401: "Missing or wrong bearer token.",
-  503: "ETL_TOKEN is not configured: nothing can be started over HTTP.",
-});
+const security = TOKEN_SECURITY;
 
 const runCreated = (description: string) => ({
   description,
@@ -53,14 +48,25 @@ const runCreated = (description: string) => ({
 
 const activeConflictResponse = jsonResponse("Another run is active.", ActiveRunConflictSchema);
 
-/** 409 for a trigger that met an active run: which one, and how a user gets past it if it is stuck. */
-function activeConflict<E extends AppEnv>(c: Context<E>, active: Run, leaseMs: number) {
+/** Runs as a list shows them: each knows whether a later run of its dataset superseded it. */
+async function presentRuns<E extends AppEnv>(c: Context<E>, runs: readonly Run[]) {
+  const superseded = await supersededRuns(database(c.env.DB), runs);
+  const ctx = runContext(c.env);
+  return runs.map((r) => presentRun(r, { ...ctx, superseded: superseded.has(r.id) }));
+}
+
+/**
+ * 409 for a request that met an active run (a trigger, a deletion): which one,
+ * and how a user gets past it if it is stuck. `doing`: what was refused.
+ */
+export function activeConflict<E extends AppEnv>(c: Context<E>, active: Run, leaseMs: number, doing?: string) {
   const silentS = Math.max(0, Math.round((Date.now() - Date.parse(active.updatedAt)) / 1000));
   const body: ActiveRunConflict = {
-    error: `run ${active.id} of ${active.dataset} is already ${active.status}`,
+    error: `${doing ? `${doing}: ` : ""}run ${active.id} of ${active.dataset} is already ${active.status}`,
     activeRunId: active.id,
     hint: `its last sign of life was ${silentS} s ago; a run silent for ${leaseMs / 1000} s is presumed dead and replaced by the next trigger, or stop it now with POST /runs/${active.id}/abandon`,
-    run: presentRun(active),
+    // The active run is its dataset's newest.
+    run: presentRun(active, runContext(c.env)),
   };
   return c.json(body, 409);
 }
@@ -75,15 +81,17 @@ async function start<E extends AppEnv>(c: Context<E>, dataset: string | undefine
   const { source, files, classes, trigger, force } = req;
   const resolved = resolveRequest({ dataset, source, files, classes }, cfg);
   if (!resolved.ok) return bad(resolved.error);
-  const { dataset: name, source: from, spec } = resolved;
+  const { dataset: name, source: from, spec, official } = resolved;
+  const refused = await refusalBeforeStart(resolved, cfg, !!c.env.EXPORTS, (url, init) => fetch(url, init));
+  if (refused !== undefined) return bad(refused);
   const result = await startRun(
     database(c.env.DB),
     c.env.JOBS,
-    { trigger, dataset: name, source: from, spec, force },
+    { trigger, dataset: name, source: from, spec, official, force },
     cfg.leaseMs,
   );
   if (!result.started) return activeConflict(c, result.active, cfg.leaseMs);
-  return c.json({ run: presentRun(result.run) }, 202, { Location: `/runs/${result.run.id}` });
+  return c.json({ run: presentRun(result.run, runContext(c.env)) }, 202, { Location: `/runs/${result.run.id}` });
 }
 
 const startResponses = {
@@ -175,7 +183,8 @@ runRoutes.openapi(
   async (c) => {
     const { leaseMs } = readConfig(c.env);
     const result = await resume(database(c.env.DB), c.env.JOBS, c.req.valid("param").id, leaseMs);
-    if (result.resumed) return c.json({ run: presentRun(result.run) }, 202, { Location: `/runs/${result.run.id}` });
+    if (result.resumed)
+      return c.json({ run: presentRun(result.run, runContext(c.env)) }, 202, { Location: `/runs/${result.run.id}` });
     if (result.why === "unknown") return c.json({ error: result.message }, 404);
     if (result.why === "active") return activeConflict(c, result.active, leaseMs);
     return c.json({ error: result.message }, 409);
@@ -207,7 +216,7 @@ runRoutes.openapi(
   async (c) => {
     const { id } = c.req.valid("param");
     const result = await abandonRun(database(c.env.DB), id);
-    if (result.abandoned) return c.json({ run: presentRun(result.run) }, 200);
+    if (result.abandoned) return c.json({ run: presentRun(result.run, runContext(c.env)) }, 200);
     if (result.run === undefined) return c.json({ error: `no run ${id}` }, 404);
     return c.json({ error: `run ${id} is ${result.run.status}; only an active run can be abandoned` }, 409);
   },
@@ -229,7 +238,7 @@ runRoutes.openapi(
   async (c) => {
     const { limit = 20, dataset } = c.req.valid("query");
     const runs = await listRuns(database(c.env.DB), limit, dataset);
-    return c.json({ runs: runs.map(presentRun) }, 200);
+    return c.json({ runs: await presentRuns(c, runs) }, 200);
   },
 );
 
@@ -257,7 +266,7 @@ runRoutes.openapi(
     // No run: an unknown name is a 404 (as every other route of the dataset answers), a known one an empty list.
     if (runs.length === 0 && !registryEntry(name) && (await readDataset(c.env.DB, name)) === undefined)
       return unknownDataset(name);
-    return c.json({ runs: runs.map(presentRun) }, 200);
+    return c.json({ runs: await presentRuns(c, runs) }, 200);
   },
 );
 
@@ -278,6 +287,7 @@ runRoutes.openapi(
     const { id } = c.req.valid("param");
     const run = await getRun(database(c.env.DB), id);
     if (!run) return c.json({ error: `no run ${id}` }, 404);
-    return c.json({ run: presentRun(run) }, 200);
+    const [view] = await presentRuns(c, [run]);
+    return c.json({ run: view! }, 200);
   },
 );

@@ -5,13 +5,14 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
-import { readDataset } from "../../read/datasets";
+import { isBroken, readDataset } from "../../read/datasets";
 import { readStats } from "../../read/images";
 import { isLoaded } from "../present";
 import { DatasetParams } from "../schemas/common";
 import { StatsSchema, type Stats } from "../schemas/datasets";
 import { errorResponses, jsonResponse, openApiRoutes, type AppEnv } from "../validation";
-import { unknownDataset } from "./datasets";
+import { brokenDataset, unknownDataset } from "./datasets";
+import { BROKEN_409 } from "../schemas/common";
 
 export const statsRoutes = openApiRoutes();
 
@@ -33,6 +34,7 @@ statsRoutes.openapi(
       ...errorResponses({
         400: "An invalid dataset name.",
         404: "Neither a registry dataset nor a custom one that has been loaded.",
+        409: BROKEN_409,
       }),
     },
   }),
@@ -46,13 +48,14 @@ statsRoutes.openapi(
     tags: ["images"],
     summary: `Counts and samples of ${DEFAULT_DATASET}`,
     description: `GET /datasets/${DEFAULT_DATASET}/stats. ${DESCRIPTION}`,
-    responses: { 200: jsonResponse("The counts.", StatsSchema) },
+    responses: { 200: jsonResponse("The counts.", StatsSchema), ...errorResponses({ 409: BROKEN_409 }) },
   }),
   (c) => serveStats(c, DEFAULT_DATASET),
 );
 
 async function serveStats(c: Context<AppEnv>, name: string) {
   const dataset = await readDataset(c.env.DB, name);
+  if (isLoaded(dataset) && isBroken(dataset)) return brokenDataset(dataset);
   if (isLoaded(dataset)) return c.json(await readStats(c.env.DB, dataset, SAMPLES_PER_CLASS), 200);
   const entry = registryEntry(name);
   if (!entry && dataset === undefined) return unknownDataset(name);

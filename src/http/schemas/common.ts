@@ -79,3 +79,7 @@ export const ShapeSchema = z
     description: "An image's height, width and channels (1 gray, 2 gray + alpha, 3 RGB, 4 RGBA).",
     example: { rows: 28, cols: 28, channels: 1 },
   });
+
+/** The 409 of a route that reads a dataset's rows when a table of it is gone. */
+export const BROKEN_409 =
+  "The dataset is broken: a table of it was dropped by hand (the error says which, and the fix).";

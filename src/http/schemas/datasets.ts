@@ -15,7 +15,18 @@ export const DatasetSummarySchema = z
     name: z.string(),
     title: z.string(),
     registry: z.boolean().openapi({ description: "An official dataset of the registry; false for a custom one." }),
-    status: z.enum(["empty", "loaded"]).openapi({ description: "loaded: a run's swap put its rows in D1." }),
+    status: z.enum(["empty", "loaded", "broken"]).openapi({
+      description:
+        "loaded: a run's swap put its rows in D1. broken: it was loaded, but a table of it is gone (dropped by hand); `hint` says how to fix it, and its images, stats and exports answer 409 until then.",
+    }),
+    hint: z.string().nullable().openapi({ description: "For a broken dataset: what is missing, and the fix." }),
+    official: z.boolean().nullable().openapi({
+      description:
+        "true: the rows are a registry dataset's published files, from its official mirrors and matching the published MD5s. false: any other source, or a custom dataset. null: not loaded, or loaded before provenance was recorded (a reload records it).",
+    }),
+    source: z.string().nullable().openapi({
+      description: "Where the loaded rows came from, credentials and query values replaced by ***; null with official.",
+    }),
     shape: ShapeSchema.nullable().openapi({
       description: "The loaded images' shape; not loaded, a registry dataset's published one.",
     }),
@@ -79,6 +90,22 @@ export const DatasetListSchema = z
   })
   .openapi("DatasetList");
 export type DatasetList = z.infer<typeof DatasetListSchema>;
+
+/** What DELETE /datasets/{name} removed, and the dataset as it is now. */
+export const DatasetDeletedSchema = z
+  .object({
+    deleted: z.string().openapi({ description: "The dataset's name." }),
+    tables: z.array(z.string()).openapi({ description: "Its tables that existed and were dropped, live and shadow." }),
+    runs: z.number().int().openapi({ description: "Its runs deleted, with their ledgers." }),
+    objects: z.number().int().nullable().openapi({
+      description: "Its objects deleted from R2 (exports and kept files); null when no R2 bucket is bound.",
+    }),
+    dataset: DatasetSummarySchema.nullable().openapi({
+      description: "A registry dataset as GET /datasets now lists it (empty); null for a custom one, which is gone.",
+    }),
+  })
+  .openapi("DatasetDeleted");
+export type DatasetDeleted = z.infer<typeof DatasetDeletedSchema>;
 
 const classCount = z.object({ label: z.number().int(), name: z.string(), count: z.number().int() });
 const splitStats = z.object({ total: z.number().int(), classes: z.array(classCount).readonly() }).openapi("SplitStats");

@@ -6,7 +6,7 @@
 import { createRoute, z, type RouteConfig } from "@hono/zod-openapi";
 import { DEFAULT_DATASET } from "../../core/registry";
 import { errorResponses, jsonResponse } from "../validation";
-import { ErrorSchema } from "./common";
+import { BROKEN_409, ErrorSchema } from "./common";
 import { ExportHeaders, ExportParams, ExportQuery } from "./exports";
 
 /** A versioned URL's Cache-Control: its bytes never change (a new dataset is a new URL). */
@@ -71,6 +71,7 @@ function exportResponses(flavour: Flavour, versioned: boolean) {
     ...errorResponses({
       400: `An unknown file, a bad offset, limit or dtype, or one on a file it does not apply to${flavour === "dataset" ? ", an invalid dataset name" : ""}${versioned ? ", or a malformed version" : ""}.`,
       404: `${flavour === "dataset" ? "An unknown dataset, or one" : "The dataset is"} not loaded yet, or the split holds no images${versioned ? ", or no run of the dataset with that id was ever swapped in" : ""}.`,
+      409: BROKEN_409,
       412: "If-Match named no current ETag.",
     }),
     416: {

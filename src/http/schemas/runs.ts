@@ -204,7 +204,20 @@ export const RunSchema = z
     chunksTotal: z.number().int().nullable(),
     attempt: z.number().int().openapi({ description: "1, then one more per resume." }),
     resumable: z.boolean().openapi({
-      description: "Whether POST /runs/{id}/resume may pick it up (refused still if a later run has started).",
+      description:
+        "Whether POST /runs/{id}/resume may pick it up: it failed after loading began, its source did not change, and no later run of its dataset has started.",
+    }),
+    official: z.boolean().openapi({
+      description:
+        "A registry dataset from its official mirrors, held to the published MD5s; false for any other source and for custom datasets.",
+    }),
+    stale: z.boolean().openapi({
+      description:
+        "Active, but silent for longer than its lease (RUN_LEASE_SECONDS): presumed dead; `hint` says what to do.",
+    }),
+    hint: z.string().nullable().openapi({
+      description:
+        "When the status alone misleads (a stale run, or a failed one a later run superseded): why, and what to do.",
     }),
     checksums: z
       .record(z.string(), z.string())

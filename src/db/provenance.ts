@@ -1,0 +1,24 @@
+/**
+ * Where a dataset's rows come from, as the catalog records it at the swap:
+ * `official` only for a registry dataset whose run came from its official
+ * mirrors (decided when the run started, runs.official) and whose archives
+ * matched the published MD5s; `source` the run's, redacted (the catalog is
+ * read by anyone who can query D1 or GET /datasets).
+ */
+import { matchesPublished } from "../core/datasets";
+import { registryEntry } from "../core/registry";
+import { redactUrl } from "../codec/source";
+import type { Run } from "./schema";
+
+export interface Provenance {
+  readonly official: boolean;
+  readonly source: string;
+}
+
+export function runProvenance(run: Pick<Run, "dataset" | "spec" | "official" | "source" | "checksums">): Provenance {
+  const entry = run.spec === null ? registryEntry(run.dataset) : undefined;
+  return {
+    official: entry !== undefined && run.official && matchesPublished(entry, run.checksums),
+    source: redactUrl(run.source),
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * Provenance a user can query: a registry dataset loaded from anything but
+ * its official mirrors is `official: false` with its source, redacted, in the
+ * `datasets` table, in GET /datasets and GET /datasets/{name}, and on its runs;
+ * `official: true` only for a run from the official mirrors whose archives
+ * matched the published MD5s (the real load is in e2e-fashion-mnist.test.ts).
+ */
+import { env, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { matchesPublished } from "../src/core/datasets";
+import { FASHION_MNIST, registryEntry } from "../src/core/registry";
+import { runProvenance } from "../src/db/provenance";
+import type { DatasetList, DatasetView } from "../src/http/schemas/datasets";
+import { imagesGz, labelsGz, makeSplit, publishFiles, rows, SHAPE_28 } from "./dataset-fixtures";
+import { runToEnd } from "./helpers";
+
+const get = async <T>(path: string) => (await (await SELF.fetch(`http://worker${path}`)).json()) as T;
+
+const PUBLISHED = Object.fromEntries(
+  FASHION_MNIST.splits.flatMap((s) => [s.images, s.labels]).map((a) => [a.file, a.md5!]),
+);
+
+describe("runProvenance", () => {
+  const run = {
+    dataset: "fashion-mnist",
+    spec: null,
+    official: true,
+    source: "https://u:p@h/x?key=k",
+    checksums: PUBLISHED,
+  };
+
+  it("is official only from the official mirrors with every published MD5 matched", () => {
+    expect(runProvenance(run)).toEqual({ official: true, source: "https://***@h/x?key=***" });
+    expect(runProvenance({ ...run, official: false }).official).toBe(false);
+    const [first] = Object.keys(PUBLISHED);
+    expect(runProvenance({ ...run, checksums: { ...PUBLISHED, [first!]: "0".repeat(32) } }).official).toBe(false);
+    expect(runProvenance({ ...run, checksums: null }).official).toBe(false);
+    const custom = { files: { trainImages: "a", trainLabels: "b", testImages: "c", testLabels: "d" } };
+    expect(runProvenance({ ...run, spec: custom }).official).toBe(false);
+  });
+
+  it("holds EMNIST to its zip's MD5 when the zip was read whole (its members have none published)", () => {
+    const emnist = registryEntry("emnist-digits")!;
+    expect(matchesPublished(emnist, {})).toBe(true);
+    expect(matchesPublished(emnist, { "gzip.zip": emnist.zip!.md5! })).toBe(true);
+    expect(matchesPublished(emnist, { "gzip.zip": "0".repeat(32) })).toBe(false);
+  });
+});
+
+describe("a registry dataset from another source", () => {
+  it("is official: false with its redacted source, in D1, GET /datasets, GET /datasets/{name} and its run", async () => {
+    const train = makeSplit(30, SHAPE_28, (i) => i % 10, 1);
+    const test = makeSplit(10, SHAPE_28, (i) => i % 10, 2);
+    const base = await publishFiles({
+      "train-images-idx3-ubyte.gz": imagesGz(train),
+      "train-labels-idx1-ubyte.gz": labelsGz(train),
+      "t10k-images-idx3-ubyte.gz": imagesGz(test),
+      "t10k-labels-idx1-ubyte.gz": labelsGz(test),
+    });
+    const run = await runToEnd({ dataset: "mnist", source: `${base}?token=s3cret` });
+    expect(run.status).toBe("complete");
+    expect(run.official).toBe(false);
+    const source = `${base}?token=***`;
+
+    expect(await rows("SELECT official, source FROM datasets WHERE name = 'mnist'")).toEqual([{ official: 0, source }]);
+    // A query can pick the official rows out of `images`.
+    expect(
+      await rows(
+        "SELECT COUNT(*) AS n FROM images i JOIN datasets d ON d.name = i.dataset WHERE i.dataset = 'mnist' AND d.official = 1",
+      ),
+    ).toEqual([{ n: 0 }]);
+    const listed = (await get<DatasetList>("/datasets")).datasets.find((d) => d.name === "mnist")!;
+    expect(listed).toMatchObject({ registry: true, status: "loaded", official: false, source });
+    expect(await get<DatasetView>("/datasets/mnist")).toMatchObject({ official: false, source });
+    expect(JSON.stringify(listed)).not.toContain("s3cret");
+  });
+
+  it("a custom dataset is never official", async () => {
+    const train = makeSplit(8, SHAPE_28, (i) => i % 2, 3);
+    const test = makeSplit(4, SHAPE_28, (i) => i % 2, 4);
+    const files = { trainImages: "a.gz", trainLabels: "b.gz", testImages: "c.gz", testLabels: "d.gz" };
+    const source = await publishFiles({
+      "a.gz": imagesGz(train),
+      "b.gz": labelsGz(train),
+      "c.gz": imagesGz(test),
+      "d.gz": labelsGz(test),
+    });
+    const run = await runToEnd({ dataset: "mine", source, files });
+    expect(run).toMatchObject({ status: "complete", official: false });
+    expect(await get<DatasetView>("/datasets/mine")).toMatchObject({ official: false, source });
+  });
+});
+
+describe("a dataset loaded before provenance was recorded", () => {
+  it("reads official: null, source: null (unknown), loaded as it is", async () => {
+    // mnist, loaded above, as a database loaded before migrations/0007 holds it.
+    await env.DB.prepare("UPDATE datasets SET official = NULL, source = NULL WHERE name = 'mnist'").run();
+    expect(await get<DatasetView>("/datasets/mnist")).toMatchObject({ status: "loaded", official: null, source: null });
+  });
+});
