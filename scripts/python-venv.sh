@@ -11,6 +11,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
+if ! command -v "$python" >/dev/null; then
+  echo "python-venv: no $python: the Python client tests (test/clients) need Python 3 with its venv module" >&2
+  exit 1
+fi
 requirements=test/clients/requirements.txt
 key=$({ cat "$requirements"; "$python" --version; } | sha256sum | cut -c1-16)
 root=${IDX_ETL_VENV_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/idx-etl}
