@@ -14,7 +14,6 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { format, resolveConfig } from "prettier";
 import { busyProbe, busyReport, type BusyProbe } from "./lib/busy";
 import { benchConfig, dollars, usageFromMeter } from "./lib/cost";
 import { startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
@@ -257,10 +256,8 @@ async function main(): Promise<void> {
       bill,
       projections,
     };
-    // Formatted as `npm run format:check` wants it.
-    const out = "bench/results.md";
-    const md = await format(renderMarkdown(results), { ...(await resolveConfig(out)), filepath: out });
-    if (!values["no-write"]) await writeFile(out, md);
+    const md = renderMarkdown(results);
+    if (!values["no-write"]) await writeFile("bench/results.md", md);
     log("");
     // results.md ends with the summary line: the last line printed.
     log(md.trimEnd());

@@ -23,13 +23,15 @@ export interface FloorVariant {
 
 /**
  * What `npm run bench` runs. `rows-*`: the Worker floor's candidates, the
- * fastest shapes bench/floor/run.ts found (the fastest of them is the floor);
- * `blob-1tx`: randomblob() in one transaction, the fastest shape for it.
+ * fastest of them being the floor: 320 to 1,280 rows per transaction, where
+ * statements carrying their pixels were fastest (decisions.md; 2,560 rows and
+ * two transactions in flight were slower in bench/floor/run.ts). `blob-1tx`:
+ * randomblob() in one transaction, its fastest shape.
  */
 export const BENCH_VARIANTS: readonly FloorVariant[] = [
+  { name: "rows-320", kind: "rows", perTransaction: 320, perStatement: 100 },
   { name: "rows-640", kind: "rows", perTransaction: 640, perStatement: 100 },
   { name: "rows-1280", kind: "rows", perTransaction: 1280, perStatement: 100 },
-  { name: "rows-640-x2", kind: "rows", perTransaction: 640, perStatement: 100, inflight: 2 },
   { name: "blob-1tx", kind: "blob", perTransaction: 70_000 },
 ];
 
