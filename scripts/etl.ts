@@ -172,7 +172,7 @@ async function follow(d1: D1File, id: string, timeoutMs: number): Promise<RunSta
       }
       if (Date.now() > deadline)
         throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${status})`);
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     view.stop();

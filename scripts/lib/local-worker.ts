@@ -10,6 +10,7 @@
  */
 import { createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import module, { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 
@@ -93,6 +94,17 @@ export async function removeCutUploads(stateDir: string): Promise<string[]> {
   return removed;
 }
 
+/**
+ * wrangler is one 15 MB CommonJS file, loaded only when a Worker starts (--list
+ * and --help do without). require() takes it without tsx's ESM loader, and
+ * Node's compile cache keeps its bytecode between runs: about 1 s less CPU
+ * than import() (1.4–1.7 s against 2.3–2.9 s, five runs each).
+ */
+function loadWrangler(): typeof import("wrangler") {
+  module.enableCompileCache?.();
+  return createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
+}
+
 async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((ok) => srv.listen(0, "127.0.0.1", ok));
@@ -135,8 +147,7 @@ export async function startLocalWorker(opts: {
   // wrangler's own notices (its banner, a `Request.cf` it cannot fetch offline) would bury the progress; errors stay.
   process.env.WRANGLER_LOG ??= "error";
   process.env.WRANGLER_SEND_METRICS ??= "false";
-  // Imported here: wrangler takes a second of CPU to load, which --list and --help do not need.
-  const { unstable_startWorker, unstable_splitSqlQuery } = await import("wrangler");
+  const { unstable_startWorker, unstable_splitSqlQuery } = loadWrangler();
   const worker = await unstable_startWorker({
     config: "wrangler.toml",
     bindings: Object.fromEntries(
