@@ -1,8 +1,9 @@
 /**
- * `npm run etl`: the whole ETL on this machine, in one command. Applies the
- * migrations to the local D1, starts the Worker with `wrangler dev` (Miniflare:
- * local D1 and Queues, no Cloudflare account), starts one run, follows it
- * to the end and prints a summary. Exit code 0 only for a complete run.
+ * `npm run etl`: the whole ETL on this machine, in one command. Starts the
+ * Worker in this process (Miniflare: local D1, Queues and R2, no Cloudflare
+ * account) on the local state `npm run dev` uses, applies the migrations,
+ * starts one run, follows it to the end, prints a summary and stops: it does
+ * not wait for the exports to R2. Exit code 0 only for a complete run.
  *
  *   npm run etl                          # Fashion-MNIST, downloaded from the official location
  *   npm run etl -- --source DIR|URL      # the four .gz files from a directory or base URL
@@ -13,15 +14,21 @@
  *   npm run etl -- --delete NAME         # delete a dataset: its tables, runs and exports
  */
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { localArchives, serveArchives, type ArchiveServer } from "./lib/archive-server";
-import { applyLocalMigrations, localD1, startDevServer, type DevServer } from "./lib/dev-server";
+import { D1File, type RunState } from "./lib/d1-file";
 import { isUrl, parseEtlArgs, USAGE, UsageError, type EtlOptions } from "./lib/etl-options";
+import { startLocalWorker, type LocalWorker } from "./lib/local-worker";
 import { progressView } from "./lib/progress";
 import { registryTable } from "./lib/registry-list";
 import { localDatabaseFile, localStats, summaryTable } from "./lib/summary";
 import type { ErrorBody } from "../src/http/schemas/common";
 import type { ActiveRunConflict, RunResponse, RunView } from "../src/http/schemas/runs";
 import type { DatasetDeleted, Stats } from "../src/http/schemas/datasets";
+
+/** Whether a Worker was started: then the end says how long the whole command took. */
+let started = false;
 
 async function main(): Promise<number> {
   const opts = parseEtlArgs(process.argv.slice(2));
@@ -35,7 +42,7 @@ async function main(): Promise<number> {
   }
 
   // Every file the run needs is checked before anything starts: a missing one
-  // would otherwise surface as the run's error, after a migration and a wrangler start.
+  // would otherwise surface as the run's error, after the Worker's start.
   let archives: ArchiveServer | undefined;
   let source = opts.source;
   if (opts.source !== undefined && !isUrl(opts.source)) {
@@ -43,68 +50,54 @@ async function main(): Promise<number> {
     archives = await serveArchives(local.dir, local.files);
     source = local.path ? `${archives.url}/${encodeURIComponent(local.path)}` : archives.url;
   }
-  let dev: DevServer | undefined;
+  let worker: LocalWorker | undefined;
+  let d1: D1File | undefined;
   try {
     const persistTo = opts.persistTo;
-    await applyLocalMigrations({ persistTo });
-    // Local queues do not outlive the dev server that held them: a run left
-    // active by an interrupted `npm run etl` can never finish, so close it, and say so.
-    const interrupted = await localD1<{
-      id: string;
-      dataset: string;
-      status: string;
-      train_loaded: number;
-      test_loaded: number;
-    }>(
-      "SELECT id, dataset, status, train_loaded, test_loaded FROM runs WHERE status IN ('queued', 'extracting', 'loading')",
-      { persistTo },
-    );
-    if (interrupted.length > 0) {
-      await localD1(
-        "UPDATE runs SET status = 'failed', error = 'interrupted: the local dev server stopped before the run finished', finished_at = strftime('%Y-%m-%dT%H:%M:%fZ') WHERE status IN ('queued', 'extracting', 'loading')",
-        { persistTo },
-      );
-    }
-    for (const r of interrupted) {
-      console.log(
-        `run ${r.id} was still ${r.status} (${r.train_loaded} train, ${r.test_loaded} test images loaded) when an earlier dev server stopped: its queued work is lost with it, so it is marked failed and a new run starts now. ${r.dataset} in D1 is as its last complete run left it, untouched.`,
-      );
-    }
     const token = randomBytes(24).toString("hex");
-    dev = await startDevServer({ vars: { ETL_TOKEN: token }, persistTo });
-    console.log(`worker: ${dev.url} (log: ${dev.logFile})`);
-    if (opts.delete !== undefined) return await deleteDataset(dev.url, token, opts.delete);
+    started = true;
+    worker = await startLocalWorker({
+      vars: { ETL_TOKEN: token },
+      persistTo,
+      logFile: persistTo ? join(persistTo, "etl-worker.log") : join(".wrangler", "etl-worker.log"),
+    });
+    console.log(`worker: ${worker.url} (log: ${worker.logFile})`);
+    if (opts.delete !== undefined) return await deleteDataset(worker.url, token, opts.delete);
+    const dbFile = await localDatabaseFile(persistTo);
+    if (dbFile === undefined) throw new Error("the local D1 has no database file after its migrations");
+    d1 = new D1File(dbFile);
 
-    const res = await fetch(`${dev.url}/runs`, {
+    // The state may be shared with a running `npm run dev`: its runs are left alone. The trigger closes
+    // only the runs silent for longer than a lease (their runtime is gone), and says so in their error.
+    const before = d1.activeRuns();
+    const res = await fetch(`${worker.url}/runs`, {
       method: "POST",
       headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
       body: JSON.stringify(runRequest(opts, source)),
     });
-    const started = (await res.json()) as Partial<RunResponse & ErrorBody & ActiveRunConflict>;
-    if (!res.ok || !started.run)
+    const startedRun = (await res.json()) as Partial<RunResponse & ErrorBody & ActiveRunConflict>;
+    reportEarlierRuns(before, d1, startedRun.activeRunId);
+    if (!res.ok || !startedRun.run)
       throw new Error(
-        `could not start a run: HTTP ${res.status}: ${started.error ?? "no detail"}${started.hint ? `\n${started.hint}` : ""}`,
+        `could not start a run: HTTP ${res.status}: ${startedRun.error ?? "no detail"}${startedRun.hint ? `\n${startedRun.hint}` : ""}`,
       );
     console.log(
       opts.named === undefined
-        ? `run ${started.run.id}: source ${started.run.source}`
-        : `run ${started.run.id}: ${opts.named} from ${started.run.source}`,
+        ? `run ${startedRun.run.id}: source ${startedRun.run.source}`
+        : `run ${startedRun.run.id}: ${opts.named} from ${startedRun.run.source}`,
     );
 
-    const run = await follow(dev.url, started.run.id, opts.timeoutMs);
-    // The server's clock (this machine's): locally, the first poll that sees `complete` may be answered only after
-    // the export job that follows the run, so the client's sighting would hide how long that job took.
-    const completedAt = run.finishedAt ? Date.parse(run.finishedAt) : Date.now();
+    const run = await follow(d1, startedRun.run.id, opts.timeoutMs);
     if (run.status !== "complete") {
       printFailure(run, opts.named);
       return 1;
     }
-    const stats = await datasetStats(dev.url, opts.spec.name, persistTo);
-    printSummary(run, stats, await localDatabaseFile(persistTo), opts);
-    await awaitExports(dev.url, opts.spec.name, completedAt, opts.timeoutMs);
+    printSummary(run, localStats(opts.spec.name, d1), dbFile, opts);
+    if (worker.exportsBucket) printExports(d1.exportsStored(opts.spec.name));
     return 0;
   } finally {
-    await dev?.stop();
+    d1?.close();
+    await worker?.stop();
     await archives?.close();
   }
 }
@@ -130,6 +123,49 @@ async function deleteDataset(url: string, token: string, name: string): Promise<
 }
 
 /**
+ * What became of the runs that were active before this command's trigger.
+ * Local queues live in the runtime that holds them, so a run whose runtime
+ * stopped can never finish; but a run may as well be loading in a `npm run
+ * dev` on the same state. Its lease tells them apart: the trigger closed
+ * those silent for longer than a lease, and a run still active is alive.
+ */
+function reportEarlierRuns(before: readonly RunState[], d1: D1File, conflicting: string | undefined): void {
+  for (const was of before) {
+    const now = d1.run(was.id);
+    const what = `run ${was.id} (${was.dataset}, ${was.splits.train.loaded} train and ${was.splits.test.loaded} test images loaded)`;
+    const silent = `${Math.round((Date.now() - Date.parse(was.updatedAt)) / 1000)} s`;
+    if (now && (now.status === "queued" || now.status === "extracting" || now.status === "loading")) {
+      // The dataset's own active run is the 409's subject: its error and hint say it.
+      if (now.id !== conflicting)
+        console.log(
+          `${what} is still ${now.status}, its last sign of life ${silent} ago, within its lease: a dev server on this state is presumably loading it, so it is left alone.`,
+        );
+    } else if (now?.status === "failed" && now.error?.startsWith("abandoned")) {
+      console.log(
+        `${what} was still ${was.status} with no sign of life for ${silent}, longer than its lease: the runtime that held its queued work has stopped, so it is closed as abandoned (resumable). ${was.dataset} in D1 is as its last complete run left it.`,
+      );
+    } else if (now) {
+      console.log(`${what} has ended meanwhile: ${now.status}${now.error ? ` (${now.error})` : ""}.`);
+    }
+  }
+}
+
+/**
+ * Exports are not waited for. The job that writes a version's .npy files to
+ * local R2 follows the load, and stops with this command, its queue with it
+ * (Miniflare holds queued messages in memory): until a later job has written
+ * them, downloads read the same bytes from D1, and the first such download
+ * queues the job again.
+ */
+function printExports(stored: boolean): void {
+  console.log(
+    stored
+      ? "exports: this version's .npy files are in local R2: `npm run dev` streams downloads from there."
+      : "exports: `npm run dev` serves the .npy downloads from D1 (the same bytes) until they are in local R2; the first download queues the job that writes them there (this command does not wait for it).",
+  );
+}
+
+/**
  * POST /runs's body. Without --dataset it is the one it always was, so a
  * Worker that predates datasets loads Fashion-MNIST from it as before.
  */
@@ -144,72 +180,37 @@ function runRequest(opts: EtlOptions, source: string | undefined): Record<string
   };
 }
 
-/**
- * The dataset's counts from the Worker while it still runs (the same D1 the
- * run wrote); straight from the local D1 if it has no per-dataset stats route.
- */
-async function datasetStats(url: string, dataset: string, persistTo: string | undefined): Promise<Stats> {
-  const res = await fetch(`${url}/datasets/${encodeURIComponent(dataset)}/stats`);
-  if (res.ok) return (await res.json()) as Stats;
-  await res.body?.cancel();
-  return localStats(dataset, persistTo);
-}
-
-async function follow(url: string, id: string, timeoutMs: number): Promise<RunView> {
+/** Follows the run in the local D1's file, which answers even while the Worker is too busy to. */
+async function follow(d1: D1File, id: string, timeoutMs: number): Promise<RunState> {
   const deadline = Date.now() + timeoutMs;
   const view = progressView();
   try {
+    let status = "queued";
     for (;;) {
-      const res = await fetch(`${url}/runs/${id}`);
-      const { run } = (await res.json()) as RunResponse;
-      view.update(run);
-      if (run.status === "complete" || run.status === "failed") return run;
+      const run = d1.run(id);
+      if (run === null) throw new Error(`run ${id} is not in the local D1`);
+      if (run !== undefined) {
+        view.update(run);
+        if (run.status === "complete" || run.status === "failed") return run;
+        status = run.status;
+      }
       if (Date.now() > deadline)
-        throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${run.status})`);
-      await new Promise((r) => setTimeout(r, 250));
+        throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${status})`);
+      await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     view.stop();
   }
 }
 
-/**
- * The job that follows a load writes the dataset's .npy files to the local R2:
- * wait for it while the dev server is still up, so that `npm run dev` serves
- * exports from R2 afterwards. The run succeeded either way; without the files
- * exports read D1.
- */
-async function awaitExports(url: string, dataset: string, completedAt: number, timeoutMs: number): Promise<void> {
-  const t0 = completedAt;
-  for (;;) {
-    const res = await fetch(`${url}/datasets/${encodeURIComponent(dataset)}`);
-    const view = res.ok ? ((await res.json()) as { exportsStored?: boolean | null }) : undefined;
-    // A Worker without exports in R2, or without a bucket bound: downloads read D1, nothing to wait for.
-    if (view?.exportsStored === undefined || view.exportsStored === null) return;
-    if (view.exportsStored) {
-      console.log(
-        `exports: the export files written to local R2 ${((Date.now() - t0) / 1000).toFixed(1)} s after the run`,
-      );
-      return;
-    }
-    if (Date.now() - t0 > timeoutMs) {
-      console.warn(
-        `exports: not written to R2 within ${timeoutMs / 1000} s; downloads read D1 until a later run's are`,
-      );
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const named = (run: RunView, dataset: string | undefined) =>
+const named = (run: RunState, dataset: string | undefined) =>
   dataset === undefined ? run.id : `${run.id} (${dataset})`;
 
-function printFailure(run: RunView, dataset: string | undefined): void {
+function printFailure(run: RunState, dataset: string | undefined): void {
   console.error(`run ${named(run, dataset)} failed after ${(run.durationMs / 1000).toFixed(1)} s: ${run.error}`);
 }
 
-function printSummary(run: RunView, stats: Stats, dbFile: string | undefined, opts: EtlOptions): void {
+function printSummary(run: RunState, stats: Stats, dbFile: string | undefined, opts: EtlOptions): void {
   console.log(`run ${named(run, opts.named)} complete in ${(run.durationMs / 1000).toFixed(1)} s`);
   console.log(summaryTable(run, stats, dbFile, process.stdout.isTTY, opts.named));
   // `images` is a view over every dataset loaded: a named one is picked out of it.
@@ -219,14 +220,23 @@ function printSummary(run: RunView, stats: Stats, dbFile: string | undefined, op
   );
 }
 
+/** From this process's start: the Worker's start and stop included. */
+function printWallTime(): void {
+  if (started) console.log(`etl: ${(performance.now() / 1000).toFixed(1)} s in all`);
+}
+
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    printWallTime();
+    process.exit(code);
+  },
   (err: unknown) => {
     if (err instanceof UsageError) {
       console.error(`etl: ${err.message}\n\n${USAGE}`);
       process.exit(2);
     }
     console.error(`etl: ${err instanceof Error ? err.message : String(err)}`);
+    printWallTime();
     process.exit(1);
   },
 );

@@ -1,4 +1,9 @@
-/** Drives wrangler for the local scripts: migrations, `d1 execute`, and a `wrangler dev` child process. */
+/**
+ * Drives wrangler as separate processes: migrations, `d1 execute`, and a
+ * `wrangler dev` child process, as the tests and the bench use them (a test
+ * can SIGKILL the process group). `npm run etl` runs its Worker in-process
+ * instead (local-worker.ts).
+ */
 import { spawn, execFile } from "node:child_process";
 import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";

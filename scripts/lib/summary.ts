@@ -1,14 +1,13 @@
 /**
  * The end-of-run summary table of `npm run etl` (cli-table3), the counts it
- * shows when the Worker has no stats route for them, and where the local D1
- * file lives.
+ * shows, and where the local D1 file lives.
  */
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import Table from "cli-table3";
 import type { RunView } from "../../src/http/schemas/runs";
 import type { Stats } from "../../src/http/schemas/datasets";
-import { localD1 } from "./dev-server";
+import type { D1File } from "./d1-file";
 
 /** What the summary shows of a run (GET /runs/:id). */
 export type SummaryRun = Pick<RunView, "id" | "unchanged" | "durationMs" | "checksums">;
@@ -30,17 +29,17 @@ export async function localDatabaseFile(stateDir = join(".wrangler", "state")): 
 }
 
 /**
- * A dataset's counts per split and class read from the local D1 (the tables
- * GET /datasets/{name}/stats reads), for a Worker that does not serve them.
+ * A dataset's counts per split and class read from the local D1's file (the
+ * tables GET /datasets/{name}/stats reads): after a load the Worker is busy
+ * with the export job, and its routes answer only when that has finished.
  */
-export async function localStats(dataset: string, persistTo?: string): Promise<Stats> {
-  const quoted = `'${dataset.replaceAll("'", "''")}'`;
-  const rows = await localD1<{ split: "train" | "test"; label: number; name: string; n: number }>(
+export function localStats(dataset: string, d1: D1File): Stats {
+  const rows = d1.query<{ split: "train" | "test"; label: number; name: string; n: number }>(
     `SELECT s.split, c.label, c.name, COALESCE(g.n, 0) AS n
        FROM classes c CROSS JOIN (SELECT 'train' AS split UNION ALL SELECT 'test') s
        LEFT JOIN class_counts g ON g.dataset = c.dataset AND g.split = s.split AND g.label = c.label
-      WHERE c.dataset = ${quoted} ORDER BY s.split, c.label`,
-    { persistTo },
+      WHERE c.dataset = ? ORDER BY s.split, c.label`,
+    dataset,
   );
   const split = (s: "train" | "test") => {
     const classes = rows.filter((r) => r.split === s).map((r) => ({ label: r.label, name: r.name, count: r.n }));

@@ -1,15 +1,15 @@
 /**
- * `npm run etl` itself, as a user runs it: a child process that starts
- * wrangler dev, loads a directory of archives (or a URL's) and exits 0 with a summary — or
- * exits 1 with the run's error, leaving the loaded dataset as it was. Local
- * state goes to a fresh --persist-to directory, never the developer's own.
- * Each load costs a migration and a wrangler start, so the custom dataset is
+ * `npm run etl` itself, as a user runs it: a child process that starts the
+ * Worker (Miniflare, run by the command itself), loads a directory of archives and
+ * exits 0 with a summary — or exits 1 with the run's error, leaving the loaded
+ * dataset as it was. Local state goes to a fresh --persist-to directory, never
+ * the developer's own. Each load costs a Worker start, so the custom dataset is
  * loaded by the step that already starts one; the command-line mistakes are
  * caught before anything starts, and cost only the process.
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -69,6 +69,14 @@ async function writeCustom(dir: string): Promise<void> {
   }
 }
 
+/** Uploads to the local R2 that a stopped runtime cut off (`.<blob>.<pid>.<n>.tmp`), which npm run etl removes. */
+async function cutUploads(stateDir: string): Promise<string[]> {
+  const r2 = join(stateDir, "v3", "r2");
+  const buckets = await readdir(r2).catch(() => [] as string[]);
+  const names = await Promise.all(buckets.map((b) => readdir(join(r2, b, "blobs")).catch(() => [] as string[])));
+  return names.flat().filter((n) => n.endsWith(".tmp"));
+}
+
 async function etl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(tsx, ["scripts/etl.ts", ...args], { maxBuffer: 16 * 1024 * 1024 });
@@ -102,8 +110,12 @@ it("loads a directory of archives and exits 0, its summary's MD5s and D1 file ri
   expect(ok.stderr + ok.stdout).toMatch(/complete in \d+\.\d s/);
   expect(ok.code).toBe(0);
   expect(ok.stdout).toContain("600");
-  // It waited for the export job, so the next dev server serves the .npy files from local R2.
-  expect(ok.stdout).toMatch(/exports: the \.npy files written to local R2 \d+\.\d s after the run/);
+  // It does not wait for the export job to R2: it says where downloads come from, and leaves no cut-off upload.
+  expect(ok.stdout).toMatch(
+    /exports: (this version's \.npy files are in local R2|`npm run dev` serves the \.npy downloads from D1 \(the same bytes\) until they are in local R2; the first download queues the job)/,
+  );
+  expect(await cutUploads(state)).toEqual([]);
+  expect(ok.stdout).toMatch(/^etl: \d+\.\d s in all$/m);
   expect(
     await localD1("SELECT split, COUNT(*) AS n FROM images GROUP BY split ORDER BY split", { persistTo: state }),
   ).toEqual([
@@ -151,23 +163,34 @@ it("loads a directory of archives and exits 0, its summary's MD5s and D1 file ri
   expect(failed.stderr).toMatch(/failed after \d+\.\d s: t10k-labels-idx1-ubyte\.gz: CRC-32 mismatch/);
   // Nothing that was loaded is lost.
   expect(await localD1("SELECT COUNT(*) AS n FROM images", { persistTo: state })).toEqual([{ n: 700 }]);
+});
 
-  // An earlier `npm run etl` killed mid-load left a run of the custom dataset active: the next run
-  // of that dataset says what became of it, and loads (one active run per dataset would refuse it otherwise).
-  // It comes from a URL this time (--source URL): a server of the test's own, not one the CLI starts.
+// On the state the test above loaded (tests in a file run in order).
+it("shares the local state: closes only the runs silent for longer than a lease, says why, and leaves a live one alone", async () => {
+  const good = join(work, "good");
+  // The state is shared with whatever else runs on it: an earlier `npm run etl` killed mid-load ten minutes ago left
+  // a run of the custom dataset active, and a `npm run dev` is loading mnist right now (its last sign of life: now).
+  // The dead run is closed for what it is, silent longer than a lease; the live one is left alone.
   const custom = join(work, "custom");
   await mkdir(custom);
   await writeCustom(custom);
+  // It comes from a URL this time (--source URL): a server of the test's own, not one the CLI starts.
   const server = await serveArchives(custom, [...CUSTOM.files.train, ...CUSTOM.files.test]);
   servers.push(server);
+  const silentSince = new Date(Date.now() - 10 * 60_000).toISOString();
   await localD1(
-    `INSERT INTO runs (id, dataset, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES ('killed-run', '${CUSTOM.name}', 'cli', 'http://127.0.0.1:9', 'loading', 320, 0, 5, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'))`,
+    `INSERT INTO runs (id, dataset, trigger, source, status, train_loaded, test_loaded, chunks_total, created_at, updated_at) VALUES
+       ('killed-run', '${CUSTOM.name}', 'cli', 'http://127.0.0.1:9', 'loading', 320, 0, 5, '${silentSince}', '${silentSince}'),
+       ('live-run', 'mnist', 'http', 'http://127.0.0.1:9', 'loading', 1280, 0, 400, strftime('%Y-%m-%dT%H:%M:%fZ'), strftime('%Y-%m-%dT%H:%M:%fZ'))`,
     { persistTo: state },
   );
   const after = await etl([...customFlags(server.url), "--persist-to", state]);
   expect(after.stdout).toContain(`: ${CUSTOM.name} from ${server.url}\n`);
-  expect(after.stdout).toContain(
-    "run killed-run was still loading (320 train, 0 test images loaded) when an earlier dev server stopped",
+  expect(after.stdout).toMatch(
+    /run killed-run \(shapes-32, 320 train and 0 test images loaded\) was still loading with no sign of life for 6\d\d s, longer than its lease: the runtime that held its queued work has stopped, so it is closed as abandoned/,
+  );
+  expect(after.stdout).toMatch(
+    /run live-run \(mnist, 1280 train and 0 test images loaded\) is still loading, its last sign of life \d+ s ago, within its lease: a dev server on this state is presumably loading it, so it is left alone/,
   );
   expect(after.stderr + after.stdout).toMatch(new RegExp(`run \\S+ \\(${CUSTOM.name}\\) complete in \\d+\\.\\d s`));
   expect(after.code).toBe(0);
@@ -177,13 +200,14 @@ it("loads a directory of archives and exits 0, its summary's MD5s and D1 file ri
   expect(after.stdout).toContain(`FROM images WHERE dataset = '${CUSTOM.name}'`);
   expect(
     await localD1(
-      "SELECT r.status, r.error, (SELECT json_group_array(json_array(dataset, split, n)) FROM (SELECT dataset, split, COUNT(*) AS n FROM images GROUP BY 1, 2 ORDER BY 1, 2)) AS counts FROM runs r WHERE r.id = 'killed-run'",
+      "SELECT r.id, r.status, r.error, (SELECT json_group_array(json_array(dataset, split, n)) FROM (SELECT dataset, split, COUNT(*) AS n FROM images GROUP BY 1, 2 ORDER BY 1, 2)) AS counts FROM runs r WHERE r.id IN ('killed-run', 'live-run') ORDER BY r.id",
       { persistTo: state },
     ),
   ).toEqual([
     {
+      id: "killed-run",
       status: "failed",
-      error: "interrupted: the local dev server stopped before the run finished",
+      error: `abandoned: no progress since ${silentSince}`,
       counts: JSON.stringify([
         ["fashion-mnist", "test", 100],
         ["fashion-mnist", "train", 600],
@@ -191,6 +215,16 @@ it("loads a directory of archives and exits 0, its summary's MD5s and D1 file ri
         [CUSTOM.name, "train", 90],
       ]),
     },
+    { id: "live-run", status: "loading", error: null, counts: expect.any(String) },
+  ]);
+
+  // A run of mnist itself meets the live run, and leaves it alone too: the Worker's 409 says whose it is and how to stop it.
+  const mnist = await etl(["--dataset", "mnist", "--source", good, "--persist-to", state]);
+  expect(mnist.code).toBe(1);
+  expect(mnist.stderr).toContain("could not start a run: HTTP 409: run live-run of mnist is already loading");
+  expect(mnist.stderr).toContain("POST /runs/live-run/abandon");
+  expect(await localD1("SELECT status FROM runs WHERE id = 'live-run'", { persistTo: state })).toEqual([
+    { status: "loading" },
   ]);
 });
 

@@ -1,0 +1,185 @@
+/**
+ * The Worker on this machine, inside this Node process: wrangler's
+ * `unstable_startWorker` runs it under Miniflare exactly as `wrangler dev`
+ * does (same bundle, bindings and .dev.vars), on the same local state
+ * (`.wrangler/state`, or `--persist-to`) that `npm run dev` and
+ * `wrangler d1 execute images --local` use. The D1 migrations are applied
+ * through that runtime's own D1 binding, so one runtime start replaces a
+ * `wrangler d1 migrations apply` process, a `wrangler d1 execute` process and
+ * a `wrangler dev` process, each of which started its own.
+ */
+import { createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import module, { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+
+/** The part of a D1 binding the scripts use (Miniflare's binding, seen from Node). */
+export interface D1Statement {
+  bind(...values: unknown[]): D1Statement;
+  all<T = Record<string, unknown>>(): Promise<{ results: T[] }>;
+  run(): Promise<unknown>;
+}
+export interface LocalD1 {
+  prepare(sql: string): D1Statement;
+  batch(statements: D1Statement[]): Promise<unknown[]>;
+}
+
+export interface LocalWorker {
+  readonly url: string;
+  readonly logFile: string;
+  /** The Worker's D1 binding. Reads through it wait while the runtime is busy, as requests do. */
+  readonly db: LocalD1;
+  /** Whether wrangler.toml binds an R2 bucket for the exports (EXPORTS). */
+  readonly exportsBucket: boolean;
+  stop(): Promise<void>;
+}
+
+/** Wrangler's migrations table and its columns (`wrangler d1 migrations apply` creates the same). */
+const MIGRATIONS_TABLE = "d1_migrations";
+
+/**
+ * Apply `dir`'s migrations that `db` has not recorded, in file-name order,
+ * each in one batch with its record, as `wrangler d1 migrations apply` does:
+ * either can apply the next one after the other. Returns the names applied.
+ */
+export async function applyMigrations(db: LocalD1, dir: string, split: (sql: string) => string[]): Promise<string[]> {
+  await db
+    .prepare(
+      `CREATE TABLE IF NOT EXISTS "${MIGRATIONS_TABLE}"(id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)`,
+    )
+    .run();
+  const { results } = await db.prepare(`SELECT name FROM "${MIGRATIONS_TABLE}" ORDER BY id`).all<{ name: string }>();
+  const applied = new Set(results.map((r) => r.name));
+  const pending = (await readdir(dir)).filter((f) => f.endsWith(".sql") && !applied.has(f)).sort();
+  for (const name of pending) {
+    const sql = `${await readFile(join(dir, name), "utf8")}\nINSERT INTO "${MIGRATIONS_TABLE}" (name) VALUES ('${name.replaceAll("'", "''")}');`;
+    await db.batch(split(sql).map((q) => db.prepare(q)));
+  }
+  return pending;
+}
+
+/** `.<blob id>.<pid of the writing workerd>.<n>.tmp`: a blob being written to a local R2 bucket's `blobs` directory. */
+const UPLOAD_TEMP = /^\..+\.(\d+)\.\d+\.tmp$/;
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * Miniflare stops its runtime with SIGKILL, and an R2 put cut short leaves
+ * the blob it was writing as a temporary file that nothing will ever read or
+ * delete. When `npm run etl` stops, the export job that follows a load is
+ * usually writing one (up to a whole .npy), so those are deleted here: only
+ * the ones whose writer has exited, as a `npm run dev` on the same state may
+ * be writing its own. Returns the files deleted.
+ */
+export async function removeCutUploads(stateDir: string): Promise<string[]> {
+  const r2 = join(stateDir, "v3", "r2");
+  const removed: string[] = [];
+  for (const bucket of await readdir(r2).catch(() => [] as string[])) {
+    const blobs = join(r2, bucket, "blobs");
+    for (const name of await readdir(blobs).catch(() => [] as string[])) {
+      const pid = UPLOAD_TEMP.exec(name)?.[1];
+      if (pid === undefined || alive(Number(pid))) continue;
+      await rm(join(blobs, name), { force: true });
+      removed.push(join(blobs, name));
+    }
+  }
+  return removed;
+}
+
+/**
+ * wrangler is one 15 MB CommonJS file, loaded only when a Worker starts (--list
+ * and --help do without). require() takes it without tsx's ESM loader, and
+ * Node's compile cache keeps its bytecode between runs: about 1 s less CPU
+ * than import() (1.4–1.7 s against 2.3–2.9 s, five runs each).
+ */
+function loadWrangler(): typeof import("wrangler") {
+  module.enableCompileCache?.();
+  return createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((ok) => srv.listen(0, "127.0.0.1", ok));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((ok) => srv.close(ok));
+  return port;
+}
+
+/**
+ * What `unstable_startWorker` keeps of its Miniflare instance: the first
+ * runtime controller is the local one, and its `mf` is set once the first
+ * bundle has started. Checked, so that a wrangler that moves it fails here
+ * with a message rather than later with a TypeError.
+ */
+interface MiniflareHandle {
+  readonly ready: Promise<URL>;
+  getD1Database(binding: string, worker?: string): Promise<LocalD1>;
+}
+async function runtimeMiniflare(raw: unknown, deadline: number): Promise<MiniflareHandle> {
+  const local = (raw as { runtimes?: { mf?: MiniflareHandle }[] }).runtimes?.[0];
+  if (local === undefined) throw new Error("wrangler's startWorker has no local runtime (DevEnv.runtimes[0])");
+  while (local.mf === undefined) {
+    if (Date.now() > deadline) throw new Error("wrangler's local runtime did not start its Miniflare in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await local.mf.ready;
+  return local.mf;
+}
+
+export async function startLocalWorker(opts: {
+  vars?: Record<string, string>;
+  /** Instead of .wrangler/state (tests use a fresh directory). */
+  persistTo?: string;
+  logFile: string;
+  readyTimeoutMs?: number;
+}): Promise<LocalWorker> {
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  await mkdir(dirname(opts.logFile), { recursive: true });
+  const log = createWriteStream(opts.logFile);
+  // wrangler's own notices (its banner, a `Request.cf` it cannot fetch offline) would bury the progress; errors stay.
+  process.env.WRANGLER_LOG ??= "error";
+  process.env.WRANGLER_SEND_METRICS ??= "false";
+  const { unstable_startWorker, unstable_splitSqlQuery } = loadWrangler();
+  const worker = await unstable_startWorker({
+    config: "wrangler.toml",
+    bindings: Object.fromEntries(
+      Object.entries(opts.vars ?? {}).map(([k, v]) => [k, { type: "plain_text" as const, value: v }]),
+    ),
+    dev: {
+      ...(opts.persistTo ? { persist: opts.persistTo } : {}),
+      server: { hostname: "127.0.0.1", port: await freePort() },
+      inspector: false,
+      watch: false,
+      // The Worker's console output goes to the log file, as `wrangler dev`'s did when the CLI ran it.
+      structuredLogsHandler: ({ level, message }: { level: string; message: string }) =>
+        log.write(`${new Date().toISOString()} ${level} ${message}\n`),
+    },
+  } as Parameters<typeof unstable_startWorker>[0]);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await worker.dispose();
+    await removeCutUploads(opts.persistTo ?? join(".wrangler", "state"));
+    await new Promise((ok) => log.end(ok));
+  };
+  try {
+    const mf = await runtimeMiniflare(worker.raw, deadline);
+    const db = await mf.getD1Database("DB", worker.config.name);
+    await applyMigrations(db, "migrations", unstable_splitSqlQuery);
+    const url = (await worker.url).origin;
+    const exportsBucket = (worker.config.bindings ?? {}).EXPORTS?.type === "r2_bucket";
+    return { url, logFile: opts.logFile, db, exportsBucket, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
