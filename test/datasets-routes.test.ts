@@ -206,13 +206,21 @@ describe("GET /datasets", () => {
 describe("GET /datasets/{name}", () => {
   it("is the listed dataset with its class names: recorded for a loaded one, published for another", async () => {
     const { datasets } = await json<DatasetList>(await get("/datasets"));
-    const custom = await json<DatasetView>(await get(`/datasets/${RGB}`));
+    const { exports, ...custom } = await json<DatasetView>(await get(`/datasets/${RGB}`));
     expect(custom).toEqual({
       ...datasets.find((d) => d.name === RGB),
       classes: CLASSES.map((name, label) => ({ label, name })),
     });
+    // And its export files, each at its URL under the dataset's own.
+    expect(exports.map((e) => e.url)).toEqual(
+      [
+        ...["train", "test"].flatMap((s) => [`${s}.npy`, `${s}.npy?dtype=uint8`, `${s}-labels.npy`, `${s}.parquet`]),
+        `${RGB}.npz`,
+      ].map((f) => `/datasets/${RGB}/export/${f}`),
+    );
     const mnist = await json<DatasetView>(await get("/datasets/mnist"));
     expect(mnist.status).toBe("empty");
+    expect(mnist.exports).toEqual([]);
     expect(mnist.classes.map((c) => c.name)).toEqual(REGISTRY[1]!.classes);
     const fm = await json<DatasetView>(await get("/datasets/fashion-mnist"));
     expect(fm.classes[9]).toEqual({ label: 9, name: "Ankle boot" });
