@@ -229,8 +229,9 @@ describe("GET /datasets/{name}", () => {
   it("answers 404 for an unknown dataset, 400 for an invalid name and 405 for a method it does not take", async () => {
     await bad(await get("/datasets/nope"), 404, UNKNOWN);
     const put = await SELF.fetch(`http://worker/datasets/${RGB}`, { method: "PUT" });
-    expect(put.headers.get("Allow")).toBe("GET, HEAD");
-    await bad(put, 405, "method PUT not allowed; use GET, HEAD");
+    // DELETE /datasets/{name} deletes the dataset (datasets-delete.test.ts).
+    expect(put.headers.get("Allow")).toBe("GET, HEAD, DELETE");
+    await bad(put, 405, "method PUT not allowed; use GET, HEAD, DELETE");
     for (const name of ["Mnist", "a_b", "-a", "a--b", "1abc", "x".repeat(41), "a%20b"])
       await bad(
         await get(`/datasets/${name}`),

@@ -268,7 +268,7 @@ describe("a new load", () => {
       get(target, prop) {
         if (prop === "prepare")
           return (sql: string) => {
-            if (!swapped && /\bimages__/.test(sql)) {
+            if (!swapped && /\b(FROM|JOIN)\s+images__/i.test(sql)) {
               swapped = true;
               return {
                 bind: (...params: unknown[]) => ({

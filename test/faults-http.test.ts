@@ -175,7 +175,7 @@ describe("the OpenAPI description", () => {
     );
     expect(served.size).toBeGreaterThanOrEqual(10);
     expect(operations(doc).sort()).toEqual([...served].sort());
-    // The routes that start work declare the bearer token; the others do not.
+    // The routes that start or delete work declare the bearer token; the others do not.
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
     const secured = Object.entries(doc.paths).flatMap(([path, item]) =>
       Object.entries(item)
@@ -183,6 +183,7 @@ describe("the OpenAPI description", () => {
         .map(([m]) => `${m.toUpperCase()} ${path}`),
     );
     expect(secured.sort()).toEqual([
+      "DELETE /datasets/{name}",
       "POST /datasets/{name}/runs",
       "POST /runs",
       "POST /runs/{id}/abandon",

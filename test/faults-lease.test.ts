@@ -56,14 +56,18 @@ describe("a run whose runtime died", () => {
     expect(early.status).toBe(409);
     expect(((await early.json()) as { hint: string }).hint).toContain(`POST /runs/${runId}/abandon`);
 
-    // A lease later it is presumed dead, and it can still be resumed (it had begun loading).
+    // A lease later it is presumed dead, and failed; the run that replaced it supersedes it, so it is no longer
+    // resumable (POST /runs/:id/resume would refuse it), and says so.
     await silentFor(runId, DEFAULT_LEASE_MS + 1000);
     const started = await postRun({ source: await publish(syntheticArchives(20, 10, 82)) });
     expect(started.status).toBe(202);
     const dead = await getRun(runId);
     expect(dead.status).toBe("failed");
     expect(dead.error).toMatch(/^abandoned: no progress since \d{4}-/);
-    expect((dead as unknown as { resumable: boolean }).resumable).toBe(true);
+    expect(dead).toMatchObject({
+      resumable: false,
+      hint: "a later fashion-mnist run has started since, so this one cannot be resumed; start a new run",
+    });
     const next = (await started.json()) as { run: { id: string } };
     expect((await waitForRun(next.run.id)).status).toBe("complete");
   });

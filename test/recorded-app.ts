@@ -48,7 +48,10 @@ export async function recorded(path: string, headers: Record<string, string> = {
   const res = await app.fetch(new Request(`http://worker${path}`, { method, headers }), bindings, ctx);
   const body = new Uint8Array(await res.arrayBuffer());
   await waitOnExecutionContext(ctx);
-  /** Statements that read an image table (images__<dataset>__<split>), not the catalog or the swap log. */
-  const imageReads = statements.filter((s) => /\bimages__/.test(s.sql));
+  /**
+   * Statements that read an image table (FROM or JOIN images__<dataset>__<split>), not the catalog or the swap log
+   * (the catalog read names the tables in strings, to find them in sqlite_master).
+   */
+  const imageReads = statements.filter((s) => /\b(FROM|JOIN)\s+images__/i.test(s.sql));
   return { res, body, statements, imageReads };
 }
