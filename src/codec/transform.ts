@@ -105,7 +105,7 @@ export function bytesOfStored(floats: Uint8Array): Uint8Array<ArrayBuffer> {
 /**
  * HEX_OF_BYTE[b]: the 8 ASCII hex digits of FLOAT_OF_BYTE[b] as little-endian
  * bytes. Loading hex text decoded by SQL `unhex()` crosses the D1 boundary far
- * faster than binding a Uint8Array (see bench/alternatives.md), and with this table a
+ * faster than binding a Uint8Array (see bench/decisions.md), and with this table a
  * pixel becomes its 8 output characters in one copy.
  */
 export const HEX_OF_BYTE: Uint8Array = (() => {

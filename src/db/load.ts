@@ -45,7 +45,7 @@ export interface ChunkRows {
 /**
  * Multi-row inserts into run `runId`'s shadow table: `VALUES (1000, 9, ?2), …` with each image's float32 bytes bound as packed hex (a zero pixel
  * as one character, see transform.ts) and decoded by `unhex(replace(…))` in
- * SQL. Measured against the alternatives (bench/alternatives.md): binding a
+ * SQL. Measured against the alternatives (bench/decisions.md): binding a
  * Uint8Array is much slower through the D1 binding, one JSON parameter walked
  * by `json_each` spends longer inside SQLite than these per-row parameters,
  * and plain hex sends much more text across. Dataset, split, index, label

@@ -7,7 +7,7 @@
  * its rowid, so a 28×28 image's row fits one b-tree page, with no separate
  * primary-key index (which D1 would bill as one more row written per image)
  * and no overflow page as a `WITHOUT ROWID` table keyed (split, idx) needs
- * (bench/alternatives.md has the measurements). Why a table per dataset: a
+ * (bench/decisions.md has the measurements). Why a table per dataset: a
  * load, and its swap, never touch another dataset's rows, and dropping a
  * dataset's old tables is DDL, which D1 does not bill per row as it bills
  * a DELETE.

@@ -59,7 +59,7 @@ export type ArchiveRead = { readonly md5?: string } & (
 /**
  * Network reads arrive in pieces of a few KB. Each piece costs an await in
  * every stage and a call into fflate, which dominated extraction, so pieces
- * are gathered into blocks of this size (bench/alternatives.md).
+ * are gathered into blocks of this size (bench/decisions.md).
  */
 export const READ_BLOCK_BYTES = 256 * 1024;
 
