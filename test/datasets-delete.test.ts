@@ -7,6 +7,7 @@
  * swap or deletion. Datasets are loaded through the real pipeline from
  * synthetic archives.
  */
+import { rawDatasetPrefix } from "../src/read/raw-archives";
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { ErrorBody } from "../src/http/schemas/common";
@@ -53,7 +54,12 @@ const viewCounts = () =>
 async function exported(name: string): Promise<number> {
   for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
     const d = await json<DatasetView>(await get(`/datasets/${name}`));
-    if (d.exportsStored) return (await env.EXPORTS.list({ prefix: datasetPrefix(name) })).objects.length;
+    if (d.exportsStored) {
+      let n = 0;
+      for (const prefix of [datasetPrefix(name), rawDatasetPrefix(name)])
+        n += (await env.EXPORTS.list({ prefix })).objects.length;
+      return n;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`${name}'s exports were not written to R2`);
@@ -69,7 +75,8 @@ describe("DELETE /datasets/{name}", () => {
     const run = await loadCustom("doomed", 1);
     await loadCustom("keeper", 2);
     const objects = await exported("doomed");
-    expect(objects).toBe(4);
+    // Nine export files and the four archives the run kept.
+    expect(objects).toBe(13);
 
     const res = await del("/datasets/doomed");
     expect(res.status).toBe(200);
@@ -77,7 +84,7 @@ describe("DELETE /datasets/{name}", () => {
       deleted: "doomed",
       tables: ["images__doomed__test", "images__doomed__train"],
       runs: 1,
-      objects: 4,
+      objects: 13,
       dataset: null,
     } satisfies DatasetDeleted);
 
@@ -87,13 +94,14 @@ describe("DELETE /datasets/{name}", () => {
     expect((await get("/datasets/doomed")).status).toBe(404);
     expect((await get(`/runs/${run.id}`)).status).toBe(404);
     expect(await tablesOf("doomed")).toEqual([]);
-    for (const table of ["datasets", "classes", "class_counts", "dataset_exports"]) {
+    for (const table of ["datasets", "classes", "class_counts", "dataset_exports", "export_files"]) {
       const column = table === "datasets" ? "name" : "dataset";
       expect(await rows(`SELECT 1 FROM ${table} WHERE ${column} = 'doomed'`), table).toEqual([]);
     }
     expect(await rows("SELECT 1 FROM runs WHERE dataset = 'doomed'")).toEqual([]);
     expect(await rows("SELECT 1 FROM run_chunks WHERE run_id = ?", run.id)).toEqual([]);
     expect((await env.EXPORTS.list({ prefix: datasetPrefix("doomed") })).objects).toEqual([]);
+    expect((await env.EXPORTS.list({ prefix: rawDatasetPrefix("doomed") })).objects).toEqual([]);
     expect(await rows("SELECT dataset, active_runs FROM dataset_deletions WHERE dataset = 'doomed'")).toEqual([
       { dataset: "doomed", active_runs: 0 },
     ]);

@@ -33,7 +33,7 @@ SELECT ?1, ?2, (SELECT COUNT(*) FROM runs WHERE dataset = ?2 AND status IN (${AC
       params: [id, dataset, now],
     },
     viewGuard(id, plan),
-    ...["dataset_exports", "class_counts", "classes"].map((t) => ({
+    ...["dataset_exports", "export_files", "class_counts", "classes"].map((t) => ({
       sql: `DELETE FROM ${t} WHERE dataset = ?1`,
       params: [dataset],
     })),
