@@ -1,9 +1,9 @@
 /**
- * What the EXPORTS bucket holds, by key: each dataset's .npy exports under
- * `<dataset>/` (export-store.ts), and the pixels of chunks too large for a
- * queue message, staged for loading under `_chunks/<dataset>/`, and the raw
- * archives a run kept under `_raw/<dataset>/` (raw-archives.ts)
- * (pipeline/staging.ts): a prefix no dataset can take, since names begin with
+ * What the EXPORTS bucket holds, by key: each dataset's exports under
+ * `<dataset>/` (export-store.ts), the archives its runs read under
+ * `_raw/<dataset>/` (raw-archives.ts), and the pixels of chunks too large for
+ * a queue message, staged for loading under `_chunks/<dataset>/`
+ * (pipeline/staging.ts): prefixes no dataset can take, since names begin with
  * a letter.
  */
 import type { Split } from "../core/datasets";
