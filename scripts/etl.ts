@@ -142,7 +142,7 @@ function reportEarlierRuns(before: readonly RunState[], d1: D1File, conflicting:
         );
     } else if (now?.status === "failed" && now.error?.startsWith("abandoned")) {
       console.log(
-        `${what} was still ${was.status} with no sign of life for ${silent}, longer than its lease: the runtime that held its queued work has stopped, so it is closed as abandoned (resumable). ${was.dataset} in D1 is as its last complete run left it.`,
+        `${what} was still ${was.status} with no sign of life for ${silent}, longer than its lease: the runtime that held its queued work is presumed stopped, so it is closed as abandoned (resumable). ${was.dataset} in D1 is as its last complete run left it.`,
       );
     } else if (now) {
       console.log(`${what} has ended meanwhile: ${now.status}${now.error ? ` (${now.error})` : ""}.`);
