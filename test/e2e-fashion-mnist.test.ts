@@ -9,6 +9,7 @@
 import { SELF } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { expect, it } from "vitest";
+import { FASHION_MNIST } from "../src/core/registry";
 import { archiveServer, runToEnd } from "./helpers";
 import { numpyHeader } from "./npy";
 
@@ -198,6 +199,10 @@ it("loads all 70,000 real Fashion-MNIST images, bit-exact, and serves them as tr
   const header = numpyHeader("|u1", [60000]);
   expect(labelsNpy.subarray(0, header.length)).toEqual(header);
   expect(labelsNpy.subarray(header.length)).toEqual(train.labels.data);
+  // Official rows: their Croissant metadata carries the published description, with no provenance caveat.
+  const croissant = await SELF.fetch("http://worker/croissant.json");
+  expect(croissant.status).toBe(200);
+  expect(((await croissant.json()) as { description: string }).description).toBe(FASHION_MNIST.about!.description);
   console.log(
     `whole splits compared in ${(t1 - t0).toFixed(0)} ms; exports waited for ${(t2 - t1).toFixed(0)} ms; train.npy hashed in ${(performance.now() - t2).toFixed(0)} ms`,
   );

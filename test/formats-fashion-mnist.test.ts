@@ -226,6 +226,11 @@ describe("the dataset's description of its files", () => {
       url: "https://github.com/zalandoresearch/fashion-mnist",
     });
     expect(doc.citeAs).toMatch(/arXiv[\s\S]*1708\.07747/);
+    // These rows come from the test's archive server, not the official mirrors: the metadata says so.
+    expect(doc.description).toMatch(
+      / These rows were loaded from http:\/\/127\.0\.0\.1:\d+\/\S+, not the official mirrors/,
+    );
+    expect((doc.description as string).startsWith(FASHION_MNIST.about!.description)).toBe(true);
     expect(doc.recordSet.map((r) => r["@id"])).toEqual(["classes", "train", "test"]);
     expect(doc.recordSet[0]!.data).toEqual(
       FASHION_MNIST.classes!.map((n, l) => ({ "classes/label": l, "classes/name": n })),

@@ -73,6 +73,18 @@ describe("a registry dataset from another source", () => {
     expect(listed).toMatchObject({ registry: true, status: "loaded", official: false, source });
     expect(await get<DatasetView>("/datasets/mnist")).toMatchObject({ official: false, source });
     expect(JSON.stringify(listed)).not.toContain("s3cret");
+
+    // Its Croissant metadata says so too, once the export job has recorded the digests.
+    let res = await SELF.fetch("http://worker/datasets/mnist/croissant.json");
+    for (const deadline = Date.now() + 30_000; res.status === 503 && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 100));
+      res = await SELF.fetch("http://worker/datasets/mnist/croissant.json");
+    }
+    expect(res.status).toBe(200);
+    const { description } = (await res.json()) as { description: string };
+    expect(description).toBe(
+      `${registryEntry("mnist")!.about!.description} These rows were loaded from ${source}, not the official mirrors with the published MD5s: they may differ from the published files.`,
+    );
   });
 
   it("a custom dataset is never official", async () => {

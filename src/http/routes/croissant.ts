@@ -9,6 +9,7 @@
  */
 import { createRoute } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import type { DatasetAbout } from "../../core/datasets";
 import { DEFAULT_DATASET, registryEntry } from "../../core/registry";
 import { redactUrl } from "../../codec/source";
 import { database } from "../../db/database";
@@ -90,9 +91,28 @@ async function serveCroissant(c: Context<AppEnv>, name: string): Promise<Respons
       { "Retry-After": String(RETRY_AFTER) },
     );
   }
-  const about =
-    registryEntry(name)?.about ??
-    customAbout(name, redactUrl((await getRun(database(c.env.DB), facts.version))?.source ?? name), dataset.swappedAt);
+  const published = registryEntry(name)?.about;
+  const about = published
+    ? provenance(published, dataset.official, dataset.source)
+    : customAbout(
+        name,
+        redactUrl((await getRun(database(c.env.DB), facts.version))?.source ?? name),
+        dataset.swappedAt,
+      );
   const doc = croissant({ facts, about, files, origin: new URL(c.req.url).origin, modified: dataset.swappedAt });
   return c.body(JSON.stringify(doc), 200, { ...validators, "Content-Type": "application/ld+json; charset=utf-8" });
+}
+
+/**
+ * A registry dataset's published description, told when these rows are not
+ * the published files (loaded from another source, or before provenance was
+ * recorded): the metadata must not vouch for bytes nobody checked.
+ */
+function provenance(about: DatasetAbout, official: boolean | null, source: string | null): DatasetAbout {
+  if (official === true) return about;
+  const from =
+    official === null
+      ? "loaded before idx-etl recorded provenance: whether they are the published files is unknown"
+      : `loaded from ${source ?? "another source"}, not the official mirrors with the published MD5s: they may differ from the published files`;
+  return { ...about, description: `${about.description} These rows were ${from}.` };
 }
