@@ -44,7 +44,8 @@ export async function localD1<T = Record<string, unknown>>(
   return parsed.flatMap((p) => p.results);
 }
 
-async function freePort(): Promise<number> {
+/** A port on 127.0.0.1 that nothing listens on right now. */
+export async function freePort(): Promise<number> {
   const srv = createServer();
   await new Promise<void>((ok) => srv.listen(0, "127.0.0.1", ok));
   const port = (srv.address() as { port: number }).port;

@@ -11,7 +11,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import module, { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { freePort } from "./dev-server";
 import { dirname, join } from "node:path";
 
 /** The part of a D1 binding the scripts use (Miniflare's binding, seen from Node). */
@@ -103,14 +103,6 @@ export async function removeCutUploads(stateDir: string): Promise<string[]> {
 function loadWrangler(): typeof import("wrangler") {
   module.enableCompileCache?.();
   return createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((ok) => srv.listen(0, "127.0.0.1", ok));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((ok) => srv.close(ok));
-  return port;
 }
 
 /**

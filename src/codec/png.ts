@@ -67,9 +67,8 @@ function chunk(type: string, data: Uint8Array): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-/** The IHDR data and the unfiltered scanlines (a filter byte, then the row) of a checked image. */
-function scanlines(img: PngImage): { ihdr: Uint8Array; raw: Uint8Array } {
-  const { width, height, channels, pixels } = img;
+/** A row's bytes, once the image is one a PNG can hold; a RangeError says what is wrong. */
+function checkedStride({ width, height, channels, pixels }: PngImage): number {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
     throw new RangeError(`PNG size must be positive integers, got ${width}×${height}`);
   // The type says 1 to 4, but a Shape's channels is any number: refuse here, not with a corrupt PNG.
@@ -77,6 +76,13 @@ function scanlines(img: PngImage): { ihdr: Uint8Array; raw: Uint8Array } {
   const stride = width * channels;
   if (pixels.length !== stride * height)
     throw new RangeError(`${pixels.length} bytes for a ${width}×${height}×${channels} image`);
+  return stride;
+}
+
+/** The IHDR data and the unfiltered scanlines (a filter byte, then the row) of a checked image. */
+function scanlines(img: PngImage): { ihdr: Uint8Array; raw: Uint8Array } {
+  const { width, height, channels, pixels } = img;
+  const stride = checkedStride(img);
   const ihdr = new Uint8Array(13);
   const view = new DataView(ihdr.buffer);
   view.setUint32(0, width);
@@ -126,12 +132,7 @@ const IEND_CHUNK = chunk("IEND", new Uint8Array(0));
  */
 export function encodePngStoredInto(img: PngImage, out: Uint8Array, at: number): number {
   const { width, height, channels, pixels } = img;
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1)
-    throw new RangeError(`PNG size must be positive integers, got ${width}×${height}`);
-  if (!isPngChannels(channels)) throw new RangeError(`a PNG holds 1 to 4 channels, got ${channels}`);
-  const stride = width * channels;
-  if (pixels.length !== stride * height)
-    throw new RangeError(`${pixels.length} bytes for a ${width}×${height}×${channels} image`);
+  const stride = checkedStride(img);
   const rawLength = height * (stride + 1);
   const v = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out.set(SIGNATURE, at);
