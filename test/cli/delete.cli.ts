@@ -4,26 +4,12 @@
  * local state whose only dataset is the migrations' (empty) Fashion-MNIST
  * tables: the cheapest state that has tables to drop.
  */
-import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { etl } from "./etl-process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { applyLocalMigrations, localD1 } from "../../scripts/lib/dev-server";
-
-const run = promisify(execFile);
-const tsx = join(process.cwd(), "node_modules", ".bin", "tsx");
-
-async function etl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(tsx, ["scripts/etl.ts", ...args], { maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 let work: string;
 let state: string;

@@ -7,22 +7,18 @@
  * loaded by the step that already starts one; the command-line mistakes are
  * caught before anything starts, and cost only the process.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { promisify } from "node:util";
 import { gzipSync } from "node:zlib";
+import { etl } from "./etl-process";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { FASHION_MNIST, REGISTRY_NAMES } from "../../src/core/registry";
 import { idxBytes } from "../idx-fixtures";
 import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-server";
 import { applyLocalMigrations, localD1 } from "../../scripts/lib/dev-server";
-
-const run = promisify(execFile);
-const tsx = join(process.cwd(), "node_modules", ".bin", "tsx");
 
 /** A small dataset in Fashion-MNIST's file layout, label i % 10. */
 async function writeDataset(dir: string, counts: { train: number; test: number }): Promise<void> {
@@ -75,16 +71,6 @@ async function cutUploads(stateDir: string): Promise<string[]> {
   const buckets = await readdir(r2).catch(() => [] as string[]);
   const names = await Promise.all(buckets.map((b) => readdir(join(r2, b, "blobs")).catch(() => [] as string[])));
   return names.flat().filter((n) => n.endsWith(".tmp"));
-}
-
-async function etl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(tsx, ["scripts/etl.ts", ...args], { maxBuffer: 16 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
 }
 
 let work: string;
