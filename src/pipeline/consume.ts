@@ -17,6 +17,7 @@ import { chunkKey, committedChunks } from "../db/ledger";
 import { completeIfDone, failRun, noteRetry, type Completion } from "../db/runs";
 import { database, type Db } from "../db/database";
 import { getRun } from "../db/run-reads";
+import { nextTurn } from "../core/turn";
 
 /**
  * The wait before a message's next delivery: steps of 2, 4, 8 … s capped at a
@@ -74,6 +75,7 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     }
     rows = settled;
     loaded = await loadChunks(env.DB, runId, rows, cfg.rowsPerStatement, new Date().toISOString());
+    await nextTurn();
   } catch (err) {
     const reason = `${what}: ${errorMessage(err)}`;
     // A CHECK or key refused the rows (pixels of another size than the run's tables hold):

@@ -35,11 +35,11 @@ import {
 } from "../read/export-files";
 import { datasetPrefix, versionPrefix } from "../read/export-store";
 import { readRowPages } from "../read/rows";
-import { DigestSink, MAX_PARTS, PART_BYTES, R2Sink, type FileSink } from "./export-sinks";
+import { DigestSink, MAX_OBJECT_BYTES, R2Sink, type FileSink } from "./export-sinks";
 import type { ExportMessage } from "./messages";
 
-/** The largest file written to R2: MAX_PARTS parts. A larger one is left to D1 rather than refused on every try. */
-export const MAX_FILE_BYTES = PART_BYTES * MAX_PARTS;
+/** The largest file written to R2: one object. A larger one is left to D1 rather than refused on every try. */
+export const MAX_FILE_BYTES = MAX_OBJECT_BYTES;
 
 /** What a materialising job did. */
 export type Materialised =
@@ -166,8 +166,6 @@ export async function writeFiles(
     const span = { dataset: facts.dataset, shape: facts.shape, split, version: facts.version };
     for await (const page of readRowPages(db, { ...span, from: 0, to: facts.counts[split] })) {
       for (const w of readers) await w.sink.write(w.encoder.page(page));
-      // A timer's turn between pages: requests to the same isolate are answered while the job runs.
-      await new Promise((resolve) => setTimeout(resolve, 0));
     }
     for (const w of readers) {
       await w.sink.write(w.encoder.finish(split));

@@ -11,6 +11,7 @@
  * the run and it stops with a SourceChangedError. Chunks committed after the
  * ledger was read are checked by the consumer against the ledger.
  */
+import { nextTurn } from "../core/turn";
 import { SourceChangedError } from "../core/errors";
 import { chunkDigest } from "../codec/digest";
 import type { ImageChunk } from "./extract";
@@ -112,5 +113,6 @@ export class Producer {
   private async send(messages: ChunkMessage[]): Promise<void> {
     await this.opts.send(messages);
     this.sentCount += messages.length;
+    await nextTurn();
   }
 }
