@@ -24,6 +24,8 @@ export interface FlakyOptions {
   readonly kinds?: readonly FaultKind[];
   /** Which calls are eligible, by their SQL (a batch's statements in order); all by default. */
   readonly match?: (sql: readonly string[], op: FlakyOp) => boolean;
+  /** Eligible calls wait this long before they run, as a slow D1 would: concurrent callers catch up meanwhile. */
+  readonly delayMs?: number;
 }
 
 export interface FlakyD1 {
@@ -71,6 +73,7 @@ export function flakyD1(real: D1Database, opts: FlakyOptions): FlakyD1 {
   const call = async <T>(op: FlakyOp, sql: readonly string[], exec: () => Promise<T>): Promise<T> => {
     if (!state.enabled || !(opts.match?.(sql, op) ?? true)) return exec();
     calls++;
+    if (opts.delayMs) await new Promise((resolve) => setTimeout(resolve, opts.delayMs));
     if (random() >= opts.rate)
       return exec().then(
         (result) => {

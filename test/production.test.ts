@@ -115,11 +115,13 @@ const TEST = 200;
 
 describe("many chunk consumers at once", () => {
   it("16 concurrent invocations, duplicates, shuffled: one swap, every row exact", async () => {
-    // Watches the swap's own transactions (the batches whose first statement is its guard row); injects nothing.
+    // Watches the swap's own transactions (the batches whose first statement is its guard row) and slows
+    // them, so that deliveries still in flight reach the swap too, whatever the event loop's order; injects nothing.
     const swaps = flakyD1(env.DB, {
       rate: 0,
       seed: 0,
       match: (sql, op) => op === "batch" && sql[0]!.startsWith("INSERT INTO dataset_swaps"),
+      delayMs: 200,
     });
     // 25 images a message: 56 chunks, ~84 deliveries with duplicates, enough for 16 batches of 4 at once.
     const { runId, sim, ms } = await fullRun({

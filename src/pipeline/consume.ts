@@ -37,6 +37,8 @@ interface ChunkDelivery {
 }
 
 export async function consumeChunks(batch: MessageBatch<unknown>, env: Env, cfg: Config): Promise<void> {
+  // Locally the broker delivers the next batch as soon as this one returns: requests get the loop in between.
+  await nextTurn();
   const byRun = new Map<string, ChunkDelivery[]>();
   for (const msg of batch.messages) {
     const chunk = parseMessage(msg.body);
@@ -75,7 +77,6 @@ async function loadRun(env: Env, cfg: Config, runId: string, deliveries: readonl
     }
     rows = settled;
     loaded = await loadChunks(env.DB, runId, rows, cfg.rowsPerStatement, new Date().toISOString());
-    await nextTurn();
   } catch (err) {
     const reason = `${what}: ${errorMessage(err)}`;
     // A CHECK or key refused the rows (pixels of another size than the run's tables hold):
