@@ -9,6 +9,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { DigestSink, PIECE_BYTES, R2Sink } from "../src/pipeline/export-sinks";
 import { noise } from "./dataset-fixtures";
+import { bound } from "./bound";
 
 const sha256 = async (bytes: Uint8Array) =>
   [...new Uint8Array(await crypto.subtle.digest("SHA-256", bytes))]
@@ -27,12 +28,6 @@ async function writeUnevenly(sink: { write(p: readonly Uint8Array[]): Promise<vo
 }
 
 const MiB = 2 ** 20;
-
-/** A property of a binding, its methods bound to it (workerd refuses them called on a proxy). */
-function bound(target: object, prop: string | symbol): unknown {
-  const v = Reflect.get(target, prop) as unknown;
-  return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-}
 
 describe("R2Sink", () => {
   it("streams a file as one put, with its content type, and returns its size and SHA-256", async () => {

@@ -18,6 +18,7 @@ import { exportKey } from "../src/read/export-store";
 import { publish, runToEnd, syntheticArchives } from "./helpers";
 import { parseNpy } from "./npy";
 import { recorded } from "./recorded-app";
+import { bound } from "./bound";
 
 const TRAIN = 1100;
 const TEST = 60;
@@ -158,6 +159,28 @@ describe("after a load", () => {
     expect((await bothWays("/export/test-labels.npy")).r2.res.headers.get("X-Export-Source")).toBe("r2");
   });
 
+  it("rewriting every file holds at most five uploads open at once (a Worker may hold six connections)", async () => {
+    await env.EXPORTS.delete([...(await keys(`${DATASET}/`)).keys()]);
+    let open = 0;
+    let most = 0;
+    const counting = new Proxy(env.EXPORTS, {
+      get(target, prop) {
+        if (prop !== "put") return bound(target, prop);
+        return async (...args: Parameters<R2Bucket["put"]>) => {
+          most = Math.max(most, ++open);
+          try {
+            return await target.put(...args);
+          } finally {
+            open--;
+          }
+        };
+      },
+    });
+    expect(await materialiseExports({ ...env, EXPORTS: counting }, DATASET)).toMatchObject({ written: 9 });
+    expect(most).toBe(5);
+    expect((await keys(`${DATASET}/`)).size).toBe(9);
+  });
+
   it("a file larger than one R2 put takes is left to D1; the others are still stored and served", async () => {
     const images = exportKey(DATASET, version, "test", "images");
     await env.EXPORTS.delete([images, exportKey(DATASET, version, "test", "labels")]);
@@ -184,8 +207,7 @@ describe("after a load", () => {
             if (body instanceof ReadableStream) await body.cancel();
             throw new Error(`put ${k}: We encountered an internal error. Please try again.`);
           };
-        const v = Reflect.get(target, prop) as unknown;
-        return typeof v === "function" ? v.bind(target) : v;
+        return bound(target, prop);
       },
     });
     const job = { kind: "export", dataset: DATASET } as const;

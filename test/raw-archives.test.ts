@@ -31,6 +31,7 @@ import {
 } from "./dataset-fixtures";
 import { deliver } from "./faults-helpers";
 import { syntheticArchives } from "./helpers";
+import { bound } from "./bound";
 
 const bucket = () => env.EXPORTS;
 
@@ -59,12 +60,6 @@ async function writeAll(copy: { write(b: Uint8Array): Promise<void> }, bytes: Ui
 async function stored(key: string): Promise<Uint8Array | undefined> {
   const object = await bucket().get(key);
   return object ? new Uint8Array(await object.arrayBuffer()) : undefined;
-}
-
-/** A property of a binding, its methods bound to it (workerd refuses them called on a proxy). */
-function bound(target: object, prop: string | symbol): unknown {
-  const v = Reflect.get(target, prop) as unknown;
-  return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(target) : v;
 }
 
 /** A bucket that counts the writes of each key and can be made to fail. */
