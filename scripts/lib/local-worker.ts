@@ -40,8 +40,10 @@ const MIGRATIONS_TABLE = "d1_migrations";
 
 /**
  * Apply `dir`'s migrations that `db` has not recorded, in file-name order,
- * each in one batch with its record, as `wrangler d1 migrations apply` does:
- * either can apply the next one after the other. Returns the names applied.
+ * each with its record as `wrangler d1 migrations apply` writes it, so either
+ * can apply the next one after the other. All of them go in one batch (one
+ * transaction): a fresh state takes one round trip instead of one per file,
+ * and a failing migration leaves none of them applied. Returns the names applied.
  */
 export async function applyMigrations(db: LocalD1, dir: string, split: (sql: string) => string[]): Promise<string[]> {
   await db
@@ -52,10 +54,12 @@ export async function applyMigrations(db: LocalD1, dir: string, split: (sql: str
   const { results } = await db.prepare(`SELECT name FROM "${MIGRATIONS_TABLE}" ORDER BY id`).all<{ name: string }>();
   const applied = new Set(results.map((r) => r.name));
   const pending = (await readdir(dir)).filter((f) => f.endsWith(".sql") && !applied.has(f)).sort();
+  const statements: D1Statement[] = [];
   for (const name of pending) {
     const sql = `${await readFile(join(dir, name), "utf8")}\nINSERT INTO "${MIGRATIONS_TABLE}" (name) VALUES ('${name.replaceAll("'", "''")}');`;
-    await db.batch(split(sql).map((q) => db.prepare(q)));
+    statements.push(...split(sql).map((q) => db.prepare(q)));
   }
+  if (statements.length > 0) await db.batch(statements);
   return pending;
 }
 
