@@ -18,7 +18,7 @@ import { busyProbe, busyReport, type BusyProbe } from "./lib/busy";
 import { benchConfig, dollars, usageFromMeter } from "./lib/cost";
 import { startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
 import { BENCH_VARIANTS, startFloor, type FillResult } from "./lib/floor";
-import { findInspector, profileCpu, sampleIsolate, totalBytes } from "./lib/isolate";
+import { findInspector, profileCpu, sampleIsolate, totalBytes, type CpuShare } from "./lib/isolate";
 import { project } from "./lib/projection";
 import { renderMarkdown, type Results } from "./lib/report";
 import { seedOnce, type SeedRun } from "./lib/seed";
@@ -50,6 +50,17 @@ const run = promisify(execFile);
 const mb = (bytes: number) => Math.round(bytes / 1e5) / 10;
 /** The Worker's name in wrangler.toml: its isolate is `core:user:<name>`. */
 const WORKER = "idx-etl";
+/** The floor's Worker (bench/floor/wrangler.toml). */
+const FLOOR_WORKER = "idx-etl-bench-floor";
+
+/** Every isolate of a dev server's workerd profiled from now until `until` resolves. */
+async function profiled(pid: number, worker: string, until: (stop: () => Promise<void>) => Promise<unknown>) {
+  const profile = await profileCpu(await findInspector(pid, worker));
+  let cpu: CpuShare | undefined;
+  await until(async () => void (cpu ??= await profile.stop()));
+  cpu ??= await profile.stop();
+  return cpu;
+}
 
 async function machine() {
   const version = async (pkg: string) =>
@@ -101,12 +112,15 @@ async function etlSection(seedDb: string, token: string) {
     });
     const busy = busyReport(probe!, busyRun.completeAt);
 
+    log("profile: every isolate of workerd through one more load, until it completes …");
+    const loadCpu = await profiled(etl.dev.pid, WORKER, (stop) => etl.run({ onComplete: stop }));
+
     log(`read path: the four .npy exports with numpy vs the seed's SQLite file, ${reps} each, alternating …`);
     const { stdout } = await run("python3", ["bench/export_read.py", etl.dev.url, seedDb, String(reps)], {
       maxBuffer: 1 << 24,
     });
     const read = JSON.parse(stdout.trim().split("\n").pop()!) as { ours: number[]; seed: number[]; bytes: number };
-    return { seed, ours, memory, busy, busyRun, read };
+    return { seed, ours, memory, busy, busyRun, read, loadCpu };
   } finally {
     await etl.stop();
     await etl.remove();
@@ -153,7 +167,7 @@ async function billSection(token: string) {
 }
 
 /** The floors, round robin after a warm-up round, beside the seed. */
-async function floorSection(seedDb: string) {
+async function floorSection(seedDb: string, perTransaction: number) {
   const floor = await startFloor(dataDir);
   try {
     log(`floor: ${BENCH_VARIANTS.map((v) => v.name).join(", ")}: a warm-up round, then ${reps} …`);
@@ -165,8 +179,13 @@ async function floorSection(seedDb: string) {
       for (const v of BENCH_VARIANTS) runs.set(v.name, [...(runs.get(v.name) ?? []), await floor.once(v)]);
       log(`floor ${i + 1}/${reps}: ${[...runs].map(([k, r]) => `${k} ${r.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`);
     }
+    const shape = BENCH_VARIANTS.find((v) => v.kind === "rows" && v.perTransaction === perTransaction && !v.inflight);
+    if (!shape) throw new Error(`no floor variant at the ETL's ${perTransaction}-row transactions`);
+    log(`profile: every isolate of workerd through one more \`${shape.name}\` …`);
+    const cpu = await profiled(floor.pid, FLOOR_WORKER, () => floor.once(shape));
     return {
       seed,
+      cpu: { variant: shape.name, share: cpu },
       variants: BENCH_VARIANTS.map((v) => {
         const r = runs.get(v.name)!;
         return {
@@ -208,7 +227,7 @@ async function main(): Promise<void> {
   try {
     const etl = await etlSection(seedDb, token);
     const bill = await billSection(token);
-    const floor = await floorSection(seedDb);
+    const floor = await floorSection(seedDb, cfg.chunkSize * cfg.maxBatchSize);
     const whole = await wholeSection(seedDb);
 
     const seed = summarise(etl.seed.map((x) => x.seconds));
@@ -252,6 +271,7 @@ async function main(): Promise<void> {
       read: { ...etl.read, ratio: summarise(etl.read.ours).median / summarise(etl.read.seed).median },
       whole: { whole: wholeS, seedWall, ratio: wholeS.median / seedWall.median },
       busy: { ...etl.busy, exportSeconds: etl.busyRun.exportSeconds },
+      cpu: { load: etl.loadCpu, floor: floor.cpu.share, floorVariant: floor.cpu.variant },
       memory: etl.memory,
       bill,
       projections,

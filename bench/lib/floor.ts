@@ -54,6 +54,8 @@ async function idxPayload(file: string, header: number): Promise<Uint8Array> {
 }
 
 export interface FloorServer {
+  /** The dev server's process group (its workerd's inspector profiles the floor). */
+  readonly pid: number;
   once(v: FloorVariant): Promise<FillResult>;
   stop(): Promise<void>;
 }
@@ -95,6 +97,7 @@ export async function startFloor(dataDir: string): Promise<FloorServer> {
     throw err;
   }
   return {
+    pid: dev.pid,
     async once(v) {
       const q = new URLSearchParams({ kind: v.kind, perTransaction: String(v.perTransaction) });
       if (v.perStatement) q.set("perStatement", String(v.perStatement));

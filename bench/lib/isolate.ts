@@ -163,9 +163,24 @@ export async function sampleIsolate(url: string, everyMs = 10) {
   };
 }
 
-interface CpuProfile {
-  nodes: { id: number; callFrame: { functionName: string } }[];
+export interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url?: string; lineNumber?: number } }[];
   samples: number[];
+}
+
+/** The functions that took the most samples of a profile ("(idle)" left out): name → share of its busy samples. */
+export function topFunctions(p: CpuProfile, n: number): { name: string; share: number }[] {
+  const byId = new Map(p.nodes.map((x) => [x.id, x.callFrame.functionName || "(anonymous)"]));
+  const counts = new Map<string, number>();
+  for (const id of p.samples) {
+    const name = byId.get(id)!;
+    if (name !== "(idle)") counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  const busy = [...counts.values()].reduce((a, b) => a + b, 0);
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([name, k]) => ({ name, share: busy > 0 ? k / busy : 0 }));
 }
 
 /** Samples taken while the isolate ran ("(idle)" is an entered isolate waiting). */
@@ -188,6 +203,8 @@ export interface CpuShare {
   readonly share: number;
   /** Busy samples per isolate. */
   readonly samples: Readonly<Record<string, number>>;
+  /** Each isolate's profile, to see where its time went. */
+  readonly profiles: Readonly<Record<string, CpuProfile>>;
 }
 
 /**
@@ -220,7 +237,9 @@ export async function profileCpu(inspector: Inspector, periodUs = 10_000) {
       const processSeconds = (await pidCpuSeconds(inspector.pid)) - cpu0;
       for (const s of sessions.values()) s.close();
       const samples: Record<string, number> = {};
+      const kept: Record<string, CpuProfile> = {};
       for (const [id, p] of profiles) {
+        if (p) kept[id] = p;
         if (!p || sessions.get(id)!.drops() !== drops.get(id))
           throw new Error(`the inspector session of ${id} closed during the CPU profile: no figure`);
         samples[id] = busySamples(p);
@@ -228,7 +247,7 @@ export async function profileCpu(inspector: Inspector, periodUs = 10_000) {
       const total = Object.values(samples).reduce((a, b) => a + b, 0);
       const workerId = [...inspector.targets].find(([, url]) => url === inspector.worker)![0];
       const share = total > 0 ? samples[workerId]! / total : 0;
-      return { seconds: processSeconds * share, processSeconds, share, samples };
+      return { seconds: processSeconds * share, processSeconds, share, samples, profiles: kept };
     },
   };
 }

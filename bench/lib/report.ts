@@ -4,7 +4,7 @@ import type { BenchConfig, Dollars, Usage } from "./cost";
 import { PRICES } from "./cost";
 import type { Metered } from "./etl";
 import type { FloorVariant } from "./floor";
-import type { CpuShare } from "./isolate";
+import { topFunctions, type CpuShare } from "./isolate";
 import type { Projection } from "./projection";
 import { round, type Summary } from "./stats";
 
@@ -27,6 +27,8 @@ export interface Results {
   read: { ours: number[]; seed: number[]; bytes: number; ratio: number };
   whole: { whole: Summary; seedWall: Summary; ratio: number };
   busy: { p99: number; exportSeconds: number; paths: BusyPath[] };
+  /** Every isolate profiled through a load (until complete) and through the floor's ETL-shaped variant. */
+  cpu: { load: CpuShare; floor: CpuShare; floorVariant: string };
   memory: { restMb: number; loadPeakMb: number; exportPeakMb: number; samples: number };
   bill: { load: Billed<unknown>; cron: Billed<unknown>; exportAll: Billed<number> };
   projections: Projection[];
@@ -50,6 +52,45 @@ function threadShares(cpu: CpuShare): string {
     .sort((a, b) => b[1] - a[1])
     .map(([id, n]) => `${id} ${((100 * n) / total).toFixed(0)}%`)
     .join(", ");
+}
+
+/** Each isolate's CPU seconds (its share of the samples × workerd's CPU) in the load and in the floor. */
+function whereTimeGoes(r: Results): string {
+  const seconds = (cpu: CpuShare, id: string) => {
+    const total = Object.values(cpu.samples).reduce((a, b) => a + b, 0);
+    return total > 0 ? (cpu.processSeconds * (cpu.samples[id] ?? 0)) / total : 0;
+  };
+  const { load, floor } = r.cpu;
+  const worker = (cpu: CpuShare) => Object.keys(cpu.profiles).find((id) => id.startsWith("core:user:idx-etl"))!;
+  const ids = new Set([...Object.keys(load.samples), ...Object.keys(floor.samples)]);
+  const rows = [...ids]
+    .map((id) => {
+      const name = id === worker(load) || id === worker(floor) ? "the Worker" : id;
+      return { name, load: seconds(load, id), floor: seconds(floor, id) };
+    })
+    .reduce<{ name: string; load: number; floor: number }[]>((acc, x) => {
+      const same = acc.find((a) => a.name === x.name);
+      if (same) {
+        same.load += x.load;
+        same.floor += x.floor;
+      } else acc.push(x);
+      return acc;
+    }, [])
+    .filter((x) => x.load >= 0.05 || x.floor >= 0.05)
+    .sort((a, b) => b.load - a.load);
+  const top = (cpu: CpuShare) =>
+    topFunctions(cpu.profiles[worker(cpu)]!, 8)
+      .map((f) => `${f.name} ${(100 * f.share).toFixed(0)}%`)
+      .join(", ");
+  return `${table(
+    ["isolate", "the ETL, trigger → complete (CPU s)", `the Worker floor \`${r.cpu.floorVariant}\` (CPU s)`],
+    [
+      ...rows.map((x) => [x.name, s2(x.load), s2(x.floor)]),
+      ["**workerd in all**", `**${s2(load.processSeconds)}**`, `**${s2(floor.processSeconds)}**`],
+    ],
+  )}
+
+The Worker isolate's busiest functions (share of its samples): in the ETL ${top(load)}; in the floor ${top(floor)}.`;
 }
 
 export function summaryLine(r: Results): string {
@@ -143,6 +184,14 @@ ${table(
   ["path", "requests", "p50", "p99", "max", "p99 during the load", "p99 during the export job"],
   r.busy.paths.map((p) => [p.path, p.count, ms(p.p50), ms(p.p99), ms(p.max), ms(p.loadP99), ms(p.exportP99)]),
 )}
+
+## Where the load's time goes
+
+Locally one workerd thread runs every isolate, so the ETL's time is the CPU of all of them. Each was profiled
+through one more load (trigger → complete) and one more run of the floor's shape, and workerd's CPU (/proc) is shared
+out by their samples (bench/lib/isolate.ts; a profiled run is slower than an unprofiled one).
+
+${whereTimeGoes(r)}
 
 ## Memory and CPU
 
