@@ -143,6 +143,10 @@ export async function startLocalWorker(opts: {
   // wrangler's own notices (its banner, a `Request.cf` it cannot fetch offline) would bury the progress; errors stay.
   process.env.WRANGLER_LOG ??= "error";
   process.env.WRANGLER_SEND_METRICS ??= "false";
+  // Miniflare's local trace collector and data explorer serve `wrangler dev`'s pages, which this command has none
+  // of; the collector's work would share the runtime's one thread with the load.
+  process.env.X_LOCAL_OBSERVABILITY ??= "false";
+  process.env.X_LOCAL_EXPLORER ??= "false";
   const { unstable_startWorker, unstable_splitSqlQuery } = loadWrangler();
   const worker = await unstable_startWorker({
     config: "wrangler.toml",
