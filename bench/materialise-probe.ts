@@ -2,19 +2,19 @@
  * Child process (node --expose-gc): the export job's pass over a dataset of
  * any size, without D1 or R2. `after`: src/pipeline/materialise.ts
  * writeFiles, every export file (three .npy and a Parquet file per split, the
- * .npz) from one read of each split into R2Sinks; `before`: the four .npy
+ * .npz) from one read of each split into R2Sinks, each file streamed into one put; `before`: the four .npy
  * files as the job wrote them until now, each its own read of D1 streamed
  * into one put (read/export.ts npyExport).
  *
  * Node seams, nothing else: D1 answers each page query with rows cut from
  * the real t10k images (cycled, as packed hex, as SQLite's
  * replace(hex(pixels), '00000000', 'g') gives them), R2 counts the bytes and
- * parts it is handed, and node:crypto stands behind the runtime's
- * DigestStream. Prints one JSON line: CPU seconds (every thread, GC
+ * parts it is handed, node:crypto stands behind the runtime's DigestStream
+ * and a TransformStream behind its FixedLengthStream. Prints one JSON line: CPU seconds (every thread, GC
  * included), wall seconds, the peak of V8's heap + external memory above
  * what the process held before (garbage included; sampled every 5 ms and at
- * each upload), the live peak (after a full GC at each upload, or each page
- * for `before`, whose uploads are whole files), parts, bytes. The fake D1's
+ * each upload), the live peak (after a full GC at each page and each
+ * upload), parts, bytes. The fake D1's
  * rows (a page of row arrays and the t10k images' text, held for the run)
  * count in both.
  *
@@ -53,13 +53,30 @@ class DigestStream extends WritableStream<ArrayBufferView | ArrayBuffer> {
 }
 (globalThis as unknown as { crypto: { DigestStream: typeof DigestStream } }).crypto.DigestStream = DigestStream;
 
+/** workerd's FixedLengthStream: an identity stream that errors unless exactly `length` bytes pass. */
+class FixedLengthStream extends TransformStream<Uint8Array, Uint8Array> {
+  constructor(length: number) {
+    let seen = 0;
+    super({
+      transform(chunk, controller) {
+        seen += chunk.length;
+        if (seen > length) throw new RangeError(`more than the stream's ${length} bytes`);
+        controller.enqueue(chunk);
+      },
+      flush() {
+        if (seen !== length) throw new RangeError(`${seen} bytes of the stream's ${length}`);
+      },
+    });
+  }
+}
+(globalThis as unknown as { FixedLengthStream: typeof FixedLengthStream }).FixedLengthStream = FixedLengthStream;
+
 const inUse = () => process.memoryUsage().heapUsed + process.memoryUsage().external;
 const gc = (globalThis as { gc?: () => void }).gc!;
-// Before-mode uploads are whole streamed files: their live samples come at each page instead.
 let peak = 0;
 let livePeak = 0;
 const sample = () => void (peak = Math.max(peak, inUse()));
-/** After a full collection: what the pass holds live at that moment (taken at each upload). */
+/** After a full collection: what the pass holds live at that moment (taken at each page and each upload). */
 const sampleLive = () => {
   gc();
   livePeak = Math.max(livePeak, inUse());
@@ -87,7 +104,7 @@ const db = {
           else rows.push([label]);
         }
         sample();
-        if (mode === "before") sampleLive();
+        sampleLive();
         return rows;
       },
     }),
