@@ -17,7 +17,7 @@ import { parseArgs, promisify } from "node:util";
 import { busyProbe, busyReport, type BusyProbe } from "./lib/busy";
 import { benchConfig, dollars, usageFromMeter } from "./lib/cost";
 import { startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
-import { BENCH_VARIANTS, startFloor, type FillResult } from "./lib/floor";
+import { BENCH_VARIANTS, startFloor, type FillResult, type FloorServer } from "./lib/floor";
 import { findInspector, profileCpu, sampleIsolate, totalBytes, type CpuShare } from "./lib/isolate";
 import { project } from "./lib/projection";
 import { renderMarkdown, type Results } from "./lib/report";
@@ -77,19 +77,27 @@ async function machine() {
 }
 
 /** One timed ETL run beside one seed run, N times; then memory, the busy API and the read path, untimed. */
-async function etlSection(seedDb: string, token: string) {
+/**
+ * The seed, the ETL and every floor variant in turn, N times after a warm-up round (the floors' own dev server
+ * idles while the ETL runs, and the other way round); then, untimed, the ETL's memory, the busy API, a profile of a
+ * load and of the floor's ETL-shaped variant, and the read path.
+ */
+async function etlSection(seedDb: string, token: string, floor: FloorServer, perTransaction: number) {
   const etl = await startEtl({ dataDir, vars: overrides, token, metered: false });
   try {
-    log("etl: warm-up run …");
+    log(`etl and floors (${BENCH_VARIANTS.map((v) => v.name).join(", ")}): a warm-up round …`);
     await etl.run();
+    for (const v of BENCH_VARIANTS) await floor.once(v);
     const seed: SeedRun[] = [];
     const ours: EtlTiming[] = [];
+    const floors = new Map<string, FillResult[]>();
     for (let i = 0; i < reps; i++) {
       seed.push(await seedOnce(seedScript, dataDir, seedDb));
       ours.push(await etl.run());
+      for (const v of BENCH_VARIANTS) floors.set(v.name, [...(floors.get(v.name) ?? []), await floor.once(v)]);
       const o = ours.at(-1)!;
       log(
-        `rep ${i + 1}/${reps}: seed ${seed.at(-1)!.seconds.toFixed(2)} s | etl ${o.seconds.toFixed(2)} s (${o.rows} rows), then exports ${o.exportSeconds.toFixed(2)} s | load ${loadAverage()}`,
+        `rep ${i + 1}/${reps}: seed ${seed.at(-1)!.seconds.toFixed(2)} s | etl ${o.seconds.toFixed(2)} s (${o.rows} rows), then exports ${o.exportSeconds.toFixed(2)} s | ${[...floors].map(([k, r]) => `${k} ${r.at(-1)!.seconds.toFixed(2)} s`).join(", ")} | load ${loadAverage()}`,
       );
     }
 
@@ -114,13 +122,17 @@ async function etlSection(seedDb: string, token: string) {
 
     log("profile: every isolate of workerd through one more load, until it completes …");
     const loadCpu = await profiled(etl.dev.pid, WORKER, (stop) => etl.run({ onComplete: stop }));
+    const shape = BENCH_VARIANTS.find((v) => v.kind === "rows" && v.perTransaction === perTransaction && !v.inflight);
+    if (!shape) throw new Error(`no floor variant at the ETL's ${perTransaction}-row transactions`);
+    log(`profile: every isolate of workerd through one more \`${shape.name}\` …`);
+    const floorCpu = { variant: shape.name, share: await profiled(floor.pid, FLOOR_WORKER, () => floor.once(shape)) };
 
     log(`read path: the four .npy exports with numpy vs the seed's SQLite file, ${reps} each, alternating …`);
     const { stdout } = await run("python3", ["bench/export_read.py", etl.dev.url, seedDb, String(reps)], {
       maxBuffer: 1 << 24,
     });
     const read = JSON.parse(stdout.trim().split("\n").pop()!) as { ours: number[]; seed: number[]; bytes: number };
-    return { seed, ours, memory, busy, busyRun, read, loadCpu };
+    return { seed, ours, floors, memory, busy, busyRun, read, loadCpu, floorCpu };
   } finally {
     await etl.stop();
     await etl.remove();
@@ -166,41 +178,18 @@ async function billSection(token: string) {
   }
 }
 
-/** The floors, round robin after a warm-up round, beside the seed. */
-async function floorSection(seedDb: string, perTransaction: number) {
-  const floor = await startFloor(dataDir);
-  try {
-    log(`floor: ${BENCH_VARIANTS.map((v) => v.name).join(", ")}: a warm-up round, then ${reps} …`);
-    for (const v of BENCH_VARIANTS) await floor.once(v);
-    const runs = new Map<string, FillResult[]>();
-    const seed: SeedRun[] = [];
-    for (let i = 0; i < reps; i++) {
-      seed.push(await seedOnce(seedScript, dataDir, seedDb));
-      for (const v of BENCH_VARIANTS) runs.set(v.name, [...(runs.get(v.name) ?? []), await floor.once(v)]);
-      log(`floor ${i + 1}/${reps}: ${[...runs].map(([k, r]) => `${k} ${r.at(-1)!.seconds.toFixed(2)} s`).join(", ")}`);
-    }
-    const shape = BENCH_VARIANTS.find((v) => v.kind === "rows" && v.perTransaction === perTransaction && !v.inflight);
-    if (!shape) throw new Error(`no floor variant at the ETL's ${perTransaction}-row transactions`);
-    log(`profile: every isolate of workerd through one more \`${shape.name}\` …`);
-    const cpu = await profiled(floor.pid, FLOOR_WORKER, () => floor.once(shape));
+/** Each floor variant's times, by its median. */
+const floorRows = (runs: ReadonlyMap<string, FillResult[]>) =>
+  BENCH_VARIANTS.map((v) => {
+    const r = runs.get(v.name)!;
     return {
-      seed,
-      cpu: { variant: shape.name, share: cpu },
-      variants: BENCH_VARIANTS.map((v) => {
-        const r = runs.get(v.name)!;
-        return {
-          ...v,
-          ...summarise(r.map((x) => x.seconds)),
-          buildSeconds: summarise(r.map((x) => x.buildSeconds)).median,
-          transactions: r[0]!.transactions,
-          textBytes: r[0]!.textBytes,
-        };
-      }),
+      ...v,
+      ...summarise(r.map((x) => x.seconds)),
+      buildSeconds: summarise(r.map((x) => x.buildSeconds)).median,
+      transactions: r[0]!.transactions,
+      textBytes: r[0]!.textBytes,
     };
-  } finally {
-    await floor.stop();
-  }
-}
+  });
 
 /** `npm run etl -- --source DIR` whole, in a fresh state each time, beside the seed's wall time. */
 async function wholeSection(seedDb: string) {
@@ -225,10 +214,16 @@ async function main(): Promise<void> {
   const seedDb = join(tmp, "seed.db");
   const token = randomBytes(24).toString("hex");
   try {
-    const etl = await etlSection(seedDb, token);
+    const floorServer = await startFloor(dataDir);
+    let etl: Awaited<ReturnType<typeof etlSection>>;
+    try {
+      etl = await etlSection(seedDb, token, floorServer, cfg.chunkSize * cfg.maxBatchSize);
+    } finally {
+      await floorServer.stop();
+    }
     const bill = await billSection(token);
-    const floor = await floorSection(seedDb, cfg.chunkSize * cfg.maxBatchSize);
     const whole = await wholeSection(seedDb);
+    const floor = { variants: floorRows(etl.floors) };
 
     const seed = summarise(etl.seed.map((x) => x.seconds));
     const ours = summarise(etl.ours.map((x) => x.seconds));
@@ -264,14 +259,13 @@ async function main(): Promise<void> {
         variants: floor.variants,
         worker: workerFloor,
         blob: blobFloor,
-        seed: summarise(floor.seed.map((x) => x.seconds)),
       },
       etlOverWorkerFloor: ours.median / workerFloor.median,
       etlOverFloor: ours.median / blobFloor.median,
       read: { ...etl.read, ratio: summarise(etl.read.ours).median / summarise(etl.read.seed).median },
       whole: { whole: wholeS, seedWall, ratio: wholeS.median / seedWall.median },
       busy: { ...etl.busy, exportSeconds: etl.busyRun.exportSeconds },
-      cpu: { load: etl.loadCpu, floor: floor.cpu.share, floorVariant: floor.cpu.variant },
+      cpu: { load: etl.loadCpu, floor: etl.floorCpu.share, floorVariant: etl.floorCpu.variant },
       memory: etl.memory,
       bill,
       projections,

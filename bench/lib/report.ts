@@ -21,7 +21,7 @@ export interface Results {
   extract: Summary;
   exportWait: Summary;
   ratio: number;
-  floor: { variants: FloorRow[]; worker: FloorRow; blob: FloorRow; seed: Summary };
+  floor: { variants: FloorRow[]; worker: FloorRow; blob: FloorRow };
   etlOverWorkerFloor: number;
   etlOverFloor: number;
   read: { ours: number[]; seed: number[]; bytes: number; ratio: number };
@@ -164,7 +164,6 @@ ${table(
         : `randomblob() floor \`${v.name}\`: ${v.transactions} transaction(s)`,
       range(v),
     ]),
-    ["the seed's script, beside the floors", range(r.floor.seed)],
     ["`npm run etl -- --source DIR`, whole, fresh state", range(r.whole.whole)],
     ["the seed's script as a process (wall time), beside it", range(r.whole.seedWall)],
   ],
