@@ -62,12 +62,16 @@ const archives = (d: { train: SplitData; test: SplitData }) => ({
 
 const staged = async (name: string) => (await env.EXPORTS.list({ prefix: stagingPrefix(name) })).objects;
 
-/** The app with another env (no bucket, a strict D1): a request, answered. */
+/**
+ * The app with another env (no bucket, a strict D1): a request, answered. The body is read before the context's
+ * waitUntil work is awaited: a download streams from work the context waits for, which would wait for this reader.
+ */
 async function request(path: string, bindings: Partial<Env>, init?: RequestInit): Promise<Response> {
   const ctx = createExecutionContext();
   const res = await app.fetch(new Request(`http://worker${path}`, init), { ...env, ...bindings }, ctx);
+  const body = await res.arrayBuffer();
   await waitOnExecutionContext(ctx);
-  return res;
+  return new Response(body, res);
 }
 
 /** The float32 bytes the export must hold for a split: every image upright, x / 255 as float32. */
