@@ -17,7 +17,7 @@ import { parseArgs, promisify } from "node:util";
 import { busyProbe, busyReport, type BusyProbe } from "./lib/busy";
 import { benchConfig, dollars, usageFromMeter } from "./lib/cost";
 import { startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
-import { BENCH_VARIANTS, startFloor, type FillResult, type FloorServer } from "./lib/floor";
+import { BENCH_VARIANTS, startFloor, type FillResult, type FloorServer, type FloorVariant } from "./lib/floor";
 import { findInspector, profileCpu, sampleIsolate, totalBytes, type CpuShare } from "./lib/isolate";
 import { project } from "./lib/projection";
 import { renderMarkdown, type Results } from "./lib/report";
@@ -76,13 +76,12 @@ async function machine() {
   };
 }
 
-/** One timed ETL run beside one seed run, N times; then memory, the busy API and the read path, untimed. */
 /**
  * The seed, the ETL and every floor variant in turn, N times after a warm-up round (the floors' own dev server
  * idles while the ETL runs, and the other way round); then, untimed, the ETL's memory, the busy API, a profile of a
  * load and of the floor's ETL-shaped variant, and the read path.
  */
-async function etlSection(seedDb: string, token: string, floor: FloorServer, perTransaction: number) {
+async function etlSection(seedDb: string, token: string, floor: FloorServer, shape: FloorVariant) {
   const etl = await startEtl({ dataDir, vars: overrides, token, metered: false });
   try {
     log(`etl and floors (${BENCH_VARIANTS.map((v) => v.name).join(", ")}): a warm-up round …`);
@@ -122,8 +121,6 @@ async function etlSection(seedDb: string, token: string, floor: FloorServer, per
 
     log("profile: every isolate of workerd through one more load, until it completes …");
     const loadCpu = await profiled(etl.dev.pid, WORKER, (stop) => etl.run({ onComplete: stop }));
-    const shape = BENCH_VARIANTS.find((v) => v.kind === "rows" && v.perTransaction === perTransaction && !v.inflight);
-    if (!shape) throw new Error(`no floor variant at the ETL's ${perTransaction}-row transactions`);
     log(`profile: every isolate of workerd through one more \`${shape.name}\` …`);
     const floorCpu = { variant: shape.name, share: await profiled(floor.pid, FLOOR_WORKER, () => floor.once(shape)) };
 
@@ -214,10 +211,14 @@ async function main(): Promise<void> {
   const seedDb = join(tmp, "seed.db");
   const token = randomBytes(24).toString("hex");
   try {
+    // The floor variant in the ETL's transaction shape: profiled beside a load, and the projection's time per transaction.
+    const perTransaction = cfg.chunkSize * cfg.maxBatchSize;
+    const shape = BENCH_VARIANTS.find((v) => v.kind === "rows" && v.perTransaction === perTransaction && !v.inflight);
+    if (!shape) throw new Error(`no floor variant at the ETL's ${perTransaction}-row transactions`);
     const floorServer = await startFloor(dataDir);
     let etl: Awaited<ReturnType<typeof etlSection>>;
     try {
-      etl = await etlSection(seedDb, token, floorServer, cfg.chunkSize * cfg.maxBatchSize);
+      etl = await etlSection(seedDb, token, floorServer, shape);
     } finally {
       await floorServer.stop();
     }
@@ -230,9 +231,7 @@ async function main(): Promise<void> {
     const rows = floor.variants.filter((v) => v.kind === "rows");
     const workerFloor = rows.reduce((a, v) => (v.median < a.median ? v : a));
     const blobFloor = floor.variants.find((v) => v.kind === "blob")!;
-    const etlShape = rows.find((v) => v.perTransaction === cfg.chunkSize * cfg.maxBatchSize && !v.inflight);
-    if (!etlShape)
-      throw new Error(`no floor variant at the ETL's ${cfg.chunkSize * cfg.maxBatchSize}-row transactions`);
+    const etlShape = rows.find((v) => v.name === shape.name)!;
     // D1's part of a transaction: the Worker floor's time less its encoding and statement building.
     const execMs = ((etlShape.median - etlShape.buildSeconds) * 1000) / etlShape.transactions;
     const projections = ["fashion-mnist", "emnist-byclass"].map((d) =>

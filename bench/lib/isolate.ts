@@ -203,6 +203,8 @@ export interface CpuShare {
   readonly share: number;
   /** Busy samples per isolate. */
   readonly samples: Readonly<Record<string, number>>;
+  /** The Worker's isolate id among them. */
+  readonly workerId: string;
   /** Each isolate's profile, to see where its time went. */
   readonly profiles: Readonly<Record<string, CpuProfile>>;
 }
@@ -247,7 +249,7 @@ export async function profileCpu(inspector: Inspector, periodUs = 10_000) {
       const total = Object.values(samples).reduce((a, b) => a + b, 0);
       const workerId = [...inspector.targets].find(([, url]) => url === inspector.worker)![0];
       const share = total > 0 ? samples[workerId]! / total : 0;
-      return { seconds: processSeconds * share, processSeconds, share, samples, profiles: kept };
+      return { seconds: processSeconds * share, processSeconds, share, samples, workerId, profiles: kept };
     },
   };
 }

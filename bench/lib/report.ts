@@ -56,30 +56,24 @@ function threadShares(cpu: CpuShare): string {
 
 /** Each isolate's CPU seconds (its share of the samples × workerd's CPU) in the load and in the floor. */
 function whereTimeGoes(r: Results): string {
-  const seconds = (cpu: CpuShare, id: string) => {
+  // Isolate → CPU seconds, the Worker's (another id in each server) under one name.
+  const byIsolate = (cpu: CpuShare) => {
     const total = Object.values(cpu.samples).reduce((a, b) => a + b, 0);
-    return total > 0 ? (cpu.processSeconds * (cpu.samples[id] ?? 0)) / total : 0;
+    return new Map(
+      Object.entries(cpu.samples).map(([id, n]) => [
+        id === cpu.workerId ? "the Worker" : id,
+        total > 0 ? (cpu.processSeconds * n) / total : 0,
+      ]),
+    );
   };
   const { load, floor } = r.cpu;
-  const worker = (cpu: CpuShare) => Object.keys(cpu.profiles).find((id) => id.startsWith("core:user:idx-etl"))!;
-  const ids = new Set([...Object.keys(load.samples), ...Object.keys(floor.samples)]);
-  const rows = [...ids]
-    .map((id) => {
-      const name = id === worker(load) || id === worker(floor) ? "the Worker" : id;
-      return { name, load: seconds(load, id), floor: seconds(floor, id) };
-    })
-    .reduce<{ name: string; load: number; floor: number }[]>((acc, x) => {
-      const same = acc.find((a) => a.name === x.name);
-      if (same) {
-        same.load += x.load;
-        same.floor += x.floor;
-      } else acc.push(x);
-      return acc;
-    }, [])
+  const [inLoad, inFloor] = [byIsolate(load), byIsolate(floor)];
+  const rows = [...new Set([...inLoad.keys(), ...inFloor.keys()])]
+    .map((name) => ({ name, load: inLoad.get(name) ?? 0, floor: inFloor.get(name) ?? 0 }))
     .filter((x) => x.load >= 0.05 || x.floor >= 0.05)
     .sort((a, b) => b.load - a.load);
   const top = (cpu: CpuShare) =>
-    topFunctions(cpu.profiles[worker(cpu)]!, 8)
+    topFunctions(cpu.profiles[cpu.workerId]!, 8)
       .map((f) => `${f.name} ${(100 * f.share).toFixed(0)}%`)
       .join(", ");
   return `${table(
