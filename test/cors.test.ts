@@ -4,10 +4,10 @@
  * headers and nothing allows credentials. CORS_ORIGINS is `*` in
  * wrangler.toml; a list of origins is tried through the app with its own env.
  */
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CORS_EXPOSED_HEADERS, parseCorsOrigins } from "../src/http/cors";
-import { app } from "../src/http/app";
+import { appFetch } from "./app-fetch";
 import { postRun, publish, runToEnd, syntheticArchives } from "./helpers";
 
 const NOTEBOOK = "https://notebook.example";
@@ -16,11 +16,7 @@ const call = (path: string, init: RequestInit = {}) => SELF.fetch(`http://worker
 
 /** The app answering with CORS_ORIGINS set to `origins`. */
 async function withOrigins(origins: string, path: string, init: RequestInit = {}): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://worker${path}`, init), { ...env, CORS_ORIGINS: origins }, ctx);
-  await res.arrayBuffer();
-  await waitOnExecutionContext(ctx);
-  return res;
+  return (await appFetch(path, { ...env, CORS_ORIGINS: origins }, init)).res;
 }
 
 const preflight = (requestHeaders = "range, if-none-match", method = "GET") => ({

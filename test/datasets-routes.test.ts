@@ -7,12 +7,12 @@
  * PNG and pages, stats, exports and their versions, runs, and the 400s and
  * 404s of each.
  */
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { decode } from "fast-png";
 import { gzipSync } from "fflate";
 import { beforeAll, describe, expect, it } from "vitest";
 import { REGISTRY, REGISTRY_NAMES } from "../src/core/registry";
-import { app } from "../src/http/app";
+import { appFetch } from "./app-fetch";
 import { IMMUTABLE } from "../src/http/routes/exports";
 import type { ErrorBody } from "../src/http/schemas/common";
 import type { DatasetList, DatasetView, Stats } from "../src/http/schemas/datasets";
@@ -174,9 +174,7 @@ describe("GET /datasets", () => {
         return typeof v === "function" ? v.bind(target) : v;
       },
     });
-    const ctx = createExecutionContext();
-    const res = await app.fetch(new Request("http://worker/datasets"), { ...env, DB: db }, ctx);
-    await waitOnExecutionContext(ctx);
+    const { res } = await appFetch("/datasets", { ...env, DB: db });
     expect(res.status).toBe(200);
     expect(new Set(prepared).size).toBe(3);
     expect(batches).toBe(0);

@@ -8,12 +8,12 @@
  * production D1's 2,000,000-byte limit on a value (strict-d1.ts), which local
  * D1 does not enforce.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { decode } from "fast-png";
 import { describe, expect, it } from "vitest";
 import type { Shape } from "../src/core/datasets";
 import { pixelsToPackedHex } from "../src/codec/transform";
-import { app } from "../src/http/app";
+import { appFetch } from "./app-fetch";
 import { QUEUES, readConfig } from "../src/pipeline/config";
 import { runExtractJob } from "../src/pipeline/job";
 import type { ChunkMessage, ExtractMessage } from "../src/pipeline/messages";
@@ -62,15 +62,9 @@ const archives = (d: { train: SplitData; test: SplitData }) => ({
 
 const staged = async (name: string) => (await env.EXPORTS.list({ prefix: stagingPrefix(name) })).objects;
 
-/**
- * The app with another env (no bucket, a strict D1): a request, answered. The body is read before the context's
- * waitUntil work is awaited: a download streams from work the context waits for, which would wait for this reader.
- */
+/** The app with another env (no bucket, a strict D1): a request, answered. */
 async function request(path: string, bindings: Partial<Env>, init?: RequestInit): Promise<Response> {
-  const ctx = createExecutionContext();
-  const res = await app.fetch(new Request(`http://worker${path}`, init), { ...env, ...bindings }, ctx);
-  const body = await res.arrayBuffer();
-  await waitOnExecutionContext(ctx);
+  const { res, body } = await appFetch(path, { ...env, ...bindings }, init);
   return new Response(body, res);
 }
 

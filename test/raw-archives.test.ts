@@ -7,10 +7,10 @@
  * one part, EMNIST's zip members kept once across several job segments, the
  * validators and ranges, the 404s, and the pruning of what nothing serves.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryEntry } from "../src/core/registry";
-import { app } from "../src/http/app";
+import { appFetch } from "./app-fetch";
 import { QUEUES } from "../src/pipeline/config";
 import type { ChunkMessage, ExtractMessage } from "../src/pipeline/messages";
 import { pruneRawArchives, rawKeeper, RAW_PART_BYTES } from "../src/pipeline/raw-archives";
@@ -42,13 +42,8 @@ async function md5(bytes: Uint8Array): Promise<string> {
 
 /** The app's answer, with or without the R2 bucket; the body read before the invocation is awaited. */
 async function call(path: string, init: RequestInit = {}, withR2 = true): Promise<{ res: Response; body: Uint8Array }> {
-  const ctx = createExecutionContext();
   const { EXPORTS, ...rest } = env;
-  const bindings = (withR2 ? { ...rest, EXPORTS } : rest) as Env;
-  const res = await app.fetch(new Request(`http://worker${path}`, init), bindings, ctx);
-  const body = new Uint8Array(await res.arrayBuffer());
-  await waitOnExecutionContext(ctx);
-  return { res, body };
+  return appFetch(path, (withR2 ? { ...rest, EXPORTS } : rest) as Env, init);
 }
 const errorOf = (body: Uint8Array) => (JSON.parse(new TextDecoder().decode(body)) as { error: string }).error;
 

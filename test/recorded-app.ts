@@ -2,8 +2,8 @@
  * The app with a D1 binding that records every statement prepared through it
  * (and its parameters), to see which rows a request reads.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
-import { app } from "../src/http/app";
+import { env } from "cloudflare:test";
+import { appFetch } from "./app-fetch";
 
 interface Statement {
   sql: string;
@@ -42,12 +42,9 @@ export async function recorded(path: string, headers: Record<string, string> = {
       return typeof v === "function" ? v.bind(target) : v;
     },
   });
-  const ctx = createExecutionContext();
   const { EXPORTS, ...rest } = env;
   const bindings = { ...rest, DB: db, ...(withR2 ? { EXPORTS } : {}) } as Env;
-  const res = await app.fetch(new Request(`http://worker${path}`, { method, headers }), bindings, ctx);
-  const body = new Uint8Array(await res.arrayBuffer());
-  await waitOnExecutionContext(ctx);
+  const { res, body } = await appFetch(path, bindings, { method, headers });
   /**
    * Statements that read an image table (FROM or JOIN images__<dataset>__<split>), not the catalog or the swap log
    * (the catalog read names the tables in strings, to find them in sqlite_master).
