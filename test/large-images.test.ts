@@ -227,19 +227,20 @@ describe("a chunk staged in R2", () => {
 });
 
 describe("without an R2 bucket", () => {
-  const body = (source: string) => JSON.stringify({ dataset: "no-bucket", source, files: FILES });
-
-  it("POST /runs refuses images a message cannot carry before its 202, naming the limit; nothing is recorded", async () => {
-    const source = await publishFiles(archives(dataset(RGB_224, { train: 1, test: 1 }, 60)));
-    const res = await request(
+  const postRun = (source: string) =>
+    request(
       "/runs",
       { EXPORTS: undefined },
       {
         method: "POST",
         headers: { Authorization: `Bearer ${TOKEN}` },
-        body: body(source),
+        body: JSON.stringify({ dataset: "no-bucket", source, files: FILES }),
       },
     );
+
+  it("POST /runs refuses images a message cannot carry before its 202, naming the limit; nothing is recorded", async () => {
+    const source = await publishFiles(archives(dataset(RGB_224, { train: 1, test: 1 }, 60)));
+    const res = await postRun(source);
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toBe(
       `tx.gz: one image of 224×224×3 is 150528 bytes, more than a queue message (128 KB) can carry; bind an R2 bucket as EXPORTS (wrangler.toml [[r2_buckets]]) and images up to ${MAX_IMAGE_BYTES} bytes travel through it`,
@@ -248,15 +249,7 @@ describe("without an R2 bucket", () => {
 
     // Images a message carries start as before.
     const small = await publishFiles(archives(dataset({ rows: 8, cols: 8, channels: 3 }, { train: 2, test: 1 }, 61)));
-    const ok = await request(
-      "/runs",
-      { EXPORTS: undefined },
-      {
-        method: "POST",
-        headers: { Authorization: `Bearer ${TOKEN}` },
-        body: body(small),
-      },
-    );
+    const ok = await postRun(small);
     expect(ok.status).toBe(202);
     expect((await waitForRun(((await ok.json()) as { run: { id: string } }).run.id)).status).toBe("complete");
   });
