@@ -17,7 +17,16 @@ import { parseArgs, promisify } from "node:util";
 import { busyProbe, busyReport, type BusyProbe } from "./lib/busy";
 import { benchConfig, dollars, usageFromMeter } from "./lib/cost";
 import { startEtl, type EtlServer, type EtlTiming, type Metered } from "./lib/etl";
-import { BENCH_VARIANTS, startFloor, type FillResult, type FloorServer, type FloorVariant } from "./lib/floor";
+import {
+  BENCH_VARIANTS,
+  STACK_PARTS,
+  startFloor,
+  type FillResult,
+  type FloorServer,
+  type FloorVariant,
+  type StackPart,
+  type StackRun,
+} from "./lib/floor";
 import { findInspector, profileCpu, sampleIsolate, totalBytes, type CpuShare } from "./lib/isolate";
 import { project } from "./lib/projection";
 import { renderMarkdown, type Results } from "./lib/report";
@@ -87,16 +96,19 @@ async function etlSection(seedDb: string, token: string, floor: FloorServer, sha
     log(`etl and floors (${BENCH_VARIANTS.map((v) => v.name).join(", ")}): a warm-up round …`);
     await etl.run();
     for (const v of BENCH_VARIANTS) await floor.once(v);
+    for (const part of STACK_PARTS) await floor.stack(part);
     const seed: SeedRun[] = [];
     const ours: EtlTiming[] = [];
     const floors = new Map<string, FillResult[]>();
+    const stack = new Map<StackPart, StackRun[]>();
     for (let i = 0; i < reps; i++) {
       seed.push(await seedOnce(seedScript, dataDir, seedDb));
       ours.push(await etl.run());
       for (const v of BENCH_VARIANTS) floors.set(v.name, [...(floors.get(v.name) ?? []), await floor.once(v)]);
+      for (const p of STACK_PARTS) stack.set(p, [...(stack.get(p) ?? []), await floor.stack(p)]);
       const o = ours.at(-1)!;
       log(
-        `rep ${i + 1}/${reps}: seed ${seed.at(-1)!.seconds.toFixed(2)} s | etl ${o.seconds.toFixed(2)} s (${o.rows} rows), then exports ${o.exportSeconds.toFixed(2)} s | ${[...floors].map(([k, r]) => `${k} ${r.at(-1)!.seconds.toFixed(2)} s`).join(", ")} | load ${loadAverage()}`,
+        `rep ${i + 1}/${reps}: seed ${seed.at(-1)!.seconds.toFixed(2)} s | etl ${o.seconds.toFixed(2)} s (${o.rows} rows), then exports ${o.exportSeconds.toFixed(2)} s | ${[...floors, ...stack].map(([k, r]) => `${k} ${r.at(-1)!.seconds.toFixed(2)} s`).join(", ")} | load ${loadAverage()}`,
       );
     }
 
@@ -129,7 +141,7 @@ async function etlSection(seedDb: string, token: string, floor: FloorServer, sha
       maxBuffer: 1 << 24,
     });
     const read = JSON.parse(stdout.trim().split("\n").pop()!) as { ours: number[]; seed: number[]; bytes: number };
-    return { seed, ours, floors, memory, busy, busyRun, read, loadCpu, floorCpu };
+    return { seed, ours, floors, stack, memory, busy, busyRun, read, loadCpu, floorCpu };
   } finally {
     await etl.stop();
     await etl.remove();
@@ -188,6 +200,21 @@ const floorRows = (runs: ReadonlyMap<string, FillResult[]>) =>
     };
   });
 
+/**
+ * Each part of the required stack: its time on workerd's thread, the lesser of its wall time and workerd's CPU
+ * over it (a part that waits, as the queue does between deliveries, leaves the thread to other work in a load).
+ */
+const stackRows = (runs: ReadonlyMap<StackPart, StackRun[]>) =>
+  STACK_PARTS.map((part) => {
+    const r = runs.get(part)!;
+    return {
+      part,
+      wall: summarise(r.map((x) => x.seconds)),
+      cpu: summarise(r.map((x) => x.cpuSeconds)),
+      thread: summarise(r.map((x) => Math.min(x.seconds, x.cpuSeconds))),
+    };
+  });
+
 /** `npm run etl -- --source DIR` whole, in a fresh state each time, beside the seed's wall time. */
 async function wholeSection(seedDb: string) {
   const seed: SeedRun[] = [];
@@ -203,6 +230,11 @@ async function wholeSection(seedDb: string) {
 }
 
 async function main(): Promise<void> {
+  // As `npm run etl` runs the Worker (scripts/lib/local-worker.ts): Miniflare's trace collector and data explorer
+  // serve `wrangler dev`'s pages, and the collector's work on workerd's one thread would be timed with the ETL's
+  // (whose wrangler.toml enables observability) and not with the floor's.
+  process.env.X_LOCAL_OBSERVABILITY ??= "false";
+  process.env.X_LOCAL_EXPLORER ??= "false";
   const m = await machine();
   const cfg = await benchConfig(overrides);
   const load0 = loadAverage();
@@ -232,6 +264,8 @@ async function main(): Promise<void> {
     const workerFloor = rows.reduce((a, v) => (v.median < a.median ? v : a));
     const blobFloor = floor.variants.find((v) => v.kind === "blob")!;
     const etlShape = rows.find((v) => v.name === shape.name)!;
+    const stack = stackRows(etl.stack);
+    const stackFloor = workerFloor.median + stack.reduce((a, p) => a + p.thread.median, 0);
     // D1's part of a transaction: the Worker floor's time less its encoding and statement building.
     const execMs = ((etlShape.median - etlShape.buildSeconds) * 1000) / etlShape.transactions;
     const projections = ["fashion-mnist", "emnist-byclass"].map((d) =>
@@ -259,7 +293,9 @@ async function main(): Promise<void> {
         worker: workerFloor,
         blob: blobFloor,
       },
+      stack: { parts: stack, floor: stackFloor },
       etlOverWorkerFloor: ours.median / workerFloor.median,
+      etlOverStackFloor: ours.median / stackFloor,
       etlOverFloor: ours.median / blobFloor.median,
       read: { ...etl.read, ratio: summarise(etl.read.ours).median / summarise(etl.read.seed).median },
       whole: { whole: wholeS, seedWall, ratio: wholeS.median / seedWall.median },

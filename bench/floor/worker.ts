@@ -6,6 +6,8 @@
  *   POST /data?split=S&count=N   body: the split's N labels, then its N × 784 raw pixels (kept in memory)
  *   POST /fill?kind=rows|blob&perTransaction=N[&perStatement=M][&inflight=K]
  *     → FillResult, timed from the first statement built to the last commit
+ *   POST /archive?file=F         body: one of the four gzip archives as served (kept in memory)
+ *   POST /stack?part=archives|queue|mirror → StackResult: what the required stack adds (stack.ts)
  *
  * kind=rows (the Worker floor): the real rows, encoded as the product encodes
  *   them (float32 as packed hex, transform.ts pixelsToPackedHex, decoded by
@@ -19,8 +21,10 @@
  */
 import { createImageTableSql } from "../../src/db/tables";
 import { pixelsToPackedHex, ZERO_PIXEL, ZERO_PIXEL_HEX } from "../../src/codec/transform";
+import { STACK_PARTS, type StackPart } from "./parts";
+import { consume, keepArchive, stackPart, type ChunkBody, type StackEnv } from "./stack";
 
-interface FloorEnv {
+interface FloorEnv extends StackEnv {
   readonly DB: D1Database;
 }
 
@@ -216,9 +220,20 @@ export default {
         return new Response("ok");
       }
       if (request.method === "POST" && url.pathname === "/fill") return Response.json(await fill(url, env.DB));
+      if (request.method === "POST" && url.pathname === "/archive") {
+        keepArchive(url.searchParams.get("file") ?? "", new Uint8Array(await request.arrayBuffer()));
+        return new Response("ok");
+      }
+      if (request.method === "POST" && url.pathname === "/stack") {
+        const part = url.searchParams.get("part") as StackPart;
+        if (!STACK_PARTS.includes(part)) throw new Error(`part must be one of ${STACK_PARTS.join(", ")}`);
+        if (!data.train || !data.test) throw new Error("POST /data for both splits first");
+        return Response.json(await stackPart(part, env, [data.train.pixels, data.test.pixels], PIXELS));
+      }
       return new Response("not found", { status: 404 });
     } catch (err) {
       return Response.json({ error: err instanceof Error ? (err.stack ?? err.message) : String(err) }, { status: 500 });
     }
   },
+  queue: async (batch: MessageBatch<ChunkBody>): Promise<void> => consume(batch),
 };

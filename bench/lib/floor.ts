@@ -8,10 +8,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { startDevServer, type DevServer } from "../../scripts/lib/dev-server";
+import type { StackPart, StackResult } from "../floor/parts";
 import type { FillResult } from "../floor/worker";
 import { frozenConfig } from "./frozen";
+import { processCpuSeconds } from "./isolate";
 
-export type { FillResult };
+export type { FillResult, StackPart };
+export { STACK_PARTS } from "../floor/parts";
+
+/** A part of the required stack, timed in the Worker, and the CPU workerd spent meanwhile (its idle waits left out). */
+export interface StackRun extends StackResult {
+  readonly cpuSeconds: number;
+}
 
 export interface FloorVariant {
   readonly name: string;
@@ -57,6 +65,8 @@ export interface FloorServer {
   /** The dev server's process group (its workerd's inspector profiles the floor). */
   readonly pid: number;
   once(v: FloorVariant): Promise<FillResult>;
+  /** One part of what the required stack adds to the floor (bench/floor/stack.ts). */
+  stack(part: StackPart): Promise<StackRun>;
   stop(): Promise<void>;
 }
 
@@ -91,6 +101,13 @@ export async function startFloor(dataDir: string): Promise<FloorServer> {
       body.set(images, labels.length);
       const res = await fetch(`${dev.url}/data?split=${split}&count=${labels.length}`, { method: "POST", body });
       if (!res.ok) throw new Error(`floor: POST /data ${split}: HTTP ${res.status}: ${await res.text()}`);
+      for (const file of [`${prefix}-labels-idx1-ubyte.gz`, `${prefix}-images-idx3-ubyte.gz`]) {
+        const sent = await fetch(`${dev.url}/archive?file=${file}`, {
+          method: "POST",
+          body: await readFile(join(dataDir, file)),
+        });
+        if (!sent.ok) throw new Error(`floor: POST /archive ${file}: HTTP ${sent.status}: ${await sent.text()}`);
+      }
     }
   } catch (err) {
     await stop();
@@ -107,6 +124,13 @@ export async function startFloor(dataDir: string): Promise<FloorServer> {
       if (!res.ok) throw new Error(`floor ${v.name}: HTTP ${res.status}: ${body.error}`);
       if (!body.verified) throw new Error(`floor ${v.name}: the rows read back are not the rows written`);
       return body;
+    },
+    async stack(part) {
+      const cpu0 = await processCpuSeconds(dev.pid, "workerd");
+      const res = await fetch(`${dev.url}/stack?part=${part}`, { method: "POST" });
+      const body = (await res.json()) as StackResult & { error?: string };
+      if (!res.ok) throw new Error(`floor stack ${part}: HTTP ${res.status}: ${body.error}`);
+      return { ...body, cpuSeconds: (await processCpuSeconds(dev.pid, "workerd")) - cpu0 };
     },
     stop,
   };
