@@ -90,13 +90,13 @@ async function machine() {
  * idles while the ETL runs, and the other way round); then, untimed, the ETL's memory, the busy API, a profile of a
  * load and of the floor's ETL-shaped variant, and the read path.
  */
-async function etlSection(seedDb: string, token: string, floor: FloorServer, shape: FloorVariant) {
+async function etlSection(seedDb: string, token: string, floor: FloorServer, shape: FloorVariant, chunk: number) {
   const etl = await startEtl({ dataDir, vars: overrides, token, metered: false });
   try {
     log(`etl and floors (${BENCH_VARIANTS.map((v) => v.name).join(", ")}): a warm-up round …`);
     await etl.run();
     for (const v of BENCH_VARIANTS) await floor.once(v);
-    for (const part of STACK_PARTS) await floor.stack(part);
+    for (const part of STACK_PARTS) await floor.stack(part, chunk);
     const seed: SeedRun[] = [];
     const ours: EtlTiming[] = [];
     const floors = new Map<string, FillResult[]>();
@@ -105,7 +105,7 @@ async function etlSection(seedDb: string, token: string, floor: FloorServer, sha
       seed.push(await seedOnce(seedScript, dataDir, seedDb));
       ours.push(await etl.run());
       for (const v of BENCH_VARIANTS) floors.set(v.name, [...(floors.get(v.name) ?? []), await floor.once(v)]);
-      for (const p of STACK_PARTS) stack.set(p, [...(stack.get(p) ?? []), await floor.stack(p)]);
+      for (const p of STACK_PARTS) stack.set(p, [...(stack.get(p) ?? []), await floor.stack(p, chunk)]);
       const o = ours.at(-1)!;
       log(
         `rep ${i + 1}/${reps}: seed ${seed.at(-1)!.seconds.toFixed(2)} s | etl ${o.seconds.toFixed(2)} s (${o.rows} rows), then exports ${o.exportSeconds.toFixed(2)} s | ${[...floors, ...stack].map(([k, r]) => `${k} ${r.at(-1)!.seconds.toFixed(2)} s`).join(", ")} | load ${loadAverage()}`,
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
     const floorServer = await startFloor(dataDir);
     let etl: Awaited<ReturnType<typeof etlSection>>;
     try {
-      etl = await etlSection(seedDb, token, floorServer, shape);
+      etl = await etlSection(seedDb, token, floorServer, shape, cfg.chunkSize);
     } finally {
       await floorServer.stop();
     }

@@ -1,7 +1,7 @@
 /**
  * The floors alone, to look for a faster transaction shape than the bench's:
  *
- *   npx tsx bench/floor/run.ts [--data DIR] [--reps N] [VARIANT ...]
+ *   npx tsx bench/floor/run.ts [--data DIR] [--reps N] [--chunk IMAGES] [VARIANT|PART ...]
  *
  * A VARIANT is kind-perTransaction[-perStatement][-xInflight] (bench/lib/floor.ts),
  * e.g. rows-2560-100 or rows-640-50-x2, or a part of the required stack
@@ -14,7 +14,11 @@ import { BENCH_VARIANTS, parseVariant, STACK_PARTS, startFloor, type StackPart }
 import { loadAverage, summarise } from "../lib/stats";
 
 const { values, positionals } = parseArgs({
-  options: { data: { type: "string", default: "../shared/fashion-mnist" }, reps: { type: "string", default: "3" } },
+  options: {
+    data: { type: "string", default: "../shared/fashion-mnist" },
+    reps: { type: "string", default: "3" },
+    chunk: { type: "string", default: "160" },
+  },
   allowPositionals: true,
 });
 const isPart = (name: string): name is StackPart => (STACK_PARTS as readonly string[]).includes(name);
@@ -27,7 +31,7 @@ try {
       let seconds: number;
       let detail: string;
       if (isPart(name)) {
-        const r = await floor.stack(name);
+        const r = await floor.stack(name, Number(values.chunk));
         [seconds, detail] = [r.seconds, `${r.cpuSeconds.toFixed(2)} CPU s, ${r.amount}`];
       } else {
         const r = await floor.once(parseVariant(name));

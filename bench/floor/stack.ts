@@ -6,9 +6,9 @@
  * - `archives`: the four archives checked and inflated as a run must (fflate,
  *   the gzip trailer's CRC-32 and length, their MD5s), in the product's
  *   256 KiB blocks, through the product's own VerifyingGunzip.
- * - `queue`: the load's chunk messages (160 images each, the bench's
- *   CHUNK_SIZE) sent as v8 in pairs and delivered to a consumer that only
- *   acknowledges them, 4 per batch (the product's consumer settings).
+ * - `queue`: the load's chunk messages (CHUNK_SIZE images each) sent as v8
+ *   in pairs and delivered to a consumer that only acknowledges them, 4 per
+ *   batch (the product's consumer settings).
  * - `mirror`: the four archives stored in R2 as a run keeps them
  *   (rawKeeper: one put, or a multipart upload of 5 MiB parts).
  *
@@ -19,7 +19,6 @@ import { VerifyingGunzip } from "../../src/codec/gunzip";
 import { workersMd5 } from "../../src/codec/digest";
 import { READ_BLOCK_BYTES } from "../../src/pipeline/archive";
 import { rawKeeper } from "../../src/pipeline/raw-archives";
-
 import type { StackPart, StackResult } from "./parts";
 
 export interface StackEnv {
@@ -32,7 +31,6 @@ export interface ChunkBody {
   readonly pixels: Uint8Array;
 }
 
-const CHUNK_IMAGES = 160;
 const MESSAGES_PER_SEND = 2;
 
 /** The archives as served, by file name (POST /archive). */
@@ -66,22 +64,23 @@ async function inflateAll(): Promise<number> {
   return inflated;
 }
 
-/** Each split's images (`pixelsPerImage` bytes each) as chunk messages through the queue and back. */
-async function roundTrip(queue: Queue<ChunkBody>, splits: readonly Uint8Array[], pixelsPerImage: number) {
+/** Each split's images as chunk messages of `shape.chunk` images through the queue and back. */
+async function roundTrip(queue: Queue<ChunkBody>, splits: readonly Uint8Array[], shape: ChunkShape) {
   delivered = 0;
   let sent = 0;
-  for (const pixels of splits) sent += await send(queue, pixels, pixels.length / pixelsPerImage, pixelsPerImage);
+  for (const pixels of splits) sent += await send(queue, pixels, shape);
   while (delivered < sent) await new Promise((r) => setTimeout(r, 2));
   return sent;
 }
 
-async function send(queue: Queue<ChunkBody>, pixels: Uint8Array, images: number, pixelsPerImage: number) {
-  const chunks = Math.ceil(images / CHUNK_IMAGES);
+async function send(queue: Queue<ChunkBody>, pixels: Uint8Array, { chunk, pixelsPerImage }: ChunkShape) {
+  const images = pixels.length / pixelsPerImage;
+  const chunks = Math.ceil(images / chunk);
   for (let c = 0; c < chunks; c += MESSAGES_PER_SEND) {
     const messages = [];
     for (let k = c; k < Math.min(c + MESSAGES_PER_SEND, chunks); k++) {
-      const from = k * CHUNK_IMAGES;
-      const n = Math.min(CHUNK_IMAGES, images - from);
+      const from = k * chunk;
+      const n = Math.min(chunk, images - from);
       // A copy, as the producer's: a view would serialize its whole backing buffer.
       const px = pixels.slice(from * pixelsPerImage, (from + n) * pixelsPerImage);
       messages.push({ body: { labels: new Uint8Array(n), pixels: px }, contentType: "v8" as const });
@@ -103,12 +102,18 @@ async function mirror(bucket: R2Bucket): Promise<number> {
   return bytes;
 }
 
-/** One part, timed; `splits` are the pixels the floor holds (train, test), `pixelsPerImage` per image. */
+/** Images per chunk message, and bytes per image. */
+export interface ChunkShape {
+  readonly chunk: number;
+  readonly pixelsPerImage: number;
+}
+
+/** One part, timed; `splits` are the pixels the floor holds (train, test). */
 export async function stackPart(
   part: StackPart,
   env: StackEnv,
   splits: readonly Uint8Array[],
-  pixelsPerImage: number,
+  shape: ChunkShape,
 ): Promise<StackResult> {
   if (archives.size !== 4) throw new Error(`POST /archive the four archives first (have ${archives.size})`);
   // Workers' clock moves only across I/O: a timer on both sides makes the interval the work's.
@@ -118,7 +123,7 @@ export async function stackPart(
     part === "archives"
       ? await inflateAll()
       : part === "queue"
-        ? await roundTrip(env.CHUNKS, splits, pixelsPerImage)
+        ? await roundTrip(env.CHUNKS, splits, shape)
         : await mirror(env.MIRROR);
   await new Promise((r) => setTimeout(r, 0));
   return { part, seconds: (performance.now() - t0) / 1000, amount };

@@ -7,7 +7,8 @@
  *   POST /fill?kind=rows|blob&perTransaction=N[&perStatement=M][&inflight=K]
  *     → FillResult, timed from the first statement built to the last commit
  *   POST /archive?file=F         body: one of the four gzip archives as served (kept in memory)
- *   POST /stack?part=archives|queue|mirror → StackResult: what the required stack adds (stack.ts)
+ *   POST /stack?part=archives|queue|mirror&chunk=N → StackResult: what the required stack adds (stack.ts),
+ *     N images per chunk message
  *
  * kind=rows (the Worker floor): the real rows, encoded as the product encodes
  *   them (float32 as packed hex, transform.ts pixelsToPackedHex, decoded by
@@ -228,7 +229,8 @@ export default {
         const part = url.searchParams.get("part") as StackPart;
         if (!STACK_PARTS.includes(part)) throw new Error(`part must be one of ${STACK_PARTS.join(", ")}`);
         if (!data.train || !data.test) throw new Error("POST /data for both splits first");
-        return Response.json(await stackPart(part, env, [data.train.pixels, data.test.pixels], PIXELS));
+        const shape = { chunk: positive(url, "chunk", 160), pixelsPerImage: PIXELS };
+        return Response.json(await stackPart(part, env, [data.train.pixels, data.test.pixels], shape));
       }
       return new Response("not found", { status: 404 });
     } catch (err) {

@@ -65,8 +65,8 @@ export interface FloorServer {
   /** The dev server's process group (its workerd's inspector profiles the floor). */
   readonly pid: number;
   once(v: FloorVariant): Promise<FillResult>;
-  /** One part of what the required stack adds to the floor (bench/floor/stack.ts). */
-  stack(part: StackPart): Promise<StackRun>;
+  /** One part of what the required stack adds to the floor (bench/floor/stack.ts), `chunk` images per message. */
+  stack(part: StackPart, chunk: number): Promise<StackRun>;
   stop(): Promise<void>;
 }
 
@@ -125,9 +125,9 @@ export async function startFloor(dataDir: string): Promise<FloorServer> {
       if (!body.verified) throw new Error(`floor ${v.name}: the rows read back are not the rows written`);
       return body;
     },
-    async stack(part) {
+    async stack(part, chunk) {
       const cpu0 = await processCpuSeconds(dev.pid, "workerd");
-      const res = await fetch(`${dev.url}/stack?part=${part}`, { method: "POST" });
+      const res = await fetch(`${dev.url}/stack?part=${part}&chunk=${chunk}`, { method: "POST" });
       const body = (await res.json()) as StackResult & { error?: string };
       if (!res.ok) throw new Error(`floor stack ${part}: HTTP ${res.status}: ${body.error}`);
       return { ...body, cpuSeconds: (await processCpuSeconds(dev.pid, "workerd")) - cpu0 };

@@ -40,7 +40,7 @@ export interface Results {
 
 const STACK_LABELS: Record<StackPart, string> = {
   archives: "the four archives checked and inflated (fflate, CRC-32 and length, MD5)",
-  queue: "the load's chunk messages through local Queues (v8, 160 images each)",
+  queue: "the load's chunk messages through local Queues (v8, CHUNK_SIZE images each)",
   mirror: "the four archives stored in local R2 (the raw-archive mirror)",
 };
 
