@@ -4,6 +4,7 @@
  * catalog and the refused dataset's tables are as they were.
  */
 import { env } from "cloudflare:workers";
+import { gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CustomFiles } from "../src/core/datasets";
 import { REGISTRY_NAMES, registryEntry } from "../src/core/registry";
@@ -28,6 +29,7 @@ import {
   type SplitData,
 } from "./dataset-fixtures";
 import { deliver } from "./faults-helpers";
+import { idxBytes } from "./idx-fixtures";
 
 const MNIST = registryEntry("mnist")!;
 const FASHION = registryEntry("fashion-mnist")!;
@@ -210,6 +212,25 @@ describe("the files' content", () => {
         files: FILES,
       },
       "train-img.gz: one image of 708×708×1 is 501264 bytes; D1 stores at most 499998 bytes per image (as float32, 4 bytes a pixel, in its 2000000-byte row limit)",
+    );
+  });
+
+  it("a header declaring images no array can hold, followed by pixels: refused from the header alone", async () => {
+    const small = { rows: 4, cols: 4, channels: 1 };
+    const huge = (split: SplitData) => gzipSync(idxBytes([split.count, 2 ** 24, 2 ** 24], split.pixels));
+    const train = makeSplit(3, small, (i) => i % 2, 20);
+    const test = makeSplit(2, small, (i) => i % 2, 21);
+    await refused(
+      {
+        dataset: "posters",
+        source: await publishFiles({
+          ...custom(train, test),
+          [FILES.trainImages]: huge(train),
+          [FILES.testImages]: huge(test),
+        }),
+        files: FILES,
+      },
+      "train-img.gz: one image of 16777216×16777216×1 is 281474976710656 bytes; D1 stores at most 499998 bytes per image (as float32, 4 bytes a pixel, in its 2000000-byte row limit)",
     );
   });
 

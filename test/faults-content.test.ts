@@ -9,8 +9,8 @@ import { gzipSync } from "fflate";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { EtlError } from "../src/core/errors";
 import { QUEUES } from "../src/pipeline/config";
-import { VerifyingGunzip } from "../src/codec/gunzip";
-import { expectImages, expectLabels, parseIdxHeader } from "../src/codec/idx";
+import { INFLATE_SLICE_BYTES, VerifyingGunzip } from "../src/codec/gunzip";
+import { expectImages, expectLabels, IdxRecords, parseIdxHeader } from "../src/codec/idx";
 import { dataset, deliver, failActive, queuedRun, runStatus } from "./faults-helpers";
 import { idxBytes, publish, runToEnd, syntheticArchives, syntheticSplit, type ArchiveSet } from "./helpers";
 
@@ -78,6 +78,14 @@ describe("pure: IDX headers", () => {
     expect(() => parseIdxHeader(h, "f")).toThrow("f: dimensions 4294967295×4294967295×4294967295 are too large");
   });
 
+  it("yields the header before allocating a record of the size it declares", () => {
+    // One image of 2^24 × 2^24 pixels: no JavaScript array can be that large. A header read
+    // (the reader stops at the header) must get the header, for the run to refuse it by name.
+    const file = idxBytes([1, 2 ** 24, 2 ** 24], new Uint8Array(64));
+    const first = new IdxRecords("f", 1).push([file]).next();
+    expect(first.value).toEqual({ kind: "header", header: parseIdxHeader(file, "f") });
+  });
+
   it("refuses images of the wrong shape and labels with more than one dimension", () => {
     const images = parseIdxHeader(idxBytes([5, 28, 27], new Uint8Array(0)), "i");
     expect(expectImages(images, "i")).toEqual({ count: 5, shape: { rows: 28, cols: 27, channels: 1 } });
@@ -115,11 +123,29 @@ describe("pure: gzip", () => {
     [
       "a second gzip member after the first",
       Uint8Array.from([...gz, ...gz]),
-      "g: unexpected data after the end of the gzip stream",
+      "g: a second gzip member follows the first (files joined by `cat a.gz b.gz`, or written by bgzip); only single-member archives are read: recompress it with `zcat g | gzip > NEW.gz`",
     ],
     ["not gzip at all", new TextEncoder().encode("<html>Not Found</html>"), /^g: archive is corrupt \(gzip: /],
   ])("refuses %s", (_, input, message) => {
     expect(() => inflateAll("g", input)).toThrow(message);
+  });
+
+  it("inflates a bomb a slice at a time, and only as far as it is read", async () => {
+    // 64 MB of zeros deflate to about 64 KB: inflated whole, one block would be held as one 64 MB array.
+    const zeros = new Blob([new Uint8Array(64 * 1024 * 1024)]).stream().pipeThrough(new CompressionStream("gzip"));
+    const bomb = new Uint8Array(await new Response(zeros).arrayBuffer());
+    const g = new VerifyingGunzip("b");
+    const sizes: number[] = [];
+    for (const out of g.push(bomb)) sizes.push(out.length);
+    expect(sizes.length).toBeGreaterThanOrEqual(Math.floor(bomb.length / INFLATE_SLICE_BYTES));
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(INFLATE_SLICE_BYTES * 1032 + 32 * 1024);
+    expect(sizes.reduce((a, b) => a + b, 0) + [...g.finish()].reduce((a, b) => a + b.length, 0)).toBe(64 * 1024 * 1024);
+
+    // A reader that stops after the first slice inflates nothing more.
+    const lazy = new VerifyingGunzip("b");
+    const first = lazy.push(bomb).next();
+    expect(first.done).toBe(false);
+    expect((first.value as Uint8Array).length).toBeLessThanOrEqual(INFLATE_SLICE_BYTES * 1032 + 32 * 1024);
   });
 
   it("refuses a wrong length in the trailer", () => {
@@ -226,9 +252,21 @@ describe("through the real Worker: a bad archive fails the run before any write"
     const run = await runToEnd({ source: await publish(archives, { [TRAIN_LABELS]: "type:text/html" }) });
     expect(run.status).toBe("failed");
     expect(run.error).toBe(
-      `${TRAIN_LABELS}: the server sent text/html, not a gzip archive (body starts "<!DOCTYPE html><html><head><title>Sign i…")`,
+      `${TRAIN_LABELS}: not a gzip archive (served as text/html): its bytes start "<!DOCTYPE html><html><head><title>Sign i…"`,
     );
     expect(run.splits.train.loaded + run.splits.test.loaded).toBe(0);
+    expect(await dataset()).toEqual(baseline);
+  });
+
+  it("an IDX file that was never gzipped: named as such, with what to do", async () => {
+    const archives = withFiles({ [TRAIN_LABELS]: idxBytes([40], new Uint8Array(40)) });
+    const run = await runToEnd({ source: await publish(archives) });
+    expect(run.status).toBe("failed");
+    expect(run.error).toMatch(
+      new RegExp(
+        `^${escape(`${TRAIN_LABELS}: an uncompressed IDX file (magic 0x00000801), not a gzip archive (`)}served [^)]+${escape("): archives are read gzipped, as published; gzip it (`gzip -k FILE`) and name the .gz")}$`,
+      ),
+    );
     expect(await dataset()).toEqual(baseline);
   });
 

@@ -8,6 +8,14 @@ import { buf as crc32 } from "crc-32";
 import { Gunzip } from "fflate";
 import { EtlError, errorMessage } from "../core/errors";
 
+/**
+ * Compressed bytes inflated in one step. fflate hands back a step's output
+ * whole, and deflate expands a byte up to 1032 times, so this bounds what a
+ * step holds, a gzip bomb's included (about 16 MB). Larger slices inflate real
+ * archives only slightly faster (bench/decisions.md).
+ */
+export const INFLATE_SLICE_BYTES = 16 * 1024;
+
 export class VerifyingGunzip {
   private readonly inflater: Gunzip;
   private out: Uint8Array[] = [];
@@ -24,15 +32,25 @@ export class VerifyingGunzip {
       this.out.push(chunk);
     });
     this.inflater.onmember = () => {
-      throw new EtlError(`${file}: unexpected data after the end of the gzip stream`);
+      throw new EtlError(
+        `${file}: a second gzip member follows the first (files joined by \`cat a.gz b.gz\`, or written by bgzip); ` +
+          `only single-member archives are read: recompress it with \`zcat ${file} | gzip > NEW.gz\``,
+      );
     };
   }
 
-  /** Feed compressed bytes; returns the bytes they inflated to (possibly none). */
-  push(chunk: Uint8Array): Uint8Array[] {
-    this.remember(chunk);
-    this.run(() => this.inflater.push(chunk, false));
-    return this.drain();
+  /**
+   * Feed compressed bytes; yields what they inflate to, a slice at a time and
+   * only as the reader asks: a reader that stops (a header read) inflates no
+   * further, and one slice's output is all that is held at once.
+   */
+  *push(chunk: Uint8Array): Generator<Uint8Array> {
+    for (let at = 0; at < chunk.length; at += INFLATE_SLICE_BYTES) {
+      const slice = chunk.subarray(at, at + INFLATE_SLICE_BYTES);
+      this.remember(slice);
+      this.run(() => this.inflater.push(slice, false));
+      yield* this.drain();
+    }
   }
 
   /** End of input: returns the last inflated bytes, then checks the trailer. */

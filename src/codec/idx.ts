@@ -139,8 +139,12 @@ export class IdxRecords {
     private readonly perChunk: number,
   ) {}
 
-  push(pieces: Iterable<Uint8Array>): IdxItem[] {
-    const out: IdxItem[] = [];
+  /**
+   * Yields the header as soon as it is whole, then each full chunk, pulling
+   * `pieces` only as the reader asks: a reader that stops at the header (a
+   * header read) has allocated nothing for records its header may make huge.
+   */
+  *push(pieces: Iterable<Uint8Array>): Generator<IdxItem> {
     for (let bytes of pieces) {
       if (this.header === undefined) {
         const joined = concatBytes(this.head, bytes);
@@ -152,8 +156,8 @@ export class IdxRecords {
         const h = (this.header = parseIdxHeader(joined, this.file));
         this.recordBytes = h.dims.slice(1).reduce((a, b) => a * b, 1);
         this.head = new Uint8Array(0);
-        out.push({ kind: "header", header: h });
         bytes = joined.subarray(need);
+        yield { kind: "header", header: h };
       }
       const h = this.header;
       if (this.received + bytes.length > h.bodyLength) {
@@ -172,10 +176,9 @@ export class IdxRecords {
         this.filled += piece.length;
         bytes = bytes.subarray(piece.length);
         const last = this.start + this.chunk.length / this.recordBytes >= h.dims[0]!;
-        if (this.filled === this.chunk.length && !last) out.push(this.take());
+        if (this.filled === this.chunk.length && !last) yield this.take();
       }
     }
-    return out;
   }
 
   /** The end of the file: its last chunk, once the file proved exactly as long as its header says. */

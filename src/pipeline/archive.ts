@@ -19,7 +19,7 @@ import { EtlError, errorMessage, Interrupt, isRetryable, SourceChangedError } fr
 import { concatBytes } from "../codec/bytes";
 import type { Digest } from "../codec/digest";
 import { VerifyingGunzip } from "../codec/gunzip";
-import { IdxRecords, type IdxItem } from "../codec/idx";
+import { IDX_UBYTE, IdxRecords, type IdxItem } from "../codec/idx";
 import { archiveUrl, redactUrl } from "../codec/source";
 import { get, readBody, withRetries, type Attempt, type Fetch, type RetryPolicy } from "./fetch";
 import type { RawKeeper } from "./raw-archives";
@@ -140,7 +140,7 @@ export class Archives {
       const type = res.headers.get("Content-Type");
       return {
         bytes: readBody(res.body!, file, where.url, attempt),
-        sent: `the server sent ${type ?? "no Content-Type"}`,
+        sent: type ? `served as ${type}` : "served with no Content-Type",
       };
     }
     let dir = this.zips.get(where.zip);
@@ -155,7 +155,7 @@ export class Archives {
     }
     return {
       bytes: zipMember(this.deps.fetch, dir, file, attempt),
-      sent: `its member in ${dir.file} holds other data`,
+      sent: `a member of ${dir.file}`,
     };
   }
 
@@ -190,18 +190,30 @@ async function* blocks(pieces: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8A
   if (bytes > 0) yield concatBytes(...pending);
 }
 
-/** The bytes as they come, once their first two are gzip's (1f 8b): an HTML page says so, not "corrupt". */
+/**
+ * The bytes as they come, once their first two are gzip's (1f 8b): an HTML
+ * page or an IDX file that was never compressed says so, not "corrupt".
+ */
 async function* gzipOnly(bytes: AsyncIterable<Uint8Array>, file: string, sent: string): AsyncGenerator<Uint8Array> {
   let head: Uint8Array | undefined = new Uint8Array(0);
   for await (const block of bytes) {
     if (head !== undefined) {
       head = concatBytes(head, block.subarray(0, SHOWN_BYTES));
-      if (head.length >= 2 && (head[0] !== 0x1f || head[1] !== 0x8b)) {
-        const shown = new TextDecoder().decode(head.subarray(0, SHOWN_BYTES)) + (head.length >= SHOWN_BYTES ? "…" : "");
-        throw new EtlError(`${file}: ${sent}, not a gzip archive (body starts ${JSON.stringify(shown)})`);
-      }
+      if (head.length >= 2 && (head[0] !== 0x1f || head[1] !== 0x8b)) throw notGzip(file, head, sent);
       if (head.length >= 2) head = undefined;
     }
     yield block;
   }
+}
+
+/** Why `head` does not start a gzip archive: an uncompressed IDX file by its magic, else its first bytes shown. */
+function notGzip(file: string, head: Uint8Array, sent: string): EtlError {
+  if (head.length >= 4 && head[0] === 0 && head[1] === 0 && head[2] === IDX_UBYTE) {
+    const magic = [...head.subarray(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    return new EtlError(
+      `${file}: an uncompressed IDX file (magic 0x${magic}), not a gzip archive (${sent}): archives are read gzipped, as published; gzip it (\`gzip -k FILE\`) and name the .gz`,
+    );
+  }
+  const shown = new TextDecoder().decode(head.subarray(0, SHOWN_BYTES)) + (head.length >= SHOWN_BYTES ? "…" : "");
+  return new EtlError(`${file}: not a gzip archive (${sent}): its bytes start ${JSON.stringify(shown)}`);
 }
