@@ -10,7 +10,7 @@ import type { Split } from "../../core/datasets";
 import { DEFAULT_DATASET } from "../../core/registry";
 import { encodePng, isPngChannels, upscale } from "../../codec/png";
 import { toBytes } from "../../codec/transform";
-import { hasImage } from "../../read/datasets";
+import { hasImage, readClasses } from "../../read/datasets";
 import { readImage, readImagePage } from "../../read/images";
 import { DatasetParams } from "../schemas/common";
 import {
@@ -136,6 +136,12 @@ imageRoutes.openapi(
     const { name } = c.req.valid("param");
     const { split, label, after, limit = DEFAULT_PAGE_IMAGES } = c.req.valid("query");
     const dataset = await requireLoaded(c.env.DB, name);
+    if (label !== undefined) {
+      // A class the dataset does not have is a mistake to name, not an empty class.
+      const classes = await readClasses(c.env.DB, name);
+      if (classes.length > 0 && !classes.some((k) => k.label === label))
+        bad(`label ${label} is not a class of ${name}: its labels are 0 to ${classes.length - 1}`);
+    }
     const page = await readImagePage(c.env.DB, dataset, split, {
       ...(label === undefined ? {} : { label }),
       after: after ?? -1,
