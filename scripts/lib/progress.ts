@@ -38,15 +38,21 @@ export function progressView(stream: NodeJS.WriteStream = process.stdout): Progr
 }
 
 /**
- * A split's loading starts when its first rows land (chunks are queued train
- * first, so test starts later); its rate is measured from then.
+ * A split's rate is measured from the last time it was seen with no rows
+ * (chunks are queued train first, so test starts later), or from the view's
+ * start. Not from the first time rows were seen: a split that loads between
+ * two looks would then show no rate at all.
  */
 class Clock {
-  private readonly startedAt = new Map<string, number>();
+  private readonly createdAt = Date.now();
+  private readonly emptyAt = new Map<string, number>();
   elapsed(split: string, loaded: number): number {
-    if (!this.startedAt.has(split) && loaded > 0) this.startedAt.set(split, Date.now());
-    const t = this.startedAt.get(split);
-    return t === undefined ? 0 : Date.now() - t;
+    const now = Date.now();
+    if (loaded === 0) {
+      this.emptyAt.set(split, now);
+      return 0;
+    }
+    return now - (this.emptyAt.get(split) ?? this.createdAt);
   }
 }
 
@@ -89,7 +95,7 @@ class BarsView implements ProgressView {
   }
 }
 
-class LinesView implements ProgressView {
+export class LinesView implements ProgressView {
   private readonly clock = new Clock();
   private last = "";
   private lastAt = 0;
