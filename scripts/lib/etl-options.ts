@@ -65,6 +65,9 @@ export interface EtlOptions {
 
 export const isUrl = (source: string): boolean => /^https?:\/\//i.test(source);
 
+/** `scheme://…`: a URL, not a path (a directory named `ftp:` would be written `./ftp:/…`). */
+const hasScheme = (source: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(source);
+
 export function parseEtlArgs(args: readonly string[]): EtlOptions {
   let values;
   try {
@@ -90,6 +93,9 @@ export function parseEtlArgs(args: readonly string[]): EtlOptions {
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
+  // Anything else would be taken for a relative path, and refused later as a missing directory.
+  if (values.source !== undefined && hasScheme(values.source) && !isUrl(values.source))
+    throw new UsageError(`--source takes a local directory or an http(s) URL, got ${JSON.stringify(values.source)}`);
   const base = {
     list: values.list,
     help: values.help,
