@@ -139,7 +139,10 @@ export async function startLocalWorker(opts: {
 }): Promise<LocalWorker> {
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
   await mkdir(dirname(opts.logFile), { recursive: true });
-  const log = createWriteStream(opts.logFile);
+  // Appended to, not replaced: an error message that points to the log must still find its lines after the next
+  // command. A Worker's log is a few lines (errors, mostly), so the file grows slowly; each start is marked.
+  const log = createWriteStream(opts.logFile, { flags: "a" });
+  log.write(`--- ${new Date().toISOString()} Worker started by pid ${process.pid}\n`);
   // wrangler's own notices (its banner, a `Request.cf` it cannot fetch offline) would bury the progress; errors stay.
   process.env.WRANGLER_LOG ??= "error";
   process.env.WRANGLER_SEND_METRICS ??= "false";

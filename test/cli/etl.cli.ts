@@ -149,6 +149,11 @@ it("loads a directory of archives and exits 0, its summary's MD5s and D1 file ri
   expect(failed.stderr).toMatch(/failed after \d+\.\d s: t10k-labels-idx1-ubyte\.gz: CRC-32 mismatch/);
   // Nothing that was loaded is lost.
   expect(await localD1("SELECT COUNT(*) AS n FROM images", { persistTo: state })).toEqual([{ n: 700 }]);
+  // The Worker's log keeps both commands' lines, each after a line naming when and which process started it.
+  const log = await readFile(join(state, "etl-worker.log"), "utf8");
+  const starts = [...log.matchAll(/^--- \S+Z Worker started by pid (\d+)$/gm)].map((m) => m[1]);
+  expect(starts).toHaveLength(2);
+  expect(starts[0]).not.toBe(starts[1]);
 });
 
 it("shares the local state: closes only the runs silent for longer than a lease, says why, and leaves a live one alone", async () => {
