@@ -142,12 +142,19 @@ function reportEarlierRuns(before: readonly RunState[], d1: D1File, conflicting:
         );
     } else if (now?.status === "failed" && now.error?.startsWith("abandoned")) {
       console.log(
-        `${what} was still ${was.status} with no sign of life for ${silent}, longer than its lease: the runtime that held its queued work is presumed stopped, so it is closed as abandoned (resumable). ${was.dataset} in D1 is as its last complete run left it.`,
+        `${what} was still ${was.status} with no sign of life for ${silent}, longer than its lease: the runtime that held its queued work is presumed stopped, so it is closed as abandoned (resumable). ${datasetInD1(d1, was.dataset)}.`,
       );
     } else if (now) {
       console.log(`${what} has ended meanwhile: ${now.status}${now.error ? ` (${now.error})` : ""}.`);
     }
   }
+}
+
+/** What `images` holds of a dataset whose run stopped short: the stopped run changed none of it. */
+function datasetInD1(d1: D1File, dataset: string): string {
+  return d1.hasCompleteLoad(dataset)
+    ? `${dataset} in D1 is as its last complete run left it`
+    : `${dataset} has no complete run: D1 holds none of its images`;
 }
 
 /**

@@ -97,6 +97,11 @@ export class D1File {
     ).map(runState);
   }
 
+  /** Whether `images` holds the dataset: a complete run's swap put its rows there (datasets.run_id). */
+  hasCompleteLoad(dataset: string): boolean {
+    return this.query("SELECT 1 FROM datasets WHERE name = ? AND run_id IS NOT NULL", dataset).length > 0;
+  }
+
   /** Whether the dataset's current version has its .npy files recorded in R2 (GET /datasets's exportsStored). */
   exportsStored(dataset: string): boolean {
     return (
