@@ -12,6 +12,9 @@
  *                  --test-images F --test-labels F [--classes a,b,c]   # a custom dataset
  *   npm run etl -- --force               # reload even if the archives are unchanged
  *   npm run etl -- --delete NAME         # delete a dataset: its tables, runs and exports
+ *
+ * One command at a time per local state (state-lock.ts); the run of one
+ * that died is abandoned by the next.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -22,6 +25,7 @@ import { isUrl, parseEtlArgs, USAGE, UsageError, type EtlOptions } from "./lib/e
 import { startLocalWorker, type LocalWorker } from "./lib/local-worker";
 import { progressView } from "./lib/progress";
 import { registryTable } from "./lib/registry-list";
+import { StateBusy, StateLock, type Holder } from "./lib/state-lock";
 import { localDatabaseFile, localStats, summaryTable } from "./lib/summary";
 import type { ErrorBody } from "../src/http/schemas/common";
 import type { ActiveRunConflict, RunResponse, RunView } from "../src/http/schemas/runs";
@@ -43,29 +47,46 @@ async function main(): Promise<number> {
 
   // Every file the run needs is checked before anything starts: a missing one
   // would otherwise surface as the run's error, after the Worker's start.
-  let archives: ArchiveServer | undefined;
-  let source = opts.source;
-  if (opts.source !== undefined && !isUrl(opts.source)) {
-    const local = await localArchives(opts.spec, opts.source);
-    archives = await serveArchives(local.dir, local.files);
-    source = local.path ? `${archives.url}/${encodeURIComponent(local.path)}` : archives.url;
+  const local =
+    opts.source !== undefined && !isUrl(opts.source) ? await localArchives(opts.spec, opts.source) : undefined;
+  const persistTo = opts.persistTo;
+  const stateDir = persistTo ?? join(".wrangler", "state");
+  let held: Awaited<ReturnType<typeof StateLock.acquire>>;
+  try {
+    held = await StateLock.acquire(stateDir);
+  } catch (err) {
+    if (!(err instanceof StateBusy)) throw err;
+    console.error(
+      `etl: another npm run etl (pid ${err.holder.pid}, since ${err.holder.since}) is using the local state ${stateDir} (${err.path}): wait for it to end, or give this one a state of its own with --persist-to DIR`,
+    );
+    return 1;
   }
+  const { lock } = held;
+  let archives: ArchiveServer | undefined;
   let worker: LocalWorker | undefined;
   let d1: D1File | undefined;
-  try {
-    const persistTo = opts.persistTo;
-    const token = randomBytes(24).toString("hex");
-    started = true;
-    worker = await startLocalWorker({
+  let runId: string | undefined;
+  const token = randomBytes(24).toString("hex");
+  const startWorker = () =>
+    startLocalWorker({
       vars: { ETL_TOKEN: token },
       persistTo,
       logFile: persistTo ? join(persistTo, "etl-worker.log") : join(".wrangler", "etl-worker.log"),
     });
+  try {
+    let source = opts.source;
+    if (local) {
+      archives = await serveArchives(local.dir, local.files);
+      source = local.path ? `${archives.url}/${encodeURIComponent(local.path)}` : archives.url;
+    }
+    started = true;
+    worker = await startWorker();
     console.log(`worker: ${worker.url} (log: ${worker.logFile})`);
-    if (opts.delete !== undefined) return await deleteDataset(worker.url, token, opts.delete);
     const dbFile = await localDatabaseFile(persistTo);
     if (dbFile === undefined) throw new Error("the local D1 has no database file after its migrations");
     d1 = new D1File(dbFile);
+    if (held.stale) await abandonOrphan(worker.url, token, d1, held.stale);
+    if (opts.delete !== undefined) return await deleteDataset(worker.url, token, opts.delete);
 
     // The state may be shared with a running `npm run dev`: its runs are left alone. The trigger closes
     // only the runs silent for longer than a lease (their runtime is gone), and says so in their error.
@@ -81,13 +102,15 @@ async function main(): Promise<number> {
       throw new Error(
         `could not start a run: HTTP ${res.status}: ${startedRun.error ?? "no detail"}${startedRun.hint ? `\n${startedRun.hint}` : ""}`,
       );
+    runId = startedRun.run.id;
+    await lock.recordRun(runId);
     console.log(
       opts.named === undefined
-        ? `run ${startedRun.run.id}: source ${startedRun.run.source}`
-        : `run ${startedRun.run.id}: ${opts.named} from ${startedRun.run.source}`,
+        ? `run ${runId}: source ${startedRun.run.source}`
+        : `run ${runId}: ${opts.named} from ${startedRun.run.source}`,
     );
 
-    const run = await follow(d1, startedRun.run.id, opts.timeoutMs);
+    const run = await follow(d1, runId, opts.timeoutMs);
     if (run.status !== "complete") {
       printFailure(run, opts.named);
       return 1;
@@ -96,10 +119,49 @@ async function main(): Promise<number> {
     if (worker.exportsBucket) printExports(d1.exportsStored(opts.spec.name));
     return 0;
   } finally {
+    // A run still active now dies with this command's runtime (a timeout, a signal): the lock, left
+    // behind, names it for the next command to abandon (abandonOrphan). An unreadable one (a busy file) counts.
+    const left = runId === undefined ? null : d1?.run(runId);
+    const orphaned = left === undefined || (left !== null && ACTIVE.has(left.status));
     d1?.close();
     await worker?.stop();
     await archives?.close();
+    if (!orphaned) await lock.release();
   }
+}
+
+const ACTIVE: ReadonlySet<string> = new Set(["queued", "extracting", "loading"]);
+
+/** POST /runs/{id}/abandon: undefined once done, else why not (a run no longer active is not abandoned). */
+async function abandonRun(url: string, token: string, id: string): Promise<string | undefined> {
+  const res = await fetch(`${url}/runs/${encodeURIComponent(id)}/abandon`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}` },
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (res.ok) return undefined;
+  const body = (await res.json().catch(() => ({}))) as Partial<ErrorBody>;
+  return `HTTP ${res.status}: ${body.error ?? "no detail"}`;
+}
+
+/**
+ * The run of a `npm run etl` that died without its clean stop (SIGKILL), if
+ * still active: its queued work died with that process's runtime, so it can
+ * never finish, and it would block its dataset for a lease. It is abandoned,
+ * not resumed: its stored source may be the dead process's own archive
+ * server (--source DIR). This command then starts its own run, as asked.
+ */
+async function abandonOrphan(url: string, token: string, d1: D1File, holder: Holder): Promise<void> {
+  if (holder.runId === undefined) return;
+  const run = d1.run(holder.runId);
+  if (!run || !ACTIVE.has(run.status)) return;
+  const what = `run ${run.id} (${run.dataset}, ${run.splits.train.loaded} train and ${run.splits.test.loaded} test images loaded)`;
+  const refused = await abandonRun(url, token, run.id);
+  console.log(
+    refused === undefined
+      ? `${what} was held by npm run etl (pid ${holder.pid}), which ended without stopping it: its queued work is gone with it, so it is abandoned. ${datasetInD1(d1, run.dataset)}.`
+      : `${what} was held by npm run etl (pid ${holder.pid}), which ended without stopping it, and could not be abandoned: ${refused}`,
+  );
 }
 
 /** --delete NAME: DELETE /datasets/NAME, and what it removed; exit code 0 only if it did. */

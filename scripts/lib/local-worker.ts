@@ -12,6 +12,7 @@ import { createWriteStream } from "node:fs";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import module, { createRequire } from "node:module";
 import { freePort } from "./dev-server";
+import { isAlive } from "./state-lock";
 import { dirname, join } from "node:path";
 
 /** The part of a D1 binding the scripts use (Miniflare's binding, seen from Node). */
@@ -66,15 +67,6 @@ export async function applyMigrations(db: LocalD1, dir: string, split: (sql: str
 /** `.<blob id>.<pid of the writing workerd>.<n>.tmp`: a blob being written to a local R2 bucket's `blobs` directory. */
 const UPLOAD_TEMP = /^\..+\.(\d+)\.\d+\.tmp$/;
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-};
-
 /**
  * Miniflare stops its runtime with SIGKILL, and an R2 put cut short leaves
  * the blob it was writing as a temporary file that nothing will ever read or
@@ -90,7 +82,7 @@ export async function removeCutUploads(stateDir: string): Promise<string[]> {
     const blobs = join(r2, bucket, "blobs");
     for (const name of await readdir(blobs).catch(() => [] as string[])) {
       const pid = UPLOAD_TEMP.exec(name)?.[1];
-      if (pid === undefined || alive(Number(pid))) continue;
+      if (pid === undefined || isAlive(Number(pid))) continue;
       await rm(join(blobs, name), { force: true });
       removed.push(join(blobs, name));
     }
