@@ -14,7 +14,13 @@
  *   npm run etl -- --delete NAME         # delete a dataset: its tables, runs and exports
  *
  * One command at a time per local state (state-lock.ts); the run of one
- * that died is abandoned by the next.
+ * that died is abandoned by the next. Ctrl-C (SIGINT) or SIGTERM abandons
+ * the command's own run, so the next command need not wait out its lease; a
+ * second one quits at once. package.json runs this file with `exec node
+ * --import tsx`: through the tsx command, which relays a signal to its child
+ * and SIGKILLs it unless the child acknowledges within tens of milliseconds,
+ * there would be no time to abandon the run; without `exec`, npm's shell
+ * dies of the Ctrl-C and npm returns before the run is abandoned.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -22,6 +28,7 @@ import { performance } from "node:perf_hooks";
 import { localArchives, serveArchives, type ArchiveServer } from "./lib/archive-server";
 import { D1File, type RunState } from "./lib/d1-file";
 import { isUrl, parseEtlArgs, USAGE, UsageError, type EtlOptions } from "./lib/etl-options";
+import { Interrupted, signalExitCode, watchInterrupts, type Interrupts, type StopSignal } from "./lib/interrupt";
 import { startLocalWorker, type LocalWorker } from "./lib/local-worker";
 import { progressView } from "./lib/progress";
 import { registryTable } from "./lib/registry-list";
@@ -44,6 +51,7 @@ async function main(): Promise<number> {
     console.log(registryTable());
     return 0;
   }
+  const interrupts = watchInterrupts();
 
   // Every file the run needs is checked before anything starts: a missing one
   // would otherwise surface as the run's error, after the Worker's start.
@@ -80,23 +88,26 @@ async function main(): Promise<number> {
       source = local.path ? `${archives.url}/${encodeURIComponent(local.path)}` : archives.url;
     }
     started = true;
-    worker = await startWorker();
+    worker = await interrupts.race(startWorker());
     console.log(`worker: ${worker.url} (log: ${worker.logFile})`);
     const dbFile = await localDatabaseFile(persistTo);
     if (dbFile === undefined) throw new Error("the local D1 has no database file after its migrations");
     d1 = new D1File(dbFile);
-    if (held.stale) await abandonOrphan(worker.url, token, d1, held.stale);
-    if (opts.delete !== undefined) return await deleteDataset(worker.url, token, opts.delete);
+    if (held.stale) await interrupts.race(abandonOrphan(worker.url, token, d1, held.stale));
+    if (opts.delete !== undefined) return await interrupts.race(deleteDataset(worker.url, token, opts.delete));
 
     // The state may be shared with a running `npm run dev`: its runs are left alone. The trigger closes
     // only the runs silent for longer than a lease (their runtime is gone), and says so in their error.
     const before = d1.activeRuns();
-    const res = await fetch(`${worker.url}/runs`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
-      body: JSON.stringify(runRequest(opts, source)),
-    });
-    const startedRun = (await res.json()) as Partial<RunResponse & ErrorBody & ActiveRunConflict>;
+    // A run the Worker records as a signal comes, before its answer, is not known here: its lease closes it.
+    const res = await interrupts.race(
+      fetch(`${worker.url}/runs`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify(runRequest(opts, source)),
+      }),
+    );
+    const startedRun = (await interrupts.race(res.json())) as Partial<RunResponse & ErrorBody & ActiveRunConflict>;
     reportEarlierRuns(before, d1, startedRun.activeRunId);
     if (!res.ok || !startedRun.run)
       throw new Error(
@@ -110,7 +121,7 @@ async function main(): Promise<number> {
         : `run ${runId}: ${opts.named} from ${startedRun.run.source}`,
     );
 
-    const run = await follow(d1, runId, opts.timeoutMs);
+    const run = await follow(d1, runId, opts.timeoutMs, interrupts);
     if (run.status !== "complete") {
       printFailure(run, opts.named);
       return 1;
@@ -118,8 +129,13 @@ async function main(): Promise<number> {
     printSummary(run, localStats(opts.spec.name, d1), dbFile, opts);
     if (worker.exportsBucket) printExports(d1.exportsStored(opts.spec.name));
     return 0;
+  } catch (err) {
+    if (!(err instanceof Interrupted)) throw err;
+    await worker?.stop();
+    await abandonInterrupted(err.signal, runId, d1, () => startWorker(), token);
+    return signalExitCode(err.signal);
   } finally {
-    // A run still active now dies with this command's runtime (a timeout, a signal): the lock, left
+    // A run still active now dies with this command's runtime (a timeout, an abandon that failed): the lock, left
     // behind, names it for the next command to abandon (abandonOrphan). An unreadable one (a busy file) counts.
     const left = runId === undefined ? null : d1?.run(runId);
     const orphaned = left === undefined || (left !== null && ACTIVE.has(left.status));
@@ -128,6 +144,58 @@ async function main(): Promise<number> {
     await archives?.close();
     if (!orphaned) await lock.release();
   }
+}
+
+/**
+ * The run this command started, abandoned after SIGINT or SIGTERM, and one
+ * line saying what D1 now holds.
+ *
+ * Through a fresh Worker on the same state: a Ctrl-C in a terminal signals
+ * the whole process group, the runtime too, and wrangler's proxy does not
+ * answer again after Miniflare restarts it; a SIGTERM to this process alone
+ * leaves the runtime busy with the load. The fresh one answers at once and
+ * holds none of the run's queued work (Miniflare keeps it in memory).
+ */
+async function abandonInterrupted(
+  signal: StopSignal,
+  runId: string | undefined,
+  d1: D1File | undefined,
+  startWorker: () => Promise<LocalWorker>,
+  token: string,
+): Promise<void> {
+  if (runId === undefined || d1 === undefined) {
+    console.error(`etl: ${signal}: stopped; no run of its own had started`);
+    return;
+  }
+  console.error(`etl: ${signal}: abandoning run ${runId} (a second ${signal} quits at once)…`);
+  let refused: string | undefined;
+  try {
+    const fresh = await startWorker();
+    try {
+      refused = await abandonRun(fresh.url, token, runId);
+    } finally {
+      await fresh.stop();
+    }
+  } catch (err) {
+    refused = err instanceof Error ? err.message : String(err);
+  }
+  const run = d1.run(runId);
+  if (!run) {
+    console.error(`etl: ${signal}: run ${runId} could not be read back from the local D1 (${refused ?? "abandoned"})`);
+    return;
+  }
+  const loaded = `${run.splits.train.loaded} train and ${run.splits.test.loaded} test images loaded`;
+  if (ACTIVE.has(run.status)) {
+    console.error(
+      `etl: ${signal}: run ${runId} is still ${run.status} (${loaded}): it could not be abandoned (${refused}); the next npm run etl on this state abandons it.`,
+    );
+    return;
+  }
+  console.error(
+    run.status === "complete"
+      ? `etl: ${signal}: run ${runId} had completed (${loaded}).`
+      : `etl: ${signal}: run ${runId} ${refused === undefined ? "abandoned" : `had failed: ${run.error}`}, ${loaded}; ${datasetInD1(d1, run.dataset)}.`,
+  );
 }
 
 const ACTIVE: ReadonlySet<string> = new Set(["queued", "extracting", "loading"]);
@@ -250,7 +318,7 @@ function runRequest(opts: EtlOptions, source: string | undefined): Record<string
 }
 
 /** Follows the run in the local D1's file, which answers even while the Worker is too busy to. */
-async function follow(d1: D1File, id: string, timeoutMs: number): Promise<RunState> {
+async function follow(d1: D1File, id: string, timeoutMs: number, interrupts: Interrupts): Promise<RunState> {
   const deadline = Date.now() + timeoutMs;
   const view = progressView();
   try {
@@ -265,7 +333,7 @@ async function follow(d1: D1File, id: string, timeoutMs: number): Promise<RunSta
       }
       if (Date.now() > deadline)
         throw new Error(`run ${id} did not finish within ${timeoutMs / 1000} s (still ${status})`);
-      await new Promise((r) => setTimeout(r, 100));
+      await interrupts.race(new Promise((r) => setTimeout(r, 100)));
     }
   } finally {
     view.stop();

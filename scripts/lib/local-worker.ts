@@ -102,6 +102,17 @@ function loadWrangler(): typeof import("wrangler") {
 }
 
 /**
+ * Stops the esbuild service process that wrangler bundles with, so that the
+ * next Worker start begins a new one. A Ctrl-C in a terminal signals the
+ * whole process group, that process too, and esbuild never replaces a service
+ * that died: `npm run etl` starts a second Worker after one (to abandon its run).
+ */
+function stopBundler(): Promise<void> {
+  const wranglers = createRequire(createRequire(import.meta.url).resolve("wrangler"));
+  return (wranglers("esbuild") as typeof import("esbuild")).stop();
+}
+
+/**
  * What `unstable_startWorker` keeps of its Miniflare instance: the first
  * runtime controller is the local one, and its `mf` is set once the first
  * bundle has started. Checked, so that a wrangler that moves it fails here
@@ -122,6 +133,24 @@ async function runtimeMiniflare(raw: unknown, deadline: number): Promise<Minifla
   return local.mf;
 }
 
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
+
+/**
+ * Miniflare answers SIGINT and SIGTERM by killing its runtime and exiting at
+ * once, which leaves the run it was loading active in D1 for a lease. The
+ * caller decides what they mean (`npm run etl` abandons its run first), so
+ * the listeners added since `before` go. Its `exit` hook, which kills the
+ * runtime however the process ends, stays.
+ */
+function leaveSignalsToCaller(before: readonly Set<unknown>[]): void {
+  STOP_SIGNALS.forEach((signal, i) => {
+    for (const listener of process.listeners(signal)) {
+      if (!before[i]!.has(listener)) process.removeListener(signal, listener);
+    }
+  });
+}
+
+/** The caller must handle SIGINT and SIGTERM (leaveSignalsToCaller). */
 export async function startLocalWorker(opts: {
   vars?: Record<string, string>;
   /** Instead of .wrangler/state (tests use a fresh directory). */
@@ -143,6 +172,7 @@ export async function startLocalWorker(opts: {
   process.env.X_LOCAL_OBSERVABILITY ??= "false";
   process.env.X_LOCAL_EXPLORER ??= "false";
   const { unstable_startWorker, unstable_splitSqlQuery } = loadWrangler();
+  const signalListeners = STOP_SIGNALS.map((s) => new Set<unknown>(process.listeners(s)));
   const worker = await unstable_startWorker({
     config: "wrangler.toml",
     bindings: Object.fromEntries(
@@ -163,11 +193,13 @@ export async function startLocalWorker(opts: {
     if (stopped) return;
     stopped = true;
     await worker.dispose();
+    await stopBundler();
     await removeCutUploads(opts.persistTo ?? join(".wrangler", "state"));
     await new Promise((ok) => log.end(ok));
   };
   try {
     const mf = await runtimeMiniflare(worker.raw, deadline);
+    leaveSignalsToCaller(signalListeners);
     const db = await mf.getD1Database("DB", worker.config.name);
     await applyMigrations(db, "migrations", unstable_splitSqlQuery);
     const url = (await worker.url).origin;

@@ -1,7 +1,7 @@
 /**
- * `npm run etl` as a child process, for the CLI tests, started as
- * `node --import tsx scripts/etl.ts` (its pid is the command's): its exit
- * code and output, never a throw; or, to signal it while it runs, the child itself.
+ * `npm run etl` as a child process, for the CLI tests, started as package.json
+ * starts it (`node --import tsx scripts/etl.ts`): its exit code and output,
+ * never a throw; or, to signal it while it runs, the child itself.
  */
 import { execFile, spawn } from "node:child_process";
 import { constants } from "node:os";
@@ -35,20 +35,26 @@ export interface EtlChild {
   waitFor(re: RegExp, timeoutMs?: number, from?: "stdout" | "stderr"): Promise<RegExpMatchArray>;
   /** `signal` to the command alone, or to its process group as a terminal's Ctrl-C does (the runtime included). */
   kill(signal: NodeJS.Signals, group?: boolean): void;
-  /** Its exit code (a signal's death is 128 + its number, as a shell says) and output, and when it exited. */
-  readonly exited: Promise<EtlResult & { readonly at: number }>;
+  /** Its exit code (a signal's death is 128 + its number, as a shell says, and `signal`), output, and when it exited. */
+  readonly exited: Promise<EtlResult & { readonly signal: NodeJS.Signals | null; readonly at: number }>;
 }
 
-/** The command in a process group of its own, as a shell runs a foreground command. */
-export function startEtl(args: string[]): EtlChild {
-  const child = spawn(process.execPath, [...COMMAND, ...args], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+/**
+ * The command in a process group of its own, as a shell runs a foreground
+ * command; `npm`: through `npm run etl`, as a user types it (the pid is npm's).
+ */
+export function startEtl(args: string[], opts: { npm?: boolean } = {}): EtlChild {
+  const [command, argv] = opts.npm
+    ? ["npm", ["run", "--silent", "etl", "--", ...args]]
+    : [process.execPath, [...COMMAND, ...args]];
+  const child = spawn(command, argv, { detached: true, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
   child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<EtlResult & { at: number }>((ok) =>
+  const exited = new Promise<EtlResult & { signal: NodeJS.Signals | null; at: number }>((ok) =>
     child.once("close", (code, signal) =>
-      ok({ code: code ?? 128 + constants.signals[signal!], stdout, stderr, at: Date.now() }),
+      ok({ code: code ?? 128 + constants.signals[signal!], signal, stdout, stderr, at: Date.now() }),
     ),
   );
   let done = false;
