@@ -198,6 +198,7 @@ async function abandonInterrupted(
   );
 }
 
+/** src/db/schema.ts's ACTIVE_STATUSES: importing that module would load drizzle-orm (see d1-file.ts). */
 const ACTIVE: ReadonlySet<string> = new Set(["queued", "extracting", "loading"]);
 
 /** POST /runs/{id}/abandon: undefined once done, else why not (a run no longer active is not abandoned). */
