@@ -226,9 +226,9 @@ describe("the dataset's description of its files", () => {
       url: "https://github.com/zalandoresearch/fashion-mnist",
     });
     expect(doc.citeAs).toMatch(/arXiv[\s\S]*1708\.07747/);
-    // These rows come from the test's archive server, not the official mirrors: the metadata says so.
+    // These rows (a synthetic train split) are not the published files: the metadata says so.
     expect(doc.description).toMatch(
-      / These rows were loaded from http:\/\/127\.0\.0\.1:\d+\/\S+, not the official mirrors/,
+      / These rows were loaded from http:\/\/127\.0\.0\.1:\d+\/\S+, and their archives did not match the published MD5s/,
     );
     expect((doc.description as string).startsWith(FASHION_MNIST.about!.description)).toBe(true);
     expect(doc.recordSet.map((r) => r["@id"])).toEqual(["classes", "train", "test"]);

@@ -1,9 +1,9 @@
 /**
  * Where a dataset's rows come from, as the catalog records it at the swap:
- * `official` only for a registry dataset whose run came from its official
- * mirrors (decided when the run started, runs.official) and whose archives
- * matched the published MD5s; `source` the run's, redacted (the catalog is
- * read by anyone who can query D1 or GET /datasets).
+ * `official` for a registry dataset whose archives matched every published
+ * MD5, wherever they came from (a local copy of the published files is the
+ * published files); `source` the run's, redacted (the catalog is read by
+ * anyone who can query D1 or GET /datasets).
  */
 import { matchesPublished } from "../core/datasets";
 import { registryEntry } from "../core/registry";
@@ -15,10 +15,10 @@ export interface Provenance {
   readonly source: string;
 }
 
-export function runProvenance(run: Pick<Run, "dataset" | "spec" | "official" | "source" | "checksums">): Provenance {
+export function runProvenance(run: Pick<Run, "dataset" | "spec" | "source" | "checksums">): Provenance {
   const entry = run.spec === null ? registryEntry(run.dataset) : undefined;
   return {
-    official: entry !== undefined && run.official && matchesPublished(entry, run.checksums),
+    official: entry !== undefined && matchesPublished(entry, run.checksums),
     source: redactUrl(run.source),
   };
 }

@@ -28,8 +28,8 @@ export const datasets = sqliteTable("datasets", {
   runId: text("run_id").references(() => runs.id),
   swappedAt: text("swapped_at"),
   /**
-   * Whether the rows are a registry dataset's published files (official mirrors,
-   * published MD5s matched), and the redacted source they came from; null until
+   * Whether the rows are a registry dataset's published files (every published
+   * MD5 matched, from any source), and the redacted source they came from; null until
    * a swap records them (migrations/0007_datasets_managed.sql).
    */
   official: integer("official", { mode: "boolean" }),

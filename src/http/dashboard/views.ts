@@ -39,7 +39,7 @@ function renderDatasets(datasets) {
 
 /** A registry dataset whose rows are not the published files: a badge that says so, and from where. */
 function unofficialTag(d) {
-  return h("span", { className: "tag unofficial", textContent: "unofficial", title: "not loaded from the official mirrors with the published MD5s checked; source: " + (d.source ?? "unknown") });
+  return h("span", { className: "tag unofficial", textContent: "unofficial", title: "its archives did not match the published MD5s; source: " + (d.source ?? "unknown") });
 }
 
 /** Where the rows come from: official (published MD5s checked), or the source they were loaded from. */

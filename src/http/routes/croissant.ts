@@ -105,14 +105,14 @@ async function serveCroissant(c: Context<AppEnv>, name: string): Promise<Respons
 
 /**
  * A registry dataset's published description, told when these rows are not
- * the published files (loaded from another source, or before provenance was
- * recorded): the metadata must not vouch for bytes nobody checked.
+ * the published files (archives that did not match the published MD5s, or
+ * loaded before provenance was recorded): the metadata must not vouch for bytes nobody checked.
  */
 function provenance(about: DatasetAbout, official: boolean | null, source: string | null): DatasetAbout {
   if (official === true) return about;
   const from =
     official === null
       ? "loaded before idx-etl recorded provenance: whether they are the published files is unknown"
-      : `loaded from ${source ?? "another source"}, not the official mirrors with the published MD5s: they may differ from the published files`;
+      : `loaded from ${source ?? "another source"}, and their archives did not match the published MD5s: they may differ from the published files`;
   return { ...about, description: `${about.description} These rows were ${from}.` };
 }

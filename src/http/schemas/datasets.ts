@@ -22,7 +22,7 @@ export const DatasetSummarySchema = z
     hint: z.string().nullable().openapi({ description: "For a broken dataset: what is missing, and the fix." }),
     official: z.boolean().nullable().openapi({
       description:
-        "true: the rows are a registry dataset's published files, from its official mirrors and matching the published MD5s. false: any other source, or a custom dataset. null: not loaded, or loaded before provenance was recorded (a reload records it).",
+        "true: the rows are a registry dataset's published files: every archive matched its published MD5, from the official mirrors or any other source. false: other bytes, or a custom dataset. null: not loaded, or loaded before provenance was recorded (a reload records it).",
     }),
     source: z.string().nullable().openapi({
       description: "Where the loaded rows came from, credentials and query values replaced by ***; null with official.",
