@@ -7,6 +7,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, expect, it } from "vitest";
 import type { CustomFiles, Shape } from "../src/core/datasets";
+import { customAbout } from "../src/http/croissant";
 import { croissantProblems } from "./croissant-rules";
 import { imagesGz, labelsGz, load, makeSplit, publishFiles, type SplitData } from "./dataset-fixtures";
 import { exportedVersion, huggingface, npzArrays, parquetRows, sha256 } from "./format-readers";
@@ -95,7 +96,12 @@ it("croissant.json: the spec's rules, from what the run was given", async () => 
   };
   expect(croissantProblems(doc)).toEqual([]);
   expect(doc.name).toBe(NAME);
-  expect(doc.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/f\/ds-/);
+  // Loaded from this test's archive server on 127.0.0.1: an address no reader of the metadata can open.
+  expect(doc.url).toBe(`http://worker/datasets/${NAME}`);
+  expect(doc.license).toMatchObject({ url: `http://worker/datasets/${NAME}` });
+  expect(doc.description).toMatch(
+    /from files on the machine that loaded it \(served there at http:\/\/127\.0\.0\.1:\d+\/f\/ds-/,
+  );
   expect(doc.distribution.map((f) => f["@id"]).sort()).toEqual(
     [
       ...["train", "test"].flatMap((s) => [`${s}.npy`, `${s}-uint8.npy`, `${s}-labels.npy`, `${s}.parquet`]),
@@ -108,4 +114,20 @@ it("croissant.json: the spec's rules, from what the run was given", async () => 
   const parquet = await both(`${base}/test.parquet`);
   expect(records.results.find((r) => r.file === "test.parquet")!.sha256).toBe(await sha256(parquet));
   expect(doc.distribution.find((f) => f["@id"] === "test.parquet")!.sha256).toBe(await sha256(parquet));
+});
+
+it("croissant.json's provenance: a public source as given; one on loopback replaced by the dataset's page", () => {
+  const page = "https://etl.example/datasets/mine";
+  expect(customAbout("mine", "https://data.example/idx", "2026-12-07T10:00:00Z", page)).toMatchObject({
+    url: "https://data.example/idx",
+    license: { url: "https://data.example/idx" },
+    creators: [{ kind: "Organization", name: "data.example" }],
+    published: "2026-12-07",
+  });
+  for (const local of ["http://127.0.0.1:41233", "http://localhost:8000/x", "http://[::1]:9000"])
+    expect(customAbout("mine", local, null, page), local).toMatchObject({
+      url: page,
+      license: { url: page },
+      citation: expect.stringContaining(`howpublished = {${page}}`) as unknown,
+    });
 });

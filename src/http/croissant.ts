@@ -153,20 +153,40 @@ function fileDescription(f: ExportEntry, facts: VersionFacts): string {
     : `The ${f.split} split's images as float32 x / 255, (n, ${rows}, ${cols}, ${channels}).`;
 }
 
-/** A custom dataset's provenance: what its run was given, and no more. */
-export function customAbout(name: string, source: string, swappedAt: string | null): DatasetAbout {
-  let host = source;
+/** A host only the loading machine could reach: `npm run etl --source DIR`'s own archive server, a local http.server. */
+const isLoopback = (hostname: string): boolean =>
+  hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+
+/**
+ * A custom dataset's provenance: what its run was given, and no more. A
+ * source on the loading machine's loopback is no address for anyone reading
+ * the metadata (nor for that machine, once it stops serving): the dataset's
+ * page on this Worker (`page`) stands in for it.
+ */
+export function customAbout(name: string, source: string, swappedAt: string | null, page: string): DatasetAbout {
+  let url: URL | undefined;
   try {
-    host = new URL(source).host || source;
+    url = new URL(source);
   } catch {
     // Not a URL: the source as given.
   }
+  const published = (swappedAt ?? new Date().toISOString()).slice(0, 10);
+  if (url && isLoopback(url.hostname))
+    return {
+      description: `${name}: a custom IDX dataset loaded by idx-etl from files on the machine that loaded it (served there at ${source} while loading).`,
+      url: page,
+      license: { name: "Not stated: a custom dataset; its files' terms apply", url: page },
+      creators: [{ kind: "Organization", name: "Not stated (files on the loading machine)" }],
+      citation: `@misc{${name.replace(/-/g, "_")},\n  title        = {${name}},\n  howpublished = {${page}}\n}`,
+      published,
+    };
+  const host = url?.host || source;
   return {
     description: `${name}: a custom IDX dataset loaded by idx-etl from ${source}.`,
     url: source,
     license: { name: "Not stated: a custom dataset; its source's terms apply", url: source },
     creators: [{ kind: "Organization", name: host }],
     citation: `@misc{${name.replace(/-/g, "_")},\n  title        = {${name}},\n  howpublished = {${source}}\n}`,
-    published: (swappedAt ?? new Date().toISOString()).slice(0, 10),
+    published,
   };
 }

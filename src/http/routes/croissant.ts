@@ -98,6 +98,7 @@ async function serveCroissant(c: Context<AppEnv>, name: string): Promise<Respons
         name,
         redactUrl((await getRun(database(c.env.DB), facts.version))?.source ?? name),
         dataset.swappedAt,
+        `${new URL(c.req.url).origin}/datasets/${name}`,
       );
   const doc = croissant({ facts, about, files, origin: new URL(c.req.url).origin, modified: dataset.swappedAt });
   return c.body(JSON.stringify(doc), 200, { ...validators, "Content-Type": "application/ld+json; charset=utf-8" });
