@@ -21,6 +21,7 @@ import { serveArchives, type ArchiveServer } from "../../scripts/lib/archive-ser
 import { applyLocalMigrations, startDevServer, type DevServer } from "../../scripts/lib/dev-server";
 import { DEFAULT_DATASET, registryEntry } from "../../src/core/registry";
 import type { RunResponse } from "../../src/http/schemas/runs";
+import type { DatasetView } from "../../src/http/schemas/datasets";
 import { idxBytes, mulberry32 } from "../idx-fixtures";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -301,6 +302,14 @@ describe.skipIf(!hasChromium)("dashboard in headless Chromium", () => {
     for (const [client, code] of snippets) expect(code, client).toContain(`${dev.url}/datasets/${DEFAULT_DATASET}/`);
     expect(snippets[4]![1]).toContain(
       `datasets.FashionMNIST.mirrors = ["${dev.url}/datasets/${DEFAULT_DATASET}/raw/"]`,
+    );
+    // Keras caches by file name: the snippet names this version's file, at its versioned URL.
+    const shown = await getJson<DatasetView>(`${dev.url}/datasets/${DEFAULT_DATASET}`);
+    const npz = shown.exports!.find((e) => e.format === "npz")!;
+    expect(snippets[1]![1]).toMatch(
+      new RegExp(
+        `keras\\.utils\\.get_file\\("${DEFAULT_DATASET}-${shown.version!.slice(0, 8)}\\.npz", "${dev.url}${npz.versionedUrl}"(, file_hash="[0-9a-f]{64}")?\\)`,
+      ),
     );
 
     const runs = await page.$$eval("#runs tbody tr", (trs: Element[]) => trs.map((tr) => tr.textContent ?? ""));
