@@ -73,6 +73,17 @@ describe("routes, methods and parameters", () => {
     await expectError(await call("/runs/x/y/z", { method: "POST" }), 404, "no route for POST /runs/x/y/z");
   });
 
+  it("a read with a trailing slash is redirected to its route; one without a route stays 404", async () => {
+    for (const path of ["/datasets/", "/openapi.json/", "/datasets/fashion-mnist/?x=1"]) {
+      const res = await call(path, { redirect: "manual" });
+      expect(res.status, path).toBe(301);
+      expect(res.headers.get("Location"), path).toBe(`http://worker${path.replace(/\/(\?|$)/, "$1")}`);
+    }
+    // Followed, a redirect to no route is the 404 it would be anyway; writes are never redirected.
+    await expectError(await call("/nope/"), 404, "no route for GET /nope");
+    await expectError(await call("/runs/", { method: "POST" }), 404, "no route for POST /runs/");
+  });
+
   it("an unknown run is 404", async () => {
     await expectError(await call("/runs/no-such-run"), 404, "no run no-such-run");
     for (const action of ["resume", "abandon"]) {

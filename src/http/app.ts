@@ -7,6 +7,7 @@
  */
 import { HTTPException } from "hono/http-exception";
 import { methodNotAllowed } from "hono/method-not-allowed";
+import { trimTrailingSlash } from "hono/trailing-slash";
 import packageJson from "../../package.json";
 import { DEFAULT_DATASET } from "../core/registry";
 import type { OpenAPIDocument } from "./docs";
@@ -28,6 +29,8 @@ export const app = openApiRoutes();
 
 // First, so that every GET/HEAD answer carries CORS headers, errors included, and a preflight is never a 405.
 app.use(crossOriginReads);
+// `/datasets/` for `/datasets`: a read that matched no route only for its trailing slash is sent to the route.
+app.use(trimTrailingSlash());
 app.use(
   methodNotAllowed({
     app,
