@@ -55,6 +55,15 @@ it("uint8 .npy: (n, 5, 7, 3), the IDX bytes in HWC order", async () => {
     const npy = parseNpy(await both(`${base}/${split}.npy?dtype=uint8`));
     expect(npy).toMatchObject({ descr: "|u1", shape: [data[split].count, 5, 7, 3] });
     expect(npy.data).toEqual(data[split].pixels);
+    // By the name its listing, Croissant and its download give it: the same file, the same ETag.
+    const named = await recorded(`${base}/${split}-uint8.npy`, {}, "GET", true);
+    expect(named.res.status).toBe(200);
+    expect(named.res.headers.get("ETag")).toBe(
+      (await recorded(`${base}/${split}.npy?dtype=uint8`)).res.headers.get("ETag"),
+    );
+    expect(Buffer.from(named.body).equals(Buffer.from(await both(`${base}/${split}.npy?dtype=uint8`)))).toBe(true);
+    const conflicting = await recorded(`${base}/${split}-uint8.npy?dtype=float32`);
+    expect(conflicting.res.status).toBe(400);
   }
 });
 

@@ -172,7 +172,7 @@ describe("GET /export/:split.npy", () => {
   it("rejects bad paging parameters and unknown exports with a JSON error", async () => {
     // Any name but the export files is a 400 that lists them, whatever its case or extension.
     const files =
-      "train.npy, train-labels.npy, train.parquet, test.npy, test-labels.npy, test.parquet or <dataset>.npz";
+      "train.npy, train-uint8.npy, train-labels.npy, train.parquet, test.npy, test-uint8.npy, test-labels.npy, test.parquet or <dataset>.npz";
     for (const [path, status, error] of [
       ["/export/train.npy?offset=-1", 400, /^offset must be an integer of at least 0, got "-1"$/],
       ["/export/train.npy?offset=abc", 400, /^offset must be an integer/],

@@ -97,7 +97,7 @@ const exportRequest = (
 /** The file the request names, once its parameters are checked against its format. */
 function exportFile(req: ExportRequest): ExportFile {
   const { file } = req;
-  const npyImages = file.format === "npy" && !file.labels;
+  const npyImages = file.format === "npy" && file.kind === "images";
   if (req.dtype !== undefined && !npyImages)
     bad(`dtype applies to the images .npy (<split>.npy) only, not to ${urlName(req)}`);
   if (file.format !== "npy" && (req.offset !== undefined || req.limit !== undefined))
@@ -107,7 +107,7 @@ function exportFile(req: ExportRequest): ExportFile {
     return { format: "npz" };
   }
   if (file.format === "parquet") return file;
-  const kind: ExportKind = file.labels ? "labels" : req.dtype === "uint8" ? "uint8" : "images";
+  const kind: ExportKind = file.kind === "images" && req.dtype === "uint8" ? "uint8" : file.kind;
   return { format: "npy", split: file.split, kind };
 }
 
@@ -117,7 +117,7 @@ const urlName = (req: ExportRequest): string =>
     ? `${req.file.dataset}.npz`
     : req.file.format === "parquet"
       ? `${req.file.split}.parquet`
-      : `${req.file.split}${req.file.labels ? "-labels" : ""}.npy`;
+      : `${exportStem(req.file.split, req.file.kind)}.npy`;
 
 const exportBase = (req: ExportRequest) => (req.flavour === "alias" ? "/export" : `/datasets/${req.dataset}/export`);
 

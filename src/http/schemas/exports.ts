@@ -4,17 +4,21 @@
  */
 import { z } from "@hono/zod-openapi";
 import { SPLITS, type Split } from "../../core/datasets";
+import { exportStem, type ExportKind } from "../../read/export";
 import { datasetParam, integerQuery } from "./common";
 
+/** Each .npy of a split by its name: `<split>-uint8.npy`, the name its listing and downloads give, is `<split>.npy?dtype=uint8`. */
+const NPY_KINDS: readonly ExportKind[] = ["images", "uint8", "labels"];
+
 /** The fixed names of GET /export/{file}: each split's .npy and Parquet files; `<dataset>.npz` besides. */
-export const EXPORT_FILES = SPLITS.flatMap((s) => [`${s}.npy`, `${s}-labels.npy`, `${s}.parquet`]) as [
-  string,
-  ...string[],
-];
+export const EXPORT_FILES = SPLITS.flatMap((s) => [
+  ...NPY_KINDS.map((k) => `${exportStem(s, k)}.npy`),
+  `${s}.parquet`,
+]) as [string, ...string[]];
 
 /** A file as the URL names it; the .npz names its dataset, which the route checks. */
 export type FileParam =
-  | { readonly format: "npy"; readonly split: Split; readonly labels: boolean }
+  | { readonly format: "npy"; readonly split: Split; readonly kind: ExportKind }
   | { readonly format: "parquet"; readonly split: Split }
   | { readonly format: "npz"; readonly dataset: string };
 
@@ -23,11 +27,12 @@ const NPZ = /^([a-z][a-z0-9]*(?:-[a-z0-9]+)*)\.npz$/;
 function parseFile(f: string): FileParam | undefined {
   const npz = NPZ.exec(f);
   if (npz) return { format: "npz", dataset: npz[1]! };
-  if (!EXPORT_FILES.includes(f)) return undefined;
-  const split = f.split(/[-.]/)[0] as Split;
-  return f.endsWith(".parquet")
-    ? { format: "parquet", split }
-    : { format: "npy", split, labels: f.includes("-labels") };
+  for (const split of SPLITS) {
+    if (f === `${split}.parquet`) return { format: "parquet", split };
+    const kind = NPY_KINDS.find((k) => f === `${exportStem(split, k)}.npy`);
+    if (kind) return { format: "npy", split, kind };
+  }
+  return undefined;
 }
 
 const fileMessage = (input: unknown) =>
@@ -48,7 +53,7 @@ const exportFile = z
     type: "string",
     pattern: `^(${EXPORT_FILES.map((f) => f.replace(".", "\\.")).join("|")}|[a-z0-9-]+\\.npz)$`,
     description:
-      "<split>.npy: the images, float32 (n, rows, cols, channels), or uint8 with ?dtype=uint8; <split>-labels.npy: the labels, uint8 (n,); <split>.parquet: Hugging Face's Image and ClassLabel columns; <dataset>.npz: Keras' x_train, y_train, x_test, y_test, uint8.",
+      "<split>.npy: the images, float32 (n, rows, cols, channels), or uint8 with ?dtype=uint8 (also named <split>-uint8.npy); <split>-labels.npy: the labels, uint8 (n,); <split>.parquet: Hugging Face's Image and ClassLabel columns; <dataset>.npz: Keras' x_train, y_train, x_test, y_test, uint8.",
     example: "test.npy",
   });
 
