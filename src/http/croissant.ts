@@ -170,23 +170,18 @@ export function customAbout(name: string, source: string, swappedAt: string | nu
   } catch {
     // Not a URL: the source as given.
   }
-  const published = (swappedAt ?? new Date().toISOString()).slice(0, 10);
-  if (url && isLoopback(url.hostname))
-    return {
-      description: `${name}: a custom IDX dataset loaded by idx-etl from files on the machine that loaded it (served there at ${source} while loading).`,
-      url: page,
-      license: { name: "Not stated: a custom dataset; its files' terms apply", url: page },
-      creators: [{ kind: "Organization", name: "Not stated (files on the loading machine)" }],
-      citation: `@misc{${name.replace(/-/g, "_")},\n  title        = {${name}},\n  howpublished = {${page}}\n}`,
-      published,
-    };
-  const host = url?.host || source;
+  const local = url !== undefined && isLoopback(url.hostname);
+  const home = local ? page : source;
   return {
-    description: `${name}: a custom IDX dataset loaded by idx-etl from ${source}.`,
-    url: source,
-    license: { name: "Not stated: a custom dataset; its source's terms apply", url: source },
-    creators: [{ kind: "Organization", name: host }],
-    citation: `@misc{${name.replace(/-/g, "_")},\n  title        = {${name}},\n  howpublished = {${source}}\n}`,
-    published,
+    description: local
+      ? `${name}: a custom IDX dataset loaded by idx-etl from files on the machine that loaded it (served there at ${source} while loading).`
+      : `${name}: a custom IDX dataset loaded by idx-etl from ${source}.`,
+    url: home,
+    license: { name: `Not stated: a custom dataset; its ${local ? "files'" : "source's"} terms apply`, url: home },
+    creators: [
+      { kind: "Organization", name: local ? "Not stated (files on the loading machine)" : url?.host || source },
+    ],
+    citation: `@misc{${name.replace(/-/g, "_")},\n  title        = {${name}},\n  howpublished = {${home}}\n}`,
+    published: (swappedAt ?? new Date().toISOString()).slice(0, 10),
   };
 }
